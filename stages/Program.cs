@@ -1,1 +1,3 @@
-Console.WriteLine("forgetless");
+using Forgetless.Stages;
+
+return await ForgetlessApp.RunAsync(args);

@@ -1,0 +1,28 @@
+namespace Forgetless.Configuration;
+
+public enum DeviceChoice { Auto, Cpu, Cuda }
+
+/// <summary>The <c>run</c> section: where outputs go, the base model, the seed and the device.</summary>
+public sealed class RunOptions : IValidatableOptions
+{
+    /// <summary>Folder that holds every stage's outputs (relative to the pipeline file).</summary>
+    public string Root { get; set; } = "runs";
+
+    /// <summary>Hugging Face model folder of the base model (the teacher, and what adapters attach to).</summary>
+    public string BaseModel { get; set; } = "data/models/forgetless-base";
+
+    /// <summary>Seed for every random choice in the pipeline; same seed and inputs give the same bytes.</summary>
+    public int Seed { get; set; } = 1234;
+
+    public DeviceChoice Device { get; set; } = DeviceChoice.Auto;
+
+    /// <summary>Compute threads for libtorch; 0 keeps libtorch's default (the number of cores).</summary>
+    public int Threads { get; set; }
+
+    public IEnumerable<string> Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Root)) yield return "root: must name a folder";
+        if (string.IsNullOrWhiteSpace(BaseModel)) yield return "baseModel: must name a Hugging Face model folder";
+        if (Threads < 0) yield return $"threads = {Threads}: must be 0 (default) or a positive number";
+    }
+}

@@ -1,0 +1,31 @@
+using Forgetless.Configuration;
+using Forgetless.Runs;
+using Microsoft.Extensions.Logging;
+
+namespace Forgetless.Stages;
+
+/// <summary>
+/// The pipeline's stages in order, each with its config section. A stage issue adds one line
+/// here; everything else (verbs, status, Cake targets) follows from this list.
+/// </summary>
+public static class StageRegistry
+{
+    public sealed record Entry(string Name, Type OptionsType, string Summary, Func<StageFactoryContext, IStage?> Create);
+
+    /// <summary>Pipeline order. A factory may return null when the stage is turned off in config.</summary>
+    public static IReadOnlyList<Entry> All { get; } =
+    [
+    ];
+
+    /// <summary>Every config section: <c>run</c> plus one per stage.</summary>
+    public static IReadOnlyDictionary<string, Type> Sections { get; } =
+        new Dictionary<string, Type> { ["run"] = typeof(RunOptions) }
+            .Concat(All.Select(e => KeyValuePair.Create(e.Name, e.OptionsType)))
+            .ToDictionary(StringComparer.Ordinal);
+
+    public static IReadOnlyList<IStage> Build(StageFactoryContext context) =>
+        All.Select(e => e.Create(context)).OfType<IStage>().ToList();
+}
+
+/// <summary>What a stage factory can use: the loaded config and a logger factory.</summary>
+public sealed record StageFactoryContext(PipelineConfig Config, RunOptions Run, ILoggerFactory LoggerFactory);

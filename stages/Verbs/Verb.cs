@@ -1,0 +1,54 @@
+using Forgetless.Configuration;
+using Forgetless.Runs;
+using Forgetless.Stages.Cli;
+using Forgetless.Stages.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Forgetless.Stages.Verbs;
+
+/// <summary>A command of the forgetless executable: how it is called and which hosted services do the work.</summary>
+public sealed record Verb(string Name, string Usage, string Summary, Action<VerbContext> Register);
+
+/// <summary>What a verb's registration can use. The pipeline file is loaded on first use only.</summary>
+public sealed class VerbContext
+{
+    private PipelineConfig? config;
+    private RunOptions? run;
+
+    public VerbContext(CommandLine cli, IServiceCollection services)
+    {
+        Cli = cli;
+        Services = services;
+    }
+
+    public CommandLine Cli { get; }
+    public IServiceCollection Services { get; }
+
+    /// <summary>The pipeline file named by --config (default forgetless.json), with --set overrides.</summary>
+    public PipelineConfig Config => config ??= PipelineConfig.Load(
+        Cli.Option("config") ?? PipelineConfig.DefaultFileName,
+        StageRegistry.Sections,
+        PipelineConfig.ParseOverrides(Cli.Options("set")));
+
+    public RunOptions Run => run ??= Config.Section<RunOptions>("run");
+
+    /// <summary>Registers the run store, rooted where the config says, and a JSON-lines log file for this run.</summary>
+    public void AddRunStore()
+    {
+        string root = Config.ResolvePath(Run.Root);
+        Services.AddSingleton(sp => new RunStore(root, ToolVersion.Current, sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless")));
+        string log = Path.Combine(root, "logs", $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Cli.Verb}.jsonl");
+        Services.AddSingleton<ILoggerProvider>(_ => new Logging.JsonLinesLoggerProvider(log));
+        if (Run.Threads > 0) TorchSharp.torch.set_num_threads(Run.Threads);
+    }
+
+    /// <summary>The stages of this configuration in pipeline order (stages turned off are absent).</summary>
+    public IReadOnlyList<IStage> Stages(ILoggerFactory loggerFactory) =>
+        StageRegistry.Build(new StageFactoryContext(Config, Run, loggerFactory));
+
+    /// <summary>Runs <paramref name="command"/> as the one hosted service of this invocation.</summary>
+    public void AddCommand(Func<IServiceProvider, CancellationToken, Task<int>> command) =>
+        Services.AddSingleton<IHostedService>(sp => ActivatorUtilities.CreateInstance<CommandService>(sp, Cli.Verb, command, sp));
+}

@@ -1,0 +1,29 @@
+namespace Forgetless.Stages.Verbs;
+
+/// <summary>Every verb of the forgetless executable, in the order `forgetless help` lists them.</summary>
+public static class VerbCatalog
+{
+    public static IReadOnlyList<Verb> All { get; } =
+    [
+        .. StageVerbs.All(),
+        StatusVerb.Definition,
+        CleanVerb.Definition,
+    ];
+
+    public static string Help()
+    {
+        var lines = new List<string>
+        {
+            "forgetless — fine-tune language models without forgetting: a staged, gated, reproducible pipeline.",
+            "",
+            "usage: forgetless VERB [options]",
+            "",
+        };
+        lines.AddRange(All.Select(v => $"  {v.Name,-10} {v.Summary}\n  {"",-10}   {v.Usage}"));
+        lines.Add("");
+        lines.Add("Common options: --config FILE (default forgetless.json), --set section.key=value (repeatable),");
+        lines.Add("environment FORGETLESS_section__key=value. Exit codes: 0 done or up to date, 1 error, 2 usage or");
+        lines.Add("configuration error, 3 stale (status --check), 4 a release gate failed, 130 cancelled.");
+        return string.Join('\n', lines);
+    }
+}
