@@ -76,6 +76,24 @@ internal static class ConfigShape
         Check(node, type, path, source, errors);
     }
 
+    /// <summary>
+    /// The binder appends configured list items to a list's default items; a list given in the
+    /// configuration should replace the default instead, so such lists are emptied before binding.
+    /// </summary>
+    public static void ClearConfiguredLists(object options, IConfiguration section)
+    {
+        foreach (var property in BindableProperties(options.GetType()))
+        {
+            var child = section.GetSection(property.Name);
+            if (!child.GetChildren().Any()) continue;
+            var type = property.PropertyType;
+            if (ElementType(type) is { } element && type != typeof(string))
+                property.SetValue(options, type.IsArray ? Array.CreateInstance(element, 0) : Activator.CreateInstance(type));
+            else if (!IsScalar(type) && DictionaryValueType(type) is null && property.GetValue(options) is { } nested)
+                ClearConfiguredLists(nested, child);
+        }
+    }
+
     public static string Describe(Type type)
     {
         type = Nullable.GetUnderlyingType(type) ?? type;

@@ -48,9 +48,14 @@ public sealed class PipelineConfig
         }
         catch (Exception e) when (e is FormatException or InvalidDataException)
         {
-            var json = e.InnerException as JsonException;
+            var json = Causes(e).OfType<JsonException>().FirstOrDefault();
             string where = json?.LineNumber is { } line ? $":{line + 1}:{json.BytePositionInLine + 1}" : "";
             throw new ConfigException($"{path}{where}: not valid JSON — {(json ?? e).Message}");
+        }
+
+        static IEnumerable<Exception> Causes(Exception e)
+        {
+            for (Exception? c = e; c is not null; c = c.InnerException) yield return c;
         }
 
         var config = new PipelineConfig(full, root, sections);
@@ -81,7 +86,10 @@ public sealed class PipelineConfig
     {
         if (!sections.TryGetValue(name, out var type) || type != typeof(T))
             throw new InvalidOperationException($"Section '{name}' is not registered as {typeof(T).Name}.");
-        var options = configuration.GetSection(name).Get<T>() ?? new T();
+        var section = configuration.GetSection(name);
+        var options = new T();
+        ConfigShape.ClearConfiguredLists(options, section);
+        section.Bind(options);
         if (options is IValidatableOptions validatable)
         {
             var errors = validatable.Validate().Select(e => $"{Path.GetFileName(FilePath)}: {name}.{e}").ToList();

@@ -1,0 +1,13 @@
+using System.Runtime.CompilerServices;
+
+namespace Forgetless.Tests;
+
+internal static class TestSetup
+{
+    /// <summary>
+    /// xunit runs test classes in parallel on this 2-core machine; one libtorch thread per test
+    /// keeps them from oversubscribing the cores (results do not depend on the thread count).
+    /// </summary>
+    [ModuleInitializer]
+    internal static void OneTorchThread() => TorchSharp.torch.set_num_threads(1);
+}
