@@ -1,0 +1,7 @@
+// Forgetless build entry point: `dotnet cake --target=FineTune` (or ./build.sh --target=FineTune).
+// The tasks live in build/*.cake, one file per concern; `dotnet cake --description` lists them.
+#load "build/parameters.cake"
+#load "build/solution.cake"
+#load "build/pipeline.cake"
+
+RunTarget(Argument("target", "Build"));
