@@ -1,0 +1,41 @@
+using Forgetless.Configuration;
+using Forgetless.Model;
+using Forgetless.Pretraining;
+using Forgetless.Runs;
+
+namespace Forgetless.Stages.Pretrain;
+
+/// <summary>
+/// Builds the embedded base model. Not one of the pipeline's stages (it makes what they start
+/// from), but run through the same run store: skipped when its inputs did not change, resumable,
+/// and published only when complete.
+/// </summary>
+public sealed class PretrainStage(PipelineConfig config, PretrainOptions options, RunOptions run) : IStage
+{
+    public string Name => "pretrain";
+
+    public void DeclareInputs(StageInputs inputs) => inputs
+        .File("corpus", config.ResolvePath(options.Corpus))
+        .File("heldout", config.ResolvePath(options.Heldout))
+        .Directory("tokenizer", config.ResolvePath(options.Tokenizer))
+        .Value("config:pretrain", PipelineConfig.Canonical(options))
+        .Value("seed", run.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+    public Task<StageOutcome> RunAsync(StageRun stageRun, CancellationToken cancellationToken)
+    {
+        var trainer = new Pretrainer(options, run.Seed, config.ResolvePath, stageRun.Logger);
+        var result = trainer.Run(stageRun.WorkDirectory, cancellationToken);
+        ModelFolder.Save(result.Model, stageRun.OutputDirectory,
+            new ModelSaveOptions { TokenizerDirectory = config.ResolvePath(options.Tokenizer) });
+        File.Copy(Path.Combine(stageRun.WorkDirectory, Pretrainer.MetricsFile), Path.Combine(stageRun.OutputDirectory, "training_log.jsonl"));
+        return Task.FromResult(StageOutcome.Done(new Dictionary<string, object?>
+        {
+            ["steps"] = result.Steps,
+            ["tokensSeen"] = result.TokensSeen,
+            ["parameters"] = result.Parameters,
+            ["trainLoss"] = Math.Round(result.FinalTrainLoss, 4),
+            ["heldoutLoss"] = Math.Round(result.FinalHeldoutLoss, 4),
+            ["trainSeconds"] = Math.Round(result.WallSeconds, 1),
+        }));
+    }
+}
