@@ -67,6 +67,13 @@ public static class BrownCorpus
             }
             var sentence = ParseSentence(line);
             if (sentence.Count == 0) continue;
+            if (!sentence.Any(t => t.IsWord) && paragraphs.Count > 0)
+            {
+                // A line of bare punctuation (a closing quote or parenthesis) ends the sentence before it.
+                var last = paragraphs[^1];
+                ((List<IReadOnlyList<TaggedToken>>)last)[^1] = last[^1].Concat(sentence).ToList();
+                continue;
+            }
             // Headlines (every word tagged -hl) stand alone, and so does whatever follows them.
             var headline = sentence.Where(t => t.IsWord).All(t => t.IsHeadline);
             if (current is null || line.StartsWith('\t') || headline || previousWasHeadline)

@@ -40,9 +40,9 @@ public sealed class BrownTextTests
     [Fact]
     public void Paragraphs_start_at_tabs_blank_lines_and_headlines()
     {
-        var text = "\n\n\tThe/at dog/nn ran/vbd ./.\nIt/pps barked/vbd ./.\n\n\nBig/jj-hl news/nn-hl \nMore/ap text/nn ./.\n\n\tNew/jj one/cd ./.\n";
+        var text = "\n\n\tThe/at dog/nn ran/vbd ./.\nIt/pps barked/vbd ./.\n\n\nBig/jj-hl news/nn-hl \nMore/ap text/nn ./.\n\n\t``/`` New/jj one/cd ./.\n\n\t''/''\n";
         var file = BrownCorpus.ParseFile("ca01", "news", text);
-        file.Paragraphs.Select(BrownCorpus.ParagraphText).Should().Equal("The dog ran. It barked.", "Big news", "More text.", "New one.");
+        file.Paragraphs.Select(BrownCorpus.ParagraphText).Should().Equal("The dog ran. It barked.", "Big news", "More text.", "\"New one.\"");
     }
 
     [Fact]

@@ -41,6 +41,12 @@ public sealed class TokenizerCompatibilityTests
         var ids = ours.Encode(paragraph);
         HuggingFaceIds(Path.Combine(tokenizerDir, "tokenizer.json"), paragraph).Should().Equal(ids);
         ours.Decode(ids).Should().Be(paragraph);
+
+        // The GPT-2 style vocab.json + merges.txt pair reads in Microsoft.ML.Tokenizers too.
+        using var vocab = File.OpenRead(Path.Combine(tokenizerDir, "vocab.json"));
+        using var merges = File.OpenRead(Path.Combine(tokenizerDir, "merges.txt"));
+        var codeGen = Microsoft.ML.Tokenizers.CodeGenTokenizer.Create(vocab, merges, addPrefixSpace: false, addBeginOfSentence: false, addEndOfSentence: false);
+        codeGen.EncodeToIds(paragraph).Should().Equal(ids);
         ((double)System.Text.Encoding.UTF8.GetByteCount(paragraph) / ids.Length).Should().BeGreaterThan(3.0);
     }
 }
