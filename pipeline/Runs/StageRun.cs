@@ -21,7 +21,8 @@ public sealed class StageRun
 
     public required ILogger Logger { get; init; }
 
-    internal required Func<string, string> ResolveUpstream { get; init; }
+    /// <summary>Maps an upstream stage name to its completed output folder (set by the run store).</summary>
+    public required Func<string, string> ResolveUpstream { get; init; }
 
     /// <summary>The completed output folder of an upstream stage declared with <see cref="StageInputs.Upstream"/>.</summary>
     public string UpstreamOutput(string stageName) => ResolveUpstream(stageName);
