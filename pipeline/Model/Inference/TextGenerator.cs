@@ -22,9 +22,10 @@ public sealed record GenerationResult(IReadOnlyList<int> PromptIds, IReadOnlyLis
 
 /// <summary>
 /// Batch-1 autoregressive generation with a KV cache: the prompt runs once, then one token per step.
-/// Takes an already-built model, adapters applied or not.
+/// Takes an already-built model, adapters applied or not. (Not named Generator: that clashes with
+/// torch.Generator wherever <c>using static TorchSharp.torch</c> is in scope.)
 /// </summary>
-public sealed class Generator(CausalLM model, ITokenizer tokenizer)
+public sealed class TextGenerator(CausalLM model, ITokenizer tokenizer)
 {
     public GenerationResult Generate(string prompt, GenerationOptions? options = null, CancellationToken cancellationToken = default) =>
         Generate(tokenizer.Encode(prompt), options, cancellationToken);
