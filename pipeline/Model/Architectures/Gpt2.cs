@@ -1,0 +1,148 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Forgetless.Model.Architectures;
+
+/// <summary>
+/// GPT-2: learned positions, pre-norm LayerNorm blocks, fused q/k/v projection and a gelu_new MLP.
+/// HF stores c_attn, c_proj and c_fc as Conv1D with weight [in, out]; here they are ordinary Linear layers
+/// ([out, in]) and the loader/saver transpose them, so adapter code sees one kind of projection.
+/// </summary>
+public sealed class GPT2LMHeadModel : CausalLM
+{
+    private readonly Gpt2Model transformer;
+    private nn.Module<Tensor, Tensor>? lm_head;
+    private readonly HashSet<string> fanInFanOut;
+
+    public GPT2LMHeadModel(ModelConfig config) : base(nameof(GPT2LMHeadModel), config)
+    {
+        transformer = new Gpt2Model(config);
+        lm_head = config.TieWordEmbeddings ? null : nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false);
+        fanInFanOut = Enumerable.Range(0, config.NumHiddenLayers)
+            .SelectMany(i => new[] { "attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj" }.Select(m => $"transformer.h.{i}.{m}"))
+            .ToHashSet(StringComparer.Ordinal);
+        RegisterComponents();
+    }
+
+    public override string BaseModelPrefix => "transformer";
+
+    public override IReadOnlySet<string> FanInFanOutModules => fanInFanOut;
+
+    protected override void CheckSequenceLength(int totalLength)
+    {
+        if (totalLength > Config.MaxPositionEmbeddings)
+            throw new ArgumentException($"gpt2: sequence of {totalLength} tokens exceeds n_positions {Config.MaxPositionEmbeddings}");
+    }
+
+    private protected override Tensor ForwardCore(Tensor inputIds, AttentionContext context)
+    {
+        var hidden = transformer.Forward(inputIds, context);
+        return lm_head is null ? nn.functional.linear(hidden, transformer.wte.weight!) : lm_head.call(hidden);
+    }
+
+    // HF's causal-mask buffers, present in older checkpoints.
+    protected override bool IsIgnorableCheckpointKey(string key) =>
+        base.IsIgnorableCheckpointKey(key)
+        || key.EndsWith(".attn.bias", StringComparison.Ordinal)
+        || key.EndsWith(".attn.masked_bias", StringComparison.Ordinal);
+
+    protected override bool IsNormParameter(string name) => name.Contains(".ln_", StringComparison.Ordinal);
+
+    // GPT-2 scales residual projections by 1/sqrt(2 * n_layer) so the residual stream's variance
+    // does not grow with depth.
+    protected override double InitStd(string parameterName) =>
+        parameterName.EndsWith("c_proj.weight", StringComparison.Ordinal)
+            ? Config.InitializerRange / Math.Sqrt(2.0 * Config.NumHiddenLayers)
+            : Config.InitializerRange;
+}
+
+internal sealed class Gpt2Model : nn.Module
+{
+    internal readonly Embedding wte;
+    private readonly Embedding wpe;
+    private readonly ModuleList<Gpt2Block> h;
+    private readonly LayerNorm ln_f;
+
+    public Gpt2Model(ModelConfig config) : base(nameof(Gpt2Model))
+    {
+        wte = nn.Embedding(config.VocabSize, config.HiddenSize);
+        wpe = nn.Embedding(config.MaxPositionEmbeddings, config.HiddenSize);
+        h = nn.ModuleList(Enumerable.Range(0, config.NumHiddenLayers).Select(i => new Gpt2Block(config, i)).ToArray());
+        ln_f = nn.LayerNorm(config.HiddenSize, config.NormEps);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor inputIds, AttentionContext context)
+    {
+        var x = wte.call(inputIds) + wpe.call(context.Positions);
+        foreach (var block in h) x = block.Forward(x, context);
+        return ln_f.call(x);
+    }
+}
+
+internal sealed class Gpt2Block : nn.Module
+{
+    private readonly LayerNorm ln_1;
+    private readonly Gpt2Attention attn;
+    private readonly LayerNorm ln_2;
+    private readonly Gpt2Mlp mlp;
+
+    public Gpt2Block(ModelConfig config, int index) : base(nameof(Gpt2Block))
+    {
+        ln_1 = nn.LayerNorm(config.HiddenSize, config.NormEps);
+        attn = new Gpt2Attention(config, index);
+        ln_2 = nn.LayerNorm(config.HiddenSize, config.NormEps);
+        mlp = new Gpt2Mlp(config);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor x, AttentionContext context)
+    {
+        x = x + attn.Forward(ln_1.call(x), context);
+        return x + mlp.call(ln_2.call(x));
+    }
+}
+
+internal sealed class Gpt2Attention : nn.Module
+{
+    private readonly int layerIndex, heads, headDim;
+    private nn.Module<Tensor, Tensor> c_attn, c_proj;
+
+    public Gpt2Attention(ModelConfig config, int layerIndex) : base(nameof(Gpt2Attention))
+    {
+        this.layerIndex = layerIndex;
+        heads = config.NumAttentionHeads;
+        headDim = config.HeadDim;
+        c_attn = nn.Linear(config.HiddenSize, 3 * config.HiddenSize);
+        c_proj = nn.Linear(config.HiddenSize, config.HiddenSize);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor x, AttentionContext context)
+    {
+        long b = x.shape[0], t = x.shape[1], d = heads * headDim;
+        var qkv = c_attn.call(x);
+        Tensor Heads(long start) => qkv.narrow(2, start, d).view(b, t, heads, headDim).transpose(1, 2);
+        var y = context.Attend(layerIndex, Heads(0), Heads(d), Heads(2 * d));
+        return c_proj.call(y.transpose(1, 2).reshape(b, t, d));
+    }
+}
+
+internal sealed class Gpt2Mlp : nn.Module<Tensor, Tensor>
+{
+    private nn.Module<Tensor, Tensor> c_fc, c_proj;
+
+    public Gpt2Mlp(ModelConfig config) : base(nameof(Gpt2Mlp))
+    {
+        c_fc = nn.Linear(config.HiddenSize, config.IntermediateSize);
+        c_proj = nn.Linear(config.IntermediateSize, config.HiddenSize);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => c_proj.call(GeluNew(c_fc.call(x)));
+
+    /// <summary>GPT-2's tanh approximation of GELU ("gelu_new").</summary>
+    private static Tensor GeluNew(Tensor x) =>
+        0.5 * x * (1.0 + tanh(Math.Sqrt(2.0 / Math.PI) * (x + 0.044715 * x.pow(3))));
+}

@@ -1,0 +1,134 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Forgetless.Model.Architectures;
+
+/// <summary>
+/// Llama (also SmolLM, and the base of Qwen2 and Mistral): pre-norm decoder with RMSNorm, RoPE,
+/// grouped-query attention and a SwiGLU MLP. Field names are the HF checkpoint keys.
+/// </summary>
+public class LlamaForCausalLM : CausalLM
+{
+    private readonly LlamaModel model;
+    private nn.Module<Tensor, Tensor>? lm_head;
+
+    public LlamaForCausalLM(ModelConfig config) : this(nameof(LlamaForCausalLM), config)
+    {
+    }
+
+    protected LlamaForCausalLM(string name, ModelConfig config) : base(name, config)
+    {
+        model = new LlamaModel(config);
+        // Tied: the output projection is the embedding matrix itself, so there is no lm_head module
+        // (a second Parameter object for the same storage would be updated twice by an optimizer).
+        lm_head = config.TieWordEmbeddings ? null : nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false);
+        RegisterComponents();
+    }
+
+    public override string BaseModelPrefix => "model";
+
+    private protected override Tensor ForwardCore(Tensor inputIds, AttentionContext context)
+    {
+        var hidden = model.Forward(inputIds, context);
+        return lm_head is null ? nn.functional.linear(hidden, model.embed_tokens.weight!) : lm_head.call(hidden);
+    }
+
+    protected override bool IsNormParameter(string name) => name.EndsWith("norm.weight", StringComparison.Ordinal);
+}
+
+internal sealed class LlamaModel : nn.Module
+{
+    internal readonly Embedding embed_tokens;
+    private readonly ModuleList<LlamaDecoderLayer> layers;
+    private readonly RmsNorm norm;
+    private readonly RotaryEmbedding rotary;
+
+    public LlamaModel(ModelConfig config) : base(nameof(LlamaModel))
+    {
+        embed_tokens = nn.Embedding(config.VocabSize, config.HiddenSize);
+        layers = nn.ModuleList(Enumerable.Range(0, config.NumHiddenLayers).Select(i => new LlamaDecoderLayer(config, i)).ToArray());
+        norm = new RmsNorm(config.HiddenSize, config.NormEps);
+        rotary = new RotaryEmbedding(config);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor inputIds, AttentionContext context)
+    {
+        var (cos, sin) = rotary.At(context.Positions);
+        var x = embed_tokens.call(inputIds);
+        foreach (var layer in layers) x = layer.Forward(x, cos, sin, context);
+        return norm.call(x);
+    }
+}
+
+internal sealed class LlamaDecoderLayer : nn.Module
+{
+    private readonly RmsNorm input_layernorm;
+    private readonly LlamaAttention self_attn;
+    private readonly RmsNorm post_attention_layernorm;
+    private readonly LlamaMlp mlp;
+
+    public LlamaDecoderLayer(ModelConfig config, int index) : base(nameof(LlamaDecoderLayer))
+    {
+        input_layernorm = new RmsNorm(config.HiddenSize, config.NormEps);
+        self_attn = new LlamaAttention(config, index);
+        post_attention_layernorm = new RmsNorm(config.HiddenSize, config.NormEps);
+        mlp = new LlamaMlp(config);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, AttentionContext context)
+    {
+        x = x + self_attn.Forward(input_layernorm.call(x), cos, sin, context);
+        return x + mlp.call(post_attention_layernorm.call(x));
+    }
+}
+
+internal sealed class LlamaAttention : nn.Module
+{
+    private readonly int layerIndex, heads, kvHeads, headDim;
+    private nn.Module<Tensor, Tensor> q_proj, k_proj, v_proj, o_proj;
+
+    public LlamaAttention(ModelConfig config, int layerIndex) : base(nameof(LlamaAttention))
+    {
+        this.layerIndex = layerIndex;
+        heads = config.NumAttentionHeads;
+        kvHeads = config.NumKeyValueHeads;
+        headDim = config.HeadDim;
+        q_proj = nn.Linear(config.HiddenSize, heads * headDim, hasBias: config.AttentionBias);
+        k_proj = nn.Linear(config.HiddenSize, kvHeads * headDim, hasBias: config.AttentionBias);
+        v_proj = nn.Linear(config.HiddenSize, kvHeads * headDim, hasBias: config.AttentionBias);
+        // Qwen2 puts biases on q/k/v only; Llama's attention_bias covers o_proj too.
+        o_proj = nn.Linear(heads * headDim, config.HiddenSize, hasBias: config.AttentionBias && config.ModelType != "qwen2");
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, AttentionContext context)
+    {
+        long b = x.shape[0], t = x.shape[1];
+        var q = q_proj.call(x).view(b, t, heads, headDim).transpose(1, 2);
+        var k = k_proj.call(x).view(b, t, kvHeads, headDim).transpose(1, 2);
+        var v = v_proj.call(x).view(b, t, kvHeads, headDim).transpose(1, 2);
+        q = RotaryEmbedding.Apply(q, cos, sin);
+        k = RotaryEmbedding.Apply(k, cos, sin);
+        var y = context.Attend(layerIndex, q, k, v);
+        return o_proj.call(y.transpose(1, 2).reshape(b, t, heads * headDim));
+    }
+}
+
+internal sealed class LlamaMlp : nn.Module<Tensor, Tensor>
+{
+    private nn.Module<Tensor, Tensor> gate_proj, up_proj, down_proj;
+
+    public LlamaMlp(ModelConfig config) : base(nameof(LlamaMlp))
+    {
+        gate_proj = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: config.MlpBias);
+        up_proj = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: config.MlpBias);
+        down_proj = nn.Linear(config.IntermediateSize, config.HiddenSize, hasBias: config.MlpBias);
+        RegisterComponents();
+    }
+
+    // SwiGLU: silu(gate) * up, projected back down.
+    public override Tensor forward(Tensor x) => down_proj.call(nn.functional.silu(gate_proj.call(x)) * up_proj.call(x));
+}

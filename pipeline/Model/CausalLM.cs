@@ -1,0 +1,141 @@
+using Forgetless.Model.Safetensors;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Forgetless.Model;
+
+/// <summary>
+/// A decoder-only language model whose module tree mirrors the HF checkpoint keys, so that
+/// <c>named_parameters()</c> names are the safetensors keys (e.g. <c>model.layers.0.self_attn.q_proj.weight</c>).
+/// </summary>
+/// <remarks>
+/// Contract for adapter code (LoRA and friends): every projection is a TorchSharp <c>Linear</c> held in a
+/// field typed <c>nn.Module&lt;Tensor, Tensor&gt;</c> named like its HF key, and forward passes read that
+/// field on every call. Replacing the field by reflection (and calling <c>register_module</c> with the same
+/// name) therefore changes the computation. Linear layers that HF stores as GPT-2 <c>Conv1D</c> ([in, out])
+/// are listed in <see cref="FanInFanOutModules"/>; at runtime they are ordinary [out, in] Linear layers.
+/// Padding: <see cref="Forward"/> accepts right padding (scoring) and left padding (batched generation);
+/// positions count only real tokens, so either way a row computes what it would compute alone.
+/// </remarks>
+public abstract class CausalLM : nn.Module
+{
+    protected CausalLM(string name, ModelConfig config) : base(name) => Config = config;
+
+    public ModelConfig Config { get; }
+
+    /// <summary>Optional per-layer key/value prefixes (prefix tuning). Null: plain model.</summary>
+    public IPrefixKeyValues? PrefixKeyValues { get; set; }
+
+    /// <summary>Module paths (e.g. <c>transformer.h.0.attn.c_attn</c>) whose checkpoint weight is stored [in, out].</summary>
+    public virtual IReadOnlySet<string> FanInFanOutModules { get; } = new HashSet<string>();
+
+    /// <summary>HF's base_model_prefix: checkpoints of the bare base model omit it from their keys.</summary>
+    public abstract string BaseModelPrefix { get; }
+
+    /// <summary>
+    /// Logits [B, T, V] float32 for <paramref name="inputIds"/> [B, T] int64. <paramref name="attentionMask"/>
+    /// [B, T] is 1 for tokens and 0 for padding (null: all tokens). With a <paramref name="cache"/>, the ids are
+    /// the tokens after those already cached, the mask covers only them, and the cache is extended.
+    /// </summary>
+    public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null)
+    {
+        if (inputIds.dim() != 2 || inputIds.dtype != ScalarType.Int64)
+            throw new ArgumentException($"inputIds must be [batch, tokens] int64, got {inputIds.dtype} [{string.Join(", ", inputIds.shape)}]");
+        if (attentionMask is not null && !attentionMask.shape.SequenceEqual(inputIds.shape))
+            throw new ArgumentException($"attentionMask shape [{string.Join(", ", attentionMask.shape)}] differs from inputIds [{string.Join(", ", inputIds.shape)}]");
+        using var scope = NewDisposeScope();
+        var context = AttentionContext.Create(inputIds, attentionMask, cache, PrefixKeyValues);
+        CheckSequenceLength((cache?.Length ?? 0) + (int)inputIds.shape[1]);
+        var logits = ForwardCore(inputIds, context);
+        cache?.Advance(context.FullMask);
+        return logits.MoveToOuterDisposeScope();
+    }
+
+    public KvCache NewCache() => new(Config.NumHiddenLayers);
+
+    /// <summary>Throws when a sequence is longer than the architecture can attend over correctly.</summary>
+    protected virtual void CheckSequenceLength(int totalLength)
+    {
+    }
+
+    private protected abstract Tensor ForwardCore(Tensor inputIds, AttentionContext context);
+
+    /// <summary>Checkpoint keys that HF writes but that hold no weights we need (e.g. causal-mask buffers).</summary>
+    protected virtual bool IsIgnorableCheckpointKey(string key) =>
+        key.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal)
+        || (Config.TieWordEmbeddings && key == "lm_head.weight");
+
+    /// <summary>Weights in HF checkpoint layout (Conv1D weights transposed back to [in, out]).</summary>
+    public IEnumerable<KeyValuePair<string, Tensor>> CheckpointTensors()
+    {
+        foreach (var (name, p) in named_parameters())
+            yield return new(name, IsFanInFanOutWeight(name) ? p.detach().t() : p.detach());
+    }
+
+    private bool IsFanInFanOutWeight(string name) =>
+        name.EndsWith(".weight", StringComparison.Ordinal) && FanInFanOutModules.Contains(name[..^".weight".Length]);
+
+    /// <summary>Copies every parameter from <paramref name="weights"/>, checking names and shapes first.</summary>
+    internal void LoadFrom(CheckpointWeights weights)
+    {
+        using var _ = no_grad();
+        var used = new HashSet<string>(StringComparer.Ordinal);
+        var parameters = named_parameters().ToList();
+        var plan = new List<(Tensor Target, string Key, bool Transpose)>();
+        foreach (var (name, p) in parameters)
+        {
+            var key = weights.Contains(name) ? name
+                : name.StartsWith(BaseModelPrefix + ".", StringComparison.Ordinal) && weights.Contains(name[(BaseModelPrefix.Length + 1)..])
+                    ? name[(BaseModelPrefix.Length + 1)..]
+                    : throw new InvalidDataException($"{weights.Description}: missing required tensor '{name}' for model_type '{Config.ModelType}'");
+            var transpose = IsFanInFanOutWeight(name);
+            var expected = transpose ? p.shape.Reverse().ToArray() : p.shape;
+            var entry = weights.Entry(key);
+            if (!entry.Shape.SequenceEqual(expected))
+                throw new InvalidDataException(
+                    $"{weights.FileOf(key)}: tensor '{key}' has shape {entry.ShapeText}, expected [{string.Join(", ", expected)}]"
+                    + (transpose ? " (Conv1D layout [in, out])" : ""));
+            plan.Add((p, key, transpose));
+            used.Add(key);
+        }
+        var unexpected = weights.Keys.Where(k => !used.Contains(k) && !IsIgnorableCheckpointKey(k)).Order(StringComparer.Ordinal).ToList();
+        if (unexpected.Count > 0)
+            throw new InvalidDataException(
+                $"{weights.Description}: {unexpected.Count} tensor(s) not used by model_type '{Config.ModelType}': "
+                + string.Join(", ", unexpected.Take(5).Select(k => $"'{k}'")) + (unexpected.Count > 5 ? ", ..." : "")
+                + " (wrong model_type in config.json, or a checkpoint with extra heads?)");
+        foreach (var (target, key, transpose) in plan)
+        {
+            using var source = weights.ReadFloat32(key);
+            if (transpose)
+            {
+                using var t = source.t();
+                target.copy_(t);
+            }
+            else
+            {
+                target.copy_(source);
+            }
+        }
+    }
+
+    /// <summary>
+    /// HF-style fresh weights, deterministic for a seed: linear and embedding weights ~ N(0, initializer_range),
+    /// biases 0, norm weights 1. Parameters are visited in registration order with one seeded generator.
+    /// </summary>
+    public void InitializeWeights(long seed)
+    {
+        using var _ = no_grad();
+        using var generator = new Generator((ulong)seed);
+        foreach (var (name, p) in named_parameters())
+        {
+            if (IsNormParameter(name)) { if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_(); else p.fill_(1.0f); }
+            else if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
+            else p.normal_(0, InitStd(name), generator);
+        }
+    }
+
+    protected abstract bool IsNormParameter(string name);
+
+    protected virtual double InitStd(string parameterName) => Config.InitializerRange;
+}

@@ -1,0 +1,148 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Forgetless.Model.Safetensors;
+
+/// <summary>One tensor's entry in a safetensors header; offsets are relative to the data section.</summary>
+public sealed record SafetensorsEntry(string Name, string DType, long[] Shape, long Begin, long End)
+{
+    public string ShapeText => "[" + string.Join(", ", Shape) + "]";
+}
+
+/// <summary>
+/// Reads a safetensors file: 8-byte little-endian header length, a JSON header
+/// <c>{name: {dtype, shape, data_offsets: [begin, end]}}</c>, then raw little-endian data.
+/// Everything in the header is checked against the file before any tensor is read, so a truncated
+/// or hand-edited file fails with a message naming the file and tensor instead of reading garbage.
+/// </summary>
+public sealed class SafetensorsFile
+{
+    // Same guard as the reference implementation: a header this large is a corrupt length field.
+    private const long MaxHeaderBytes = 100_000_000;
+
+    private readonly long dataStart;
+
+    private SafetensorsFile(string path, long dataStart, Dictionary<string, SafetensorsEntry> entries, Dictionary<string, string> metadata)
+    {
+        Path = path;
+        this.dataStart = dataStart;
+        Entries = entries;
+        Metadata = metadata;
+    }
+
+    public string Path { get; }
+    public IReadOnlyDictionary<string, SafetensorsEntry> Entries { get; }
+    public IReadOnlyDictionary<string, string> Metadata { get; }
+    private string FileName => System.IO.Path.GetFileName(Path);
+
+    public static SafetensorsFile Open(string path)
+    {
+        var name = System.IO.Path.GetFileName(path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"{name}: file not found ({path})", path);
+        using var stream = File.OpenRead(path);
+        var fileLength = stream.Length;
+        if (fileLength < 8)
+            throw new InvalidDataException($"{name}: file is {fileLength} bytes, too short for a safetensors header (8-byte length prefix)");
+        Span<byte> prefix = stackalloc byte[8];
+        stream.ReadExactly(prefix);
+        var headerLength = BinaryPrimitives.ReadInt64LittleEndian(prefix);
+        if (headerLength <= 0 || headerLength > MaxHeaderBytes || headerLength > fileLength - 8)
+            throw new InvalidDataException(
+                $"{name}: header length {headerLength} does not fit a file of {fileLength} bytes (file truncated or not safetensors)");
+        var header = new byte[headerLength];
+        stream.ReadExactly(header);
+        var dataLength = fileLength - 8 - headerLength;
+
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(header);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{name}: header is not valid JSON: {e.Message}", e);
+        }
+        using (doc)
+        {
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                throw new InvalidDataException($"{name}: header should be a JSON object");
+            var entries = new Dictionary<string, SafetensorsEntry>(StringComparer.Ordinal);
+            var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var p in doc.RootElement.EnumerateObject())
+            {
+                if (p.Name == "__metadata__")
+                {
+                    foreach (var m in p.Value.EnumerateObject())
+                        metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : m.Value.GetRawText();
+                    continue;
+                }
+                entries[p.Name] = ReadEntry(name, p, dataLength);
+            }
+            return new SafetensorsFile(path, 8 + headerLength, entries, metadata);
+        }
+    }
+
+    private static SafetensorsEntry ReadEntry(string file, JsonProperty p, long dataLength)
+    {
+        var where = $"{file}: tensor '{p.Name}'";
+        try
+        {
+            var dtype = p.Value.GetProperty("dtype").GetString()!;
+            var shape = p.Value.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()).ToArray();
+            var offsets = p.Value.GetProperty("data_offsets").EnumerateArray().Select(e => e.GetInt64()).ToArray();
+            if (offsets.Length != 2) throw new InvalidDataException($"{where}: data_offsets should be [begin, end]");
+            var entry = new SafetensorsEntry(p.Name, dtype, shape, offsets[0], offsets[1]);
+            if (shape.Any(d => d < 0)) throw new InvalidDataException($"{where}: negative dimension in shape {entry.ShapeText}");
+            var size = SafetensorsDTypes.AnySize(dtype) ?? throw new InvalidDataException($"{where}: unknown dtype '{dtype}'");
+            if (entry.Begin < 0 || entry.End < entry.Begin || entry.End > dataLength)
+                throw new InvalidDataException(
+                    $"{where}: data_offsets [{entry.Begin}, {entry.End}] lie outside the {dataLength}-byte data section (file truncated?)");
+            var expected = shape.Aggregate(1L, (a, b) => a * b) * size;
+            if (entry.End - entry.Begin != expected)
+                throw new InvalidDataException(
+                    $"{where}: has {entry.End - entry.Begin} bytes of data, expected {expected} for {dtype} {entry.ShapeText}");
+            return entry;
+        }
+        catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            throw new InvalidDataException($"{where}: malformed header entry ({e.Message})", e);
+        }
+    }
+
+    /// <summary>Reads a tensor as float32 (F16/BF16 are widened exactly). The result is owned by the caller.</summary>
+    public Tensor ReadFloat32(string name)
+    {
+        if (!Entries.TryGetValue(name, out var e))
+            throw new KeyNotFoundException($"{FileName}: no tensor '{name}'");
+        if (!SafetensorsDTypes.TryParse(e.DType, out var dtype))
+            throw new InvalidDataException($"{FileName}: tensor '{name}' has dtype {e.DType}; only F32, F16 and BF16 weights are supported");
+        var bytes = new byte[e.End - e.Begin];
+        using (var stream = File.OpenRead(Path))
+        {
+            stream.Position = dataStart + e.Begin;
+            stream.ReadExactly(bytes);
+        }
+        var values = new float[bytes.Length / dtype.Size()];
+        switch (dtype)
+        {
+            case SafetensorsDType.F32:
+                MemoryMarshal.Cast<byte, float>(bytes).CopyTo(values);
+                break;
+            case SafetensorsDType.F16:
+                var halves = MemoryMarshal.Cast<byte, Half>(bytes);
+                for (var i = 0; i < values.Length; i++) values[i] = (float)halves[i];
+                break;
+            case SafetensorsDType.BF16:
+                // bfloat16 is the top half of a float32, so widening is a shift.
+                var raw = MemoryMarshal.Cast<byte, ushort>(bytes);
+                for (var i = 0; i < values.Length; i++) values[i] = BitConverter.Int32BitsToSingle(raw[i] << 16);
+                break;
+        }
+        return torch.tensor(values, e.Shape, dtype: ScalarType.Float32);
+    }
+
+    public override string ToString() => $"{FileName} ({Entries.Count} tensors)";
+}
