@@ -29,6 +29,9 @@ public static class AdapterInjector
         }
         foreach (var (name, module) in hits)
         {
+            if (module is IAdapterLayer)
+                throw new InvalidOperationException(
+                    $"Module '{name}' already has an adapter ({module.GetType().Name}); inject each method once.");
             if (!FrozenLinear.IsLinearLike(module))
                 throw new InvalidOperationException(
                     $"Target module '{name}' is a {module.GetType().Name}, not a Linear (or an IFrozenLinear base); " +

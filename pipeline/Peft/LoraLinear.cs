@@ -184,12 +184,7 @@ public static class Lora
     public static IReadOnlyList<string> Apply(nn.Module model, ModuleTargets targets, LoraOptions options)
     {
         options.Validate();
-        return AdapterInjector.Inject(model, targets, (path, original) =>
-        {
-            if (original is LoraLinear)
-                throw new InvalidOperationException($"Module '{path}' already has a LoRA adapter.");
-            return new LoraLinear(original, options, path);
-        });
+        return AdapterInjector.Inject(model, targets, (path, original) => new LoraLinear(original, options, path));
     }
 
     public static void MergeAll(nn.Module model)
