@@ -46,6 +46,7 @@ public sealed class BottleneckAdapter : nn.Module<Tensor, Tensor>, IAdapterLayer
             adapter_up.bias!.zero_();
         }
         RegisterComponents();
+        ModuleSeed.DetachFromScopes(this);
     }
 
     public IEnumerable<(string name, Parameter parameter)> AdapterParameters()

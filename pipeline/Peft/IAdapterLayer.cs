@@ -42,6 +42,16 @@ internal static class ModuleSeed
         return h ^ (ulong)seed;
     }
 
+    /// <summary>
+    /// Takes a module's tensors out of any dispose scope open while it was built, so the module owns them
+    /// (TorchSharp puts new tensors, parameters included, into the innermost open scope).
+    /// </summary>
+    public static void DetachFromScopes(nn.Module module)
+    {
+        foreach (var p in module.parameters()) p.DetachFromDisposeScope();
+        foreach (var b in module.buffers()) b.DetachFromDisposeScope();
+    }
+
     /// <summary>U(-bound, bound) from a seeded generator: what kaiming_uniform_(a = sqrt(5)) draws with bound = 1/sqrt(fan_in).</summary>
     public static Tensor KaimingUniformA5(long rows, long fanIn, Generator generator)
     {

@@ -81,9 +81,10 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
         {
             using var _ = no_grad();
             using var norm = RowNorm(includeLora: true);
-            lora_magnitude_vector = new Parameter(norm.clone(), requires_grad: true);
+            lora_magnitude_vector = new Parameter(norm.clone().DetachFromDisposeScope(), requires_grad: true);
         }
         RegisterComponents();
+        ModuleSeed.DetachFromScopes(this);
     }
 
     public IEnumerable<(string name, Parameter parameter)> AdapterParameters()
@@ -149,7 +150,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
             var norm = combined.square().sum(1).sqrt();
             var merged = combined.mul(lora_magnitude_vector.div(norm).unsqueeze(1));
             frozen.AddToWeight(merged.sub(w));
-            mergedRowNorm = norm.MoveToOuterDisposeScope();
+            mergedRowNorm = norm.DetachFromDisposeScope();
         }
         Merged = true;
     }

@@ -17,7 +17,7 @@ public sealed class Nf4Linear : nn.Module<Tensor, Tensor>, IFrozenLinear
     private readonly Tensor? weight_absmax_mean;   // f32 [1] (double quant)
     public readonly Parameter? bias;
 
-    private static readonly Tensor CodeBook = tensor(Nf4.Codes);
+    private static readonly Tensor CodeBook = tensor(Nf4.Codes).DetachFromDisposeScope();
     private readonly long count;
     private readonly int blocks;
 
@@ -48,8 +48,9 @@ public sealed class Nf4Linear : nn.Module<Tensor, Tensor>, IFrozenLinear
         {
             weight_absmax = tensor(weight.Absmax!);
         }
-        if (bias is not null) this.bias = new Parameter(bias.detach().clone(), requires_grad: false);
+        if (bias is not null) this.bias = new Parameter(bias.detach().clone().DetachFromDisposeScope(), requires_grad: false);
         RegisterComponents();
+        ModuleSeed.DetachFromScopes(this);
     }
 
     /// <summary>Quantizes a Linear's weight (the Linear itself is left untouched).</summary>
