@@ -1,0 +1,202 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Forgetless.Peft;
+
+/// <summary>LoRA hyper-parameters (PEFT's LoraConfig names in comments).</summary>
+public sealed record LoraOptions
+{
+    /// <summary><c>r</c>: rank of the update.</summary>
+    public int R { get; init; } = 8;
+    /// <summary><c>lora_alpha</c>.</summary>
+    public double Alpha { get; init; } = 8;
+    /// <summary><c>lora_dropout</c>, applied to the adapter's input only.</summary>
+    public double Dropout { get; init; }
+    /// <summary><c>use_rslora</c>: scaling alpha/sqrt(r) instead of alpha/r.</summary>
+    public bool UseRsLora { get; init; }
+    /// <summary><c>use_dora</c>: weight-decomposed LoRA with a magnitude vector per output feature.</summary>
+    public bool UseDora { get; init; }
+    /// <summary>Seed of lora_A's initial values (mixed with each module path).</summary>
+    public long Seed { get; init; }
+
+    public double Scaling => UseRsLora ? Alpha / Math.Sqrt(R) : Alpha / R;
+
+    public void Validate()
+    {
+        if (R <= 0) throw new ArgumentException($"LoRA rank r must be positive, got {R}.");
+        if (Dropout is < 0 or >= 1) throw new ArgumentException($"lora_dropout must be in [0, 1), got {Dropout}.");
+    }
+}
+
+/// <summary>
+/// LoRA (and DoRA) around a frozen base projection:
+/// y = base(x) + B(A(dropout(x))) * scaling. With DoRA (PEFT's formulation, norm detached):
+/// y = base(x) + (m/‖W + s·BA‖ − 1)·W·x' + (m/‖W + s·BA‖)·s·B(A(x')), where x' is the dropped-out input
+/// and ‖·‖ is the L2 norm of each output row; at init m = ‖W‖ and B = 0, so nothing changes.
+/// Field names match PEFT's module names, so parameter paths read <c>...q_proj.lora_A.weight</c>.
+/// </summary>
+public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
+{
+    public readonly nn.Module<Tensor, Tensor> base_layer;
+    public readonly Linear lora_A;
+    public readonly Linear lora_B;
+    private readonly nn.Module<Tensor, Tensor> lora_dropout;
+    public readonly Parameter? lora_magnitude_vector;
+
+    private readonly IFrozenLinear frozen;
+    private readonly double dropoutP;
+    private Tensor? mergedRowNorm; // DoRA: the norm used by Merge, needed to undo it exactly
+
+    public LoraOptions Options { get; }
+    public double Scaling { get; }
+    public bool Merged { get; private set; }
+    public bool UsesDora => lora_magnitude_vector is not null;
+
+    /// <param name="baseLayer">A Linear or an <see cref="IFrozenLinear"/> module; its parameters are frozen.</param>
+    /// <param name="modulePath">The module path, mixed into the seed.</param>
+    public LoraLinear(nn.Module<Tensor, Tensor> baseLayer, LoraOptions options, string modulePath = "") : base(nameof(LoraLinear))
+    {
+        options.Validate();
+        Options = options;
+        Scaling = options.Scaling;
+        base_layer = baseLayer;
+        frozen = FrozenLinear.Of(baseLayer);
+        foreach (var p in baseLayer.parameters()) p.requires_grad = false;
+
+        long inF = frozen.InFeatures, outF = frozen.OutFeatures;
+        lora_A = nn.Linear(inF, options.R, hasBias: false);
+        lora_B = nn.Linear(options.R, outF, hasBias: false);
+        using (no_grad())
+        {
+            using var g = new Generator(ModuleSeed.For(options.Seed, modulePath));
+            using var a = ModuleSeed.KaimingUniformA5(options.R, inF, g);
+            lora_A.weight.copy_(a);
+            lora_B.weight.zero_();
+        }
+        dropoutP = options.Dropout;
+        lora_dropout = options.Dropout > 0 ? nn.Dropout(options.Dropout) : nn.Identity();
+
+        if (options.UseDora)
+        {
+            using var _ = no_grad();
+            using var norm = RowNorm(includeLora: true);
+            lora_magnitude_vector = new Parameter(norm.clone().DetachFromDisposeScope(), requires_grad: true);
+        }
+        RegisterComponents();
+        ModuleSeed.DetachFromScopes(this);
+    }
+
+    public IEnumerable<(string name, Parameter parameter)> AdapterParameters()
+    {
+        yield return ("lora_A.weight", lora_A.weight);
+        yield return ("lora_B.weight", lora_B.weight);
+        if (lora_magnitude_vector is not null) yield return ("lora_magnitude_vector", lora_magnitude_vector);
+    }
+
+    public IFrozenLinear Base => frozen;
+
+    public override Tensor forward(Tensor x)
+    {
+        if (Merged) return base_layer.forward(x);
+        using var scope = NewDisposeScope();
+        var result = base_layer.forward(x);
+        var dropped = lora_dropout.forward(x);
+        var lora = lora_B.forward(lora_A.forward(dropped));
+        if (lora_magnitude_vector is null)
+            return result.add(lora, alpha: Scaling).MoveToOuterDisposeScope();
+
+        var norm = RowNorm(includeLora: true).detach();
+        var magScale = lora_magnitude_vector.div(norm);
+        Tensor baseNoBias;
+        if (dropoutP == 0 || !training)
+            baseNoBias = frozen.Bias is { } b ? result.sub(b) : result;
+        else
+            baseNoBias = nn.functional.linear(dropped, frozen.DenseWeight());
+        var dora = magScale.sub(1).mul(baseNoBias).add(magScale.mul(lora).mul(Scaling));
+        return result.add(dora).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>s·B·A, shape [out, in].</summary>
+    public Tensor DeltaWeight() => lora_B.weight.matmul(lora_A.weight).mul(Scaling);
+
+    /// <summary>L2 norm of each output row of W (+ s·BA).</summary>
+    private Tensor RowNorm(bool includeLora)
+    {
+        using var scope = NewDisposeScope();
+        var w = frozen.DenseWeight();
+        if (includeLora) w = w.add(DeltaWeight());
+        return w.square().sum(1).sqrt().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Folds the adapter into the base weight (W += s·BA; DoRA: W ← m/‖W + s·BA‖ · (W + s·BA)).</summary>
+    public void Merge()
+    {
+        if (Merged) return;
+        if (!frozen.SupportsMerge)
+            throw new InvalidOperationException(
+                $"Cannot merge into a {base_layer.GetType().Name} base: the weight is quantized. Dequantize the base first.");
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var delta = DeltaWeight();
+        if (lora_magnitude_vector is null)
+        {
+            frozen.AddToWeight(delta);
+        }
+        else
+        {
+            var w = frozen.DenseWeight().clone();
+            var combined = w.add(delta);
+            var norm = combined.square().sum(1).sqrt();
+            var merged = combined.mul(lora_magnitude_vector.div(norm).unsqueeze(1));
+            frozen.AddToWeight(merged.sub(w));
+            mergedRowNorm = norm.DetachFromDisposeScope();
+        }
+        Merged = true;
+    }
+
+    /// <summary>Undoes <see cref="Merge"/> (up to f32 rounding).</summary>
+    public void Unmerge()
+    {
+        if (!Merged) return;
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var delta = DeltaWeight();
+        if (lora_magnitude_vector is null)
+        {
+            frozen.AddToWeight(delta.neg());
+        }
+        else
+        {
+            var merged = frozen.DenseWeight().clone();
+            var original = merged.mul(mergedRowNorm!.div(lora_magnitude_vector).unsqueeze(1)).sub(delta);
+            frozen.AddToWeight(original.sub(merged));
+            mergedRowNorm!.Dispose();
+            mergedRowNorm = null;
+        }
+        Merged = false;
+    }
+}
+
+/// <summary>Puts LoRA (or DoRA) on the target modules of a model.</summary>
+public static class Lora
+{
+    /// <summary>Wraps every target in a <see cref="LoraLinear"/>; returns the adapted module paths.</summary>
+    public static IReadOnlyList<string> Apply(nn.Module model, ModuleTargets targets, LoraOptions options)
+    {
+        options.Validate();
+        return AdapterInjector.Inject(model, targets, (path, original) => new LoraLinear(original, options, path));
+    }
+
+    public static void MergeAll(nn.Module model)
+    {
+        foreach (var (_, layer) in AdapterLayers.Find(model))
+            if (layer is LoraLinear l) l.Merge();
+    }
+
+    public static void UnmergeAll(nn.Module model)
+    {
+        foreach (var (_, layer) in AdapterLayers.Find(model))
+            if (layer is LoraLinear l) l.Unmerge();
+    }
+}

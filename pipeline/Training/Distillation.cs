@@ -1,0 +1,118 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Forgetless.Training;
+
+public enum KdDivergence { ForwardKl, ReverseKl, GeneralizedJsd }
+
+/// <summary>Options of a distillation loss; shared by the FineTune <c>kd</c> regularizer and the Distill stage.</summary>
+public sealed record KdOptions
+{
+    public KdDivergence Divergence { get; init; } = KdDivergence.ForwardKl;
+    /// <summary>Softmax temperature T applied to both student and teacher logits.</summary>
+    public double Temperature { get; init; } = 1.0;
+    /// <summary>Generalized JSD interpolation (TRL GKD): 0 → KL(teacher‖student), 1 → KL(student‖teacher).</summary>
+    public double Beta { get; init; } = 0.5;
+    /// <summary>Multiply by T² (Hinton et al. 2015) so gradients keep their scale as T grows. TRL's GKD does not; set false to match it.</summary>
+    public bool ScaleByTemperatureSquared { get; init; } = true;
+}
+
+/// <summary>
+/// Knowledge-distillation divergences between per-token distributions, reduced as the sum over unmasked tokens
+/// divided by the number of unmasked tokens (TRL's "batchmean" over tokens). Logits are [..., V]; the mask has the
+/// leading shape. p = softmax(teacher/T) and q = softmax(student/T).
+/// <list type="bullet">
+/// <item>Forward KL: KL(p‖q) = Σ p (log p − log q). (torchtune's "forward KL" −Σ p log q differs by the teacher
+/// entropy, a constant for the student; ours is 0 for identical distributions.)</item>
+/// <item>Reverse KL: KL(q‖p) (MiniLLM).</item>
+/// <item>Generalized JSD, TRL GKD semantics: M = β·p + (1−β)·q; JSD_β = β·KL(p‖M) + (1−β)·KL(q‖M) for 0 &lt; β &lt; 1;
+/// TRL defines the endpoints as β = 0 → KL(p‖q) (forward) and β = 1 → KL(q‖p) (reverse), and so do we. (The
+/// interior formula itself tends to 0 at both ends; the endpoint cases are a definition, not a limit.)</item>
+/// </list>
+/// </summary>
+public static class Distillation
+{
+    public static Tensor Loss(Tensor studentLogits, Tensor teacherLogits, Tensor mask, KdOptions options)
+    {
+        using var scope = NewDisposeScope();
+        var t = options.Temperature;
+        if (t <= 0) throw new ArgumentException("Temperature must be positive.");
+        var logQ = nn.functional.log_softmax(studentLogits.div(t), -1);
+        var logP = nn.functional.log_softmax(teacherLogits.detach().div(t), -1);
+        var perToken = options.Divergence switch
+        {
+            KdDivergence.ForwardKl => Kl(logP, logQ),
+            KdDivergence.ReverseKl => Kl(logQ, logP),
+            KdDivergence.GeneralizedJsd => Gjsd(logP, logQ, options.Beta),
+            _ => throw new ArgumentOutOfRangeException(nameof(options)),
+        };
+        return Reduce(perToken, mask, options).MoveToOuterDisposeScope();
+    }
+
+    public static Tensor ForwardKl(Tensor student, Tensor teacher, Tensor mask, double temperature = 1) =>
+        Loss(student, teacher, mask, new KdOptions { Divergence = KdDivergence.ForwardKl, Temperature = temperature });
+
+    public static Tensor ReverseKl(Tensor student, Tensor teacher, Tensor mask, double temperature = 1) =>
+        Loss(student, teacher, mask, new KdOptions { Divergence = KdDivergence.ReverseKl, Temperature = temperature });
+
+    public static Tensor GeneralizedJsd(Tensor student, Tensor teacher, Tensor mask, double beta, double temperature = 1) =>
+        Loss(student, teacher, mask, new KdOptions { Divergence = KdDivergence.GeneralizedJsd, Beta = beta, Temperature = temperature });
+
+    /// <summary>KL(a‖b) per token from log-probabilities, summed over the last dimension.</summary>
+    private static Tensor Kl(Tensor logA, Tensor logB) => logA.exp().mul(logA.sub(logB)).sum(-1);
+
+    private static Tensor Gjsd(Tensor logP, Tensor logQ, double beta)
+    {
+        if (beta is < 0 or > 1) throw new ArgumentException($"beta must be in [0, 1], got {beta}.");
+        if (beta == 0) return Kl(logP, logQ);
+        if (beta == 1) return Kl(logQ, logP);
+        var logM = logsumexp(stack(new[] { logP.add(Math.Log(beta)), logQ.add(Math.Log(1 - beta)) }), 0);
+        return Kl(logP, logM).mul(beta).add(Kl(logQ, logM).mul(1 - beta));
+    }
+
+    private static Tensor Reduce(Tensor perToken, Tensor mask, KdOptions options)
+    {
+        var m = mask.to(ScalarType.Float32);
+        var loss = perToken.mul(m).sum().div(m.sum().clamp_min(1));
+        return options.ScaleByTemperatureSquared ? loss.mul(options.Temperature * options.Temperature) : loss;
+    }
+
+    /// <summary>The teacher's top-k at temperature T: indices [..., k] and log-probabilities log softmax(teacher/T) [..., k].</summary>
+    public static (Tensor indices, Tensor logProbs) TeacherTopK(Tensor teacherLogits, int k, double temperature = 1)
+    {
+        using var scope = NewDisposeScope();
+        var logP = nn.functional.log_softmax(teacherLogits.detach().div(temperature), -1);
+        var (values, indices) = logP.topk(k, -1);
+        return (indices.MoveToOuterDisposeScope(), values.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// Forward KL when the teacher is kept only as its top-k log-probabilities at temperature T (e.g. cached from a
+    /// large teacher). The rest of the teacher's mass, r = 1 − Σ_k p_k, is one bucket matched against the student's
+    /// mass outside the same k tokens:
+    /// KL_k = Σ_{i∈K} p_i log(p_i/q_i) + r log(r/q_rest).
+    /// Merging outcomes never increases KL (log-sum inequality), and the gap is exact:
+    /// KL_full − KL_k = r · KL(p_tail/r ‖ q_tail/q_rest) ≥ 0, the tails' conditional divergence weighted by the
+    /// teacher's tail mass. So the approximation is a lower bound that is tight when r → 0 or when student and teacher
+    /// agree on the shape of the tail. Multiplied by T² per <see cref="KdOptions.ScaleByTemperatureSquared"/>.
+    /// </summary>
+    public static Tensor TopKForwardKl(Tensor studentLogits, Tensor teacherTopIndices, Tensor teacherTopLogProbs, Tensor mask,
+        double temperature = 1, bool scaleByTemperatureSquared = true)
+    {
+        using var scope = NewDisposeScope();
+        var logQ = nn.functional.log_softmax(studentLogits.div(temperature), -1);
+        var logQk = logQ.gather(-1, teacherTopIndices);
+        var logPk = teacherTopLogProbs.detach();
+        var head = logPk.exp().mul(logPk.sub(logQk)).sum(-1);
+        var r = logPk.exp().sum(-1).neg().add(1).clamp_min(0);
+        // log q_rest = log(1 − Σ_k q_k), computed as a log-sum-exp of the remaining logits would need the mask of the
+        // top-k; 1 − Σ is accurate enough for the masses involved and keeps the gradient simple.
+        var qRest = logQk.exp().sum(-1).neg().add(1).clamp_min(1e-12);
+        var tail = where(r.gt(0), r.mul(r.clamp_min(1e-30).log().sub(qRest.log())), zeros_like(r));
+        var perToken = head.add(tail);
+        var m = mask.to(ScalarType.Float32);
+        var loss = perToken.mul(m).sum().div(m.sum().clamp_min(1));
+        if (scaleByTemperatureSquared) loss = loss.mul(temperature * temperature);
+        return loss.MoveToOuterDisposeScope();
+    }
+}
