@@ -17,9 +17,13 @@ public static class StageRegistry
     [
     ];
 
-    /// <summary>Every config section: <c>run</c> plus one per stage.</summary>
+    /// <summary>Every config section: <c>run</c>, <c>pretrain</c> (the embedded base model) and one per stage.</summary>
     public static IReadOnlyDictionary<string, Type> Sections { get; } =
-        new Dictionary<string, Type> { ["run"] = typeof(RunOptions) }
+        new Dictionary<string, Type>
+            {
+                ["run"] = typeof(RunOptions),
+                ["pretrain"] = typeof(Pretraining.PretrainOptions),
+            }
             .Concat(All.Select(e => KeyValuePair.Create(e.Name, e.OptionsType)))
             .ToDictionary(StringComparer.Ordinal);
 

@@ -47,6 +47,22 @@ public sealed class KvCache : IDisposable
         Length = (int)fullMask.shape[1];
     }
 
+    /// <summary>
+    /// A new cache whose batch repeats each row <paramref name="times"/> times, so that many
+    /// continuations of one prompt are scored after running the prompt once.
+    /// </summary>
+    public KvCache RepeatBatch(int times)
+    {
+        var copy = new KvCache(keys.Length) { Length = Length };
+        for (int i = 0; i < keys.Length; i++)
+        {
+            copy.keys[i] = keys[i]?.repeat_interleave(times, 0).DetachFromDisposeScope();
+            copy.values[i] = values[i]?.repeat_interleave(times, 0).DetachFromDisposeScope();
+        }
+        copy.mask = mask?.repeat_interleave(times, 0).DetachFromDisposeScope();
+        return copy;
+    }
+
     public void Dispose()
     {
         foreach (var t in keys.Concat(values)) t?.Dispose();

@@ -14,6 +14,11 @@ public sealed class PretrainOptions : IValidatableOptions
     /// <summary>Held-out text for the validation loss printed while training.</summary>
     public string Heldout { get; set; } = "data/corpora/heldout.txt";
 
+    /// <summary>Suites measured for the model card: held-out documents, the fact probe, the cloze items.</summary>
+    public string HeldoutSuite { get; set; } = "data/corpora/heldout.jsonl";
+    public string FactsSuite { get; set; } = "data/corpora/facts.jsonl";
+    public string ClozeSuite { get; set; } = "data/corpora/cloze.jsonl";
+
     /// <summary>Folder with the tokenizer files (tokenizer.json and friends).</summary>
     public string Tokenizer { get; set; } = "data/tokenizer";
 

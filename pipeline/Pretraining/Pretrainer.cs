@@ -8,13 +8,13 @@ using Forgetless.Runs;
 using Forgetless.Training;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
+using AtomicFile = Forgetless.Runs.AtomicFile;
 
 namespace Forgetless.Pretraining;
 
 /// <summary>What a pretraining run reports: the model and the numbers for its model card.</summary>
-public sealed record PretrainResult(CausalLM Model, ITokenizer Tokenizer, long Steps, long TokensSeen, double WallSeconds,
+public sealed record PretrainResult(CausalLM Model, ITokenizer Tokenizer, int[] TrainTokens, long Steps, long TokensSeen, double WallSeconds,
     double FinalTrainLoss, double FinalHeldoutLoss, int Parameters);
 
 /// <summary>
@@ -45,7 +45,7 @@ public sealed class Pretrainer(PretrainOptions options, long seed, Func<string, 
         int parameterCount = (int)trainable.Sum(p => p.parameter.numel());
         logger.LogInformation("pretrain: llama {Layers} layers, d={Hidden}, {Params:N0} parameters", options.Layers, options.Hidden, parameterCount);
 
-        using var optimizer = AdamW.ForParameters(trainable, new AdamWOptions { LearningRate = options.LearningRate, WeightDecay = options.WeightDecay, Beta2 = 0.95 });
+        using var optimizer = AdamWOptimizer.ForParameters(trainable, new AdamWOptions { LearningRate = options.LearningRate, WeightDecay = options.WeightDecay, Beta2 = 0.95 });
         var schedule = new WarmupCosineSchedule(options.WarmupSteps, options.Steps, options.MinLrRatio);
         var sampler = new WindowSampler(corpus.Tokens, options.SeqLen, options.Batch, seed);
         string checkpoint = Path.Combine(workDirectory, CheckpointFile);
@@ -82,11 +82,11 @@ public sealed class Pretrainer(PretrainOptions options, long seed, Func<string, 
                 AppendMetrics(metricsPath, step, lastLoss, options.LearningRate * lrFactor, evaluate ? lastHeldout : null, (long)step * tokensPerStep);
             if (step % options.CheckpointEvery == 0 && step < options.Steps)
                 TrainingCheckpoint.Save(checkpoint, step, trainable, optimizer, null);
-            progress.Report(step, string.Create(CultureInfo.InvariantCulture,
-                $"loss {lastLoss:F3}" + (double.IsNaN(lastHeldout) ? "" : $" · held-out {lastHeldout:F3}") + $" · {progress.Rate * tokensPerStep:F0} tok/s"));
+            string heldoutText = double.IsNaN(lastHeldout) ? "" : string.Create(CultureInfo.InvariantCulture, $" · held-out {lastHeldout:F3}");
+            progress.Report(step, string.Create(CultureInfo.InvariantCulture, $"loss {lastLoss:F3}{heldoutText} · {progress.Rate * tokensPerStep:F0} tok/s"));
         }
         model.eval();
-        return new PretrainResult(model, tokenizer, step, step * tokensPerStep, clock.Elapsed.TotalSeconds, lastLoss, lastHeldout, parameterCount);
+        return new PretrainResult(model, tokenizer, corpus.Tokens, step, step * tokensPerStep, clock.Elapsed.TotalSeconds, lastLoss, lastHeldout, parameterCount);
     }
 
     private ModelConfig ModelConfigFor(ITokenizer tokenizer) =>
@@ -98,7 +98,7 @@ public sealed class Pretrainer(PretrainOptions options, long seed, Func<string, 
             PadTokenId = tokenizer.PadId,
         };
 
-    private double TrainStep(CausalLM model, AdamW optimizer, WindowSampler sampler, long step, double lrFactor)
+    private double TrainStep(CausalLM model, AdamWOptimizer optimizer, WindowSampler sampler, long step, double lrFactor)
     {
         using var scope = NewDisposeScope();
         var (inputs, targets) = sampler.Batch(step);

@@ -17,7 +17,7 @@ public sealed class ProgressBar : IDisposable
     private readonly TimeSpan plainInterval;
     private readonly Stopwatch clock = Stopwatch.StartNew();
     private readonly long startDone;
-    private TimeSpan lastDraw = TimeSpan.MinValue;
+    private TimeSpan? lastDraw;
     private long done;
     private string detail = "";
 
@@ -44,7 +44,7 @@ public sealed class ProgressBar : IDisposable
         done = doneNow;
         if (detailNow is not null) detail = detailNow;
         var now = clock.Elapsed;
-        bool due = interactive ? now - lastDraw > TimeSpan.FromMilliseconds(200) : now - lastDraw >= plainInterval;
+        bool due = lastDraw is not { } last || (interactive ? now - last > TimeSpan.FromMilliseconds(200) : now - last >= plainInterval);
         if (due || done >= Total) Draw(now);
     }
 
@@ -79,7 +79,7 @@ public sealed class ProgressBar : IDisposable
     public void Dispose()
     {
         if (interactive) output.WriteLine();
-        else if (lastDraw == TimeSpan.MinValue || done < Total) output.WriteLine(Line());
+        else if (lastDraw is null || done < Total) output.WriteLine(Line());
         output.Flush();
     }
 

@@ -2,6 +2,7 @@ using Forgetless.Configuration;
 using Forgetless.Model;
 using Forgetless.Pretraining;
 using Forgetless.Runs;
+using Microsoft.Extensions.Logging;
 
 namespace Forgetless.Stages.Pretrain;
 
@@ -17,6 +18,9 @@ public sealed class PretrainStage(PipelineConfig config, PretrainOptions options
     public void DeclareInputs(StageInputs inputs) => inputs
         .File("corpus", config.ResolvePath(options.Corpus))
         .File("heldout", config.ResolvePath(options.Heldout))
+        .File("suite:heldout", config.ResolvePath(options.HeldoutSuite))
+        .File("suite:facts", config.ResolvePath(options.FactsSuite))
+        .File("suite:cloze", config.ResolvePath(options.ClozeSuite))
         .Directory("tokenizer", config.ResolvePath(options.Tokenizer))
         .Value("config:pretrain", PipelineConfig.Canonical(options))
         .Value("seed", run.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture));
@@ -28,6 +32,13 @@ public sealed class PretrainStage(PipelineConfig config, PretrainOptions options
         ModelFolder.Save(result.Model, stageRun.OutputDirectory,
             new ModelSaveOptions { TokenizerDirectory = config.ResolvePath(options.Tokenizer) });
         File.Copy(Path.Combine(stageRun.WorkDirectory, Pretrainer.MetricsFile), Path.Combine(stageRun.OutputDirectory, "training_log.jsonl"));
+
+        stageRun.Logger.LogInformation("pretrain: measuring what the model knows (held-out text, facts, cloze)");
+        var report = BaseModelReport.Measure(result.Model, result.Tokenizer, result.TrainTokens,
+            config.ResolvePath(options.HeldoutSuite), config.ResolvePath(options.FactsSuite), config.ResolvePath(options.ClozeSuite),
+            run.Seed, cancellationToken);
+        File.WriteAllText(Path.Combine(stageRun.OutputDirectory, "eval.json"), report.ToJson());
+        File.WriteAllText(Path.Combine(stageRun.OutputDirectory, "README.md"), ModelCard.Write(options, result, report, run.Seed));
         return Task.FromResult(StageOutcome.Done(new Dictionary<string, object?>
         {
             ["steps"] = result.Steps,
@@ -36,6 +47,7 @@ public sealed class PretrainStage(PipelineConfig config, PretrainOptions options
             ["trainLoss"] = Math.Round(result.FinalTrainLoss, 4),
             ["heldoutLoss"] = Math.Round(result.FinalHeldoutLoss, 4),
             ["trainSeconds"] = Math.Round(result.WallSeconds, 1),
+            ["report"] = report.Numbers,
         }));
     }
 }

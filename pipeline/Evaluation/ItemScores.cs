@@ -1,0 +1,34 @@
+namespace Forgetless.Evaluation;
+
+/// <summary>What one evaluation item contributed: raw numbers from which every metric is aggregated.</summary>
+public sealed record ItemScore(string? Category, IReadOnlyDictionary<string, double> Values);
+
+/// <summary>
+/// How a metric is computed from item scores. Taking indices lets the bootstrap resample items and
+/// recompute the metric, which also works for ratios such as perplexity (not a mean of items).
+/// </summary>
+public sealed record MetricDefinition(string Name, bool HigherIsBetter, Func<IReadOnlyList<ItemScore>, IReadOnlyList<int>, double> Aggregate)
+{
+    /// <summary>The mean of one item value (accuracy-like metrics).</summary>
+    public static MetricDefinition Mean(string name, bool higherIsBetter = true, string? value = null) =>
+        new(name, higherIsBetter, (items, idx) => idx.Count == 0 ? double.NaN : idx.Average(i => items[i].Values[value ?? name]));
+
+    /// <summary>exp(Σ nll / Σ count): perplexity per token, word or byte.</summary>
+    public static MetricDefinition Perplexity(string name, string nll, string count) =>
+        new(name, false, (items, idx) => Math.Exp(Sum(items, idx, nll) / Sum(items, idx, count)));
+
+    /// <summary>Σ nll / (ln 2 · Σ bytes): bits per UTF-8 byte, comparable across tokenizers.</summary>
+    public static MetricDefinition BitsPerByte(string name, string nll, string bytes) =>
+        new(name, false, (items, idx) => Sum(items, idx, nll) / (Math.Log(2) * Sum(items, idx, bytes)));
+
+    /// <summary>Σ nll / Σ count: mean negative log-likelihood per token, in nats.</summary>
+    public static MetricDefinition MeanPer(string name, string nll, string count) =>
+        new(name, false, (items, idx) => Sum(items, idx, nll) / Sum(items, idx, count));
+
+    private static double Sum(IReadOnlyList<ItemScore> items, IReadOnlyList<int> idx, string key)
+    {
+        double sum = 0;
+        foreach (var i in idx) sum += items[i].Values[key];
+        return sum;
+    }
+}
