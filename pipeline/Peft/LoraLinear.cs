@@ -106,7 +106,8 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
         if (lora_magnitude_vector is null)
             return result.add(lora, alpha: Scaling).MoveToOuterDisposeScope();
 
-        var norm = RowNorm(includeLora: true).detach();
+        Tensor norm;
+        using (no_grad()) norm = RowNorm(includeLora: true); // detached, as in the DoRA paper (section 4.3) and PEFT
         var magScale = lora_magnitude_vector.div(norm);
         Tensor baseNoBias;
         if (dropoutP == 0 || !training)
