@@ -11,13 +11,13 @@ public sealed record LoraOptions
     public int R { get; init; } = 8;
     /// <summary><c>lora_alpha</c>.</summary>
     public double Alpha { get; init; } = 8;
-    /// <summary><c>lora_dropout</c>, applied to the adapter's input only.</summary>
+    /// <summary><c>lora_dropout</c>, applied to the adapter's input only; drawn from a per-module generator (see <see cref="SeededDropout"/>).</summary>
     public double Dropout { get; init; }
     /// <summary><c>use_rslora</c>: scaling alpha/sqrt(r) instead of alpha/r.</summary>
     public bool UseRsLora { get; init; }
     /// <summary><c>use_dora</c>: weight-decomposed LoRA with a magnitude vector per output feature.</summary>
     public bool UseDora { get; init; }
-    /// <summary>Seed of lora_A's initial values (mixed with each module path).</summary>
+    /// <summary>Seed of lora_A's initial values and of the dropout generator (mixed with each module path).</summary>
     public long Seed { get; init; }
 
     public double Scaling => UseRsLora ? Alpha / Math.Sqrt(R) : Alpha / R;
@@ -75,7 +75,9 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
             lora_B.weight.zero_();
         }
         dropoutP = options.Dropout;
-        lora_dropout = options.Dropout > 0 ? nn.Dropout(options.Dropout) : nn.Identity();
+        lora_dropout = options.Dropout > 0
+            ? new SeededDropout(options.Dropout, ModuleSeed.For(options.Seed, modulePath + "#lora_dropout"))
+            : nn.Identity();
 
         if (options.UseDora)
         {
