@@ -44,7 +44,8 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
     private readonly nn.Module<Tensor, Tensor> lora_dropout;
     public readonly Parameter? lora_magnitude_vector;
 
-    private readonly IFrozenLinear frozen;
+    // Not a field: TorchSharp registers every Module-valued field, and an Nf4Linear base would be registered twice.
+    private IFrozenLinear frozen => FrozenLinear.Of(base_layer);
     private readonly double dropoutP;
     private Tensor? mergedRowNorm; // DoRA: the norm used by Merge, needed to undo it exactly
 
@@ -61,7 +62,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
         Options = options;
         Scaling = options.Scaling;
         base_layer = baseLayer;
-        frozen = FrozenLinear.Of(baseLayer);
+        _ = FrozenLinear.Of(baseLayer); // throws for a base that is neither Linear nor IFrozenLinear
         foreach (var p in baseLayer.parameters()) p.requires_grad = false;
 
         long inF = frozen.InFeatures, outF = frozen.OutFeatures;
