@@ -11,13 +11,13 @@ public sealed record LoraOptions
     public int R { get; init; } = 8;
     /// <summary><c>lora_alpha</c>.</summary>
     public double Alpha { get; init; } = 8;
-    /// <summary><c>lora_dropout</c>, applied to the adapter's input only.</summary>
+    /// <summary><c>lora_dropout</c>, applied to the adapter's input only; drawn from a per-module generator (see <see cref="SeededDropout"/>).</summary>
     public double Dropout { get; init; }
     /// <summary><c>use_rslora</c>: scaling alpha/sqrt(r) instead of alpha/r.</summary>
     public bool UseRsLora { get; init; }
     /// <summary><c>use_dora</c>: weight-decomposed LoRA with a magnitude vector per output feature.</summary>
     public bool UseDora { get; init; }
-    /// <summary>Seed of lora_A's initial values (mixed with each module path).</summary>
+    /// <summary>Seed of lora_A's initial values and of the dropout generator (mixed with each module path).</summary>
     public long Seed { get; init; }
 
     public double Scaling => UseRsLora ? Alpha / Math.Sqrt(R) : Alpha / R;
@@ -44,7 +44,8 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
     private readonly nn.Module<Tensor, Tensor> lora_dropout;
     public readonly Parameter? lora_magnitude_vector;
 
-    private readonly IFrozenLinear frozen;
+    // Not a field: TorchSharp registers every Module-valued field, and an Nf4Linear base would be registered twice.
+    private IFrozenLinear frozen => FrozenLinear.Of(base_layer);
     private readonly double dropoutP;
     private Tensor? mergedRowNorm; // DoRA: the norm used by Merge, needed to undo it exactly
 
@@ -61,7 +62,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
         Options = options;
         Scaling = options.Scaling;
         base_layer = baseLayer;
-        frozen = FrozenLinear.Of(baseLayer);
+        _ = FrozenLinear.Of(baseLayer); // throws for a base that is neither Linear nor IFrozenLinear
         foreach (var p in baseLayer.parameters()) p.requires_grad = false;
 
         long inF = frozen.InFeatures, outF = frozen.OutFeatures;
@@ -75,7 +76,9 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
             lora_B.weight.zero_();
         }
         dropoutP = options.Dropout;
-        lora_dropout = options.Dropout > 0 ? nn.Dropout(options.Dropout) : nn.Identity();
+        lora_dropout = options.Dropout > 0
+            ? new SeededDropout(options.Dropout, ModuleSeed.For(options.Seed, modulePath + "#lora_dropout"))
+            : nn.Identity();
 
         if (options.UseDora)
         {
@@ -106,7 +109,8 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
         if (lora_magnitude_vector is null)
             return result.add(lora, alpha: Scaling).MoveToOuterDisposeScope();
 
-        var norm = RowNorm(includeLora: true).detach();
+        Tensor norm;
+        using (no_grad()) norm = RowNorm(includeLora: true); // detached, as in the DoRA paper (section 4.3) and PEFT
         var magScale = lora_magnitude_vector.div(norm);
         Tensor baseNoBias;
         if (dropoutP == 0 || !training)

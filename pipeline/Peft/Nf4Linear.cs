@@ -28,6 +28,9 @@ public sealed class Nf4Linear : nn.Module<Tensor, Tensor>, IFrozenLinear
     /// <summary>Bytes of the quantized weight (codes and constants), excluding the bias.</summary>
     public long WeightStorageBytes { get; }
 
+    /// <summary>Bytes the same weight takes in f32.</summary>
+    public long DenseF32Bytes => 4 * InFeatures * OutFeatures;
+
     public Nf4Linear(Nf4Tensor weight, Tensor? bias = null) : base(nameof(Nf4Linear))
     {
         if (weight.Shape.Length != 2) throw new ArgumentException("Nf4Linear needs a 2-D [out, in] weight.");
@@ -104,6 +107,15 @@ public static class QLora
             Linear linear => Nf4Linear.FromLinear(linear, doubleQuant),
             _ => throw new InvalidOperationException($"Module '{path}' is a {original.GetType().Name}; only a Linear can be quantized."),
         });
+
+    /// <summary>Bytes of all NF4 weights in the model and what they would take in f32 (for the run report).</summary>
+    public static (long nf4Bytes, long f32Bytes) WeightBytes(nn.Module model)
+    {
+        long q = 0, f = 0;
+        foreach (var (_, m) in model.named_modules())
+            if (m is Nf4Linear n) { q += n.WeightStorageBytes; f += n.DenseF32Bytes; }
+        return (q, f);
+    }
 
     /// <summary>Quantize the targets, then wrap them with LoRA; returns the adapted paths.</summary>
     public static IReadOnlyList<string> Apply(nn.Module model, ModuleTargets targets, LoraOptions options, bool doubleQuant = true)

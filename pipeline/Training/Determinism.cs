@@ -20,6 +20,19 @@ public static class TorchRng
         using var t = tensor(state, ScalarType.Byte);
         random.set_rng_state(t);
     }
+
+    /// <summary>The state of a given generator as bytes.</summary>
+    public static byte[] Capture(Generator generator)
+    {
+        using var state = generator.get_state();
+        return state.data<byte>().ToArray();
+    }
+
+    public static void Restore(Generator generator, byte[] state)
+    {
+        using var t = tensor(state, ScalarType.Byte);
+        generator.set_state(t);
+    }
 }
 
 /// <summary>Where a <see cref="SeededSampler"/> stands: enough to continue the same order.</summary>

@@ -100,15 +100,18 @@ public static class Distillation
         double temperature = 1, bool scaleByTemperatureSquared = true)
     {
         using var scope = NewDisposeScope();
-        var logQ = nn.functional.log_softmax(studentLogits.div(temperature), -1);
-        var logQk = logQ.gather(-1, teacherTopIndices);
+        var scaled = studentLogits.div(temperature);
+        var logZ = scaled.logsumexp(-1);
+        var logQk = scaled.gather(-1, teacherTopIndices).sub(logZ.unsqueeze(-1));
         var logPk = teacherTopLogProbs.detach();
         var head = logPk.exp().mul(logPk.sub(logQk)).sum(-1);
         var r = logPk.exp().sum(-1).neg().add(1).clamp_min(0);
-        // log q_rest = log(1 − Σ_k q_k), computed as a log-sum-exp of the remaining logits would need the mask of the
-        // top-k; 1 − Σ is accurate enough for the masses involved and keeps the gradient simple.
-        var qRest = logQk.exp().sum(-1).neg().add(1).clamp_min(1e-12);
-        var tail = where(r.gt(0), r.mul(r.clamp_min(1e-30).log().sub(qRest.log())), zeros_like(r));
+        // log q_rest as a log-sum-exp over the logits outside the top-k (no 1 − Σ cancellation when the student is sure);
+        // a large finite fill instead of −inf keeps the gradient finite when k = V.
+        var isTop = zeros_like(scaled).scatter(-1, teacherTopIndices, ones_like(teacherTopIndices, ScalarType.Float32)).gt(0);
+        var logQRest = scaled.masked_fill(isTop, -1e30f).logsumexp(-1).sub(logZ);
+        var hasTail = isTop.logical_not().any(-1).logical_and(r.gt(0));
+        var tail = where(hasTail, r.mul(r.clamp_min(1e-30).log().sub(logQRest)), zeros_like(r));
         var perToken = head.add(tail);
         var m = mask.to(ScalarType.Float32);
         var loss = perToken.mul(m).sum().div(m.sum().clamp_min(1));

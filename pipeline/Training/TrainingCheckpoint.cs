@@ -15,13 +15,17 @@ public static class TrainingCheckpoint
 {
     public sealed record Restored(long Step, SamplerState? Sampler);
 
-    public static void Save(string path, long step, IEnumerable<(string name, Parameter parameter)> trainable, AdamWOptimizer optimizer, SamplerState? sampler)
+    public static void Save(string path, long step, IEnumerable<(string name, Parameter parameter)> trainable, AdamWOptimizer optimizer,
+        SamplerState? sampler, nn.Module? model = null)
     {
         using var scope = NewDisposeScope();
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (name, p) in trainable) tensors["param/" + name] = p;
         foreach (var (k, v) in optimizer.StateTensors()) tensors["optim/" + k] = v;
         tensors["rng/torch_cpu"] = tensor(TorchRng.Capture(), ScalarType.Byte);
+        if (model is not null)
+            foreach (var (name, m) in model.named_modules())
+                if (m is IOwnsGenerator owner) tensors["rng/module/" + name] = owner.Generator.get_state();
         var meta = new Dictionary<string, string>
         {
             ["kind"] = "forgetless-training-checkpoint",
@@ -32,7 +36,7 @@ public static class TrainingCheckpoint
     }
 
     /// <summary>Loads into existing objects (same parameter names and shapes) and restores the generator.</summary>
-    public static Restored Load(string path, IEnumerable<(string name, Parameter parameter)> trainable, AdamWOptimizer optimizer)
+    public static Restored Load(string path, IEnumerable<(string name, Parameter parameter)> trainable, AdamWOptimizer optimizer, nn.Module? model = null)
     {
         var c = SafetensorsFile.Read(path);
         try
@@ -51,6 +55,14 @@ public static class TrainingCheckpoint
             optimizer.LoadStateTensors(
                 c.Tensors.Where(kv => kv.Key.StartsWith("optim/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key["optim/".Length..], kv => kv.Value), path);
             if (c.Tensors.TryGetValue("rng/torch_cpu", out var rng)) TorchRng.Restore(rng.data<byte>().ToArray());
+            if (model is not null)
+                foreach (var (name, m) in model.named_modules())
+                    if (m is IOwnsGenerator owner)
+                    {
+                        if (!c.Tensors.TryGetValue("rng/module/" + name, out var state))
+                            throw new InvalidOperationException($"{path}: no generator state for module '{name}'.");
+                        owner.Generator.set_state(state);
+                    }
             var step = long.Parse(c.Metadata.GetValueOrDefault("step", "0"), CultureInfo.InvariantCulture);
             var sampler = c.Metadata.TryGetValue("sampler", out var s) ? SamplerState.FromJson(s) : null;
             return new Restored(step, sampler);

@@ -101,6 +101,12 @@ public sealed class Nf4Tests
         QLora.Apply(model, targets, new LoraOptions { R = 4, Alpha = 8 });
         var lora = (LoraLinear)model.model.layers[0].self_attn.v_proj;
         lora.base_layer.Should().BeOfType<Nf4Linear>();
+        var (nf4Bytes, f32Bytes) = QLora.WeightBytes(model);
+        f32Bytes.Should().Be(2 * 4 * (2 * 8 * 8 + 8 * 16)); // q, v [8, 8] and down [8, 16] in two layers
+        model.named_modules().Select(m => m.name).Should().OnlyHaveUniqueItems();
+        model.named_buffers().Select(b => b.name).Should().Contain("model.layers.0.self_attn.v_proj.base_layer.weight_packed")
+            .And.NotContain(n => n.Contains("frozen"));
+        nf4Bytes.Should().BeLessThan(f32Bytes / 5);
         var nf4 = (Nf4Linear)lora.base_layer;
         using var x = randn(3, ToyLm.Dim);
         using var y = lora.forward(x);

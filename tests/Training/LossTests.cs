@@ -125,6 +125,10 @@ public sealed class LossTests
 
         // Keeping every token leaves no tail: the two agree.
         var (allIdx, allLp) = Distillation.TeacherTopK(teacher, V, T);
-        Distillation.TopKForwardKl(student, allIdx, allLp, mask, T).item<float>().Should().BeApproximately(full, 1e-4f);
+        using var s = student.detach().clone().requires_grad_();
+        using var all = Distillation.TopKForwardKl(s, allIdx, allLp, mask, T);
+        all.item<float>().Should().BeApproximately(full, 1e-4f);
+        all.backward();
+        Forgetless.Training.Gradients.IsFinite(s.grad!).Should().BeTrue();
     }
 }

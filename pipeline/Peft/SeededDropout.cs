@@ -1,0 +1,43 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Forgetless.Peft;
+
+/// <summary>A module that draws from its own generator; its state belongs in a resumable checkpoint.</summary>
+public interface IOwnsGenerator
+{
+    Generator Generator { get; }
+}
+
+/// <summary>
+/// Inverted dropout drawing from its own seeded generator instead of torch's process-wide one, so adapter training
+/// is reproducible whatever else the process samples (other threads, evaluation, data code).
+/// Keeps a value when u &lt; 1 − p for u ~ U[0, 1) and scales kept values by 1/(1 − p), like torch's dropout.
+/// </summary>
+public sealed class SeededDropout : nn.Module<Tensor, Tensor>, IOwnsGenerator
+{
+    private readonly double p;
+
+    public Generator Generator { get; }
+
+    public SeededDropout(double p, ulong seed) : base(nameof(SeededDropout))
+    {
+        if (p is < 0 or >= 1) throw new ArgumentException($"Dropout probability must be in [0, 1), got {p}.");
+        this.p = p;
+        Generator = new Generator(seed);
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        if (!training || p == 0) return x.alias();
+        using var scope = NewDisposeScope();
+        var keep = rand(x.shape, ScalarType.Float32, x.device, generator: Generator).lt(1 - p);
+        return x.mul(keep.to(x.dtype)).div(1 - p).MoveToOuterDisposeScope();
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) Generator.Dispose();
+        base.Dispose(disposing);
+    }
+}
