@@ -43,7 +43,6 @@ public sealed class PrepareEngine
     /// </summary>
     public async Task<PrepareStats> RunAsync(string baseDirectory, string outputDirectory, string workDirectory, CancellationToken cancellationToken)
     {
-        Directory.CreateDirectory(outputDirectory);
         var sources = ResolveSources(baseDirectory);
         if (options.GeneratedReplay.Enabled)
             sources.Insert(options.TaskSources.Count, GenerateReplay(workDirectory, sources.Count, cancellationToken));
@@ -207,6 +206,7 @@ public sealed class PrepareEngine
     {
         var trainPath = Path.Combine(outputDirectory, PreparedDataset.TrainFileName);
         var validationPath = Path.Combine(outputDirectory, PreparedDataset.ValidationFileName);
+        Directory.CreateDirectory(outputDirectory);
         foreach (var p in new[] { trainPath, validationPath }) File.Delete(p + ".tmp");
         await using (var train = await PreparedDatasetWriter.CreateAsync(trainPath + ".tmp", options.RowGroupSize, Metadata("train", encoder), cancellationToken))
         await using (var validation = await PreparedDatasetWriter.CreateAsync(validationPath + ".tmp", options.RowGroupSize, Metadata("validation", encoder), cancellationToken))

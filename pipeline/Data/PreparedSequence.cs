@@ -39,6 +39,7 @@ public static class PreparedDataset
     public const string ValidationFileName = "validation.parquet";
     public const string StatsFileName = "stats.json";
 
-    /// <summary>The train.parquet of a prepared-dataset folder, or the path itself when it names a file.</summary>
-    public static string TrainFile(string path) => Directory.Exists(path) ? Path.Combine(path, TrainFileName) : path;
+    /// <summary>The train.parquet of a prepared-dataset folder, or the path itself when it names a .parquet file.</summary>
+    public static string TrainFile(string path) =>
+        Directory.Exists(path) || !path.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase) ? Path.Combine(path, TrainFileName) : path;
 }
