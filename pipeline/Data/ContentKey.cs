@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
@@ -12,28 +13,42 @@ namespace Forgetless.Data;
 /// </summary>
 internal readonly record struct ContentKey(ulong Split, ulong Dedup, ulong Sample)
 {
+
     public static ContentKey Of(in SourceRecord record)
     {
-        var builder = new StringBuilder();
-        if (record.IsInstruction)
+        var capacity = 3 + (record.IsInstruction ? record.Prompt!.Length + record.Response!.Length : record.Text!.Length);
+        var chars = ArrayPool<char>.Shared.Rent(capacity);
+        var bytes = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(capacity));
+        try
         {
-            builder.Append("i\u0001");
-            Normalise(record.Prompt!, builder);
-            builder.Append('\u0001');
-            Normalise(record.Response!, builder);
+            var length = 0;
+            if (record.IsInstruction)
+            {
+                chars[length++] = 'i';
+                chars[length++] = '\u0001';
+                length = Normalise(record.Prompt!, chars, length);
+                chars[length++] = '\u0001';
+                length = Normalise(record.Response!, chars, length);
+            }
+            else
+            {
+                chars[length++] = 't';
+                chars[length++] = '\u0001';
+                length = Normalise(record.Text!, chars, length);
+            }
+            var byteCount = Encoding.UTF8.GetBytes(chars, 0, length, bytes, 0);
+            Span<byte> hash = stackalloc byte[32];
+            SHA256.HashData(bytes.AsSpan(0, byteCount), hash);
+            return new ContentKey(
+                BinaryPrimitives.ReadUInt64BigEndian(hash),
+                BinaryPrimitives.ReadUInt64BigEndian(hash[8..]),
+                BinaryPrimitives.ReadUInt64BigEndian(hash[16..]));
         }
-        else
+        finally
         {
-            builder.Append("t\u0001");
-            Normalise(record.Text!, builder);
+            ArrayPool<char>.Shared.Return(chars);
+            ArrayPool<byte>.Shared.Return(bytes);
         }
-        var bytes = Encoding.UTF8.GetBytes(builder.ToString());
-        Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(bytes, hash);
-        return new ContentKey(
-            BinaryPrimitives.ReadUInt64BigEndian(hash),
-            BinaryPrimitives.ReadUInt64BigEndian(hash[8..]),
-            BinaryPrimitives.ReadUInt64BigEndian(hash[16..]));
     }
 
     /// <summary>Whether the row belongs to validation: the first 64 bits of its hash as a fraction of 2^64.</summary>
@@ -42,21 +57,23 @@ internal readonly record struct ContentKey(ulong Split, ulong Dedup, ulong Sampl
     /// <summary>Which of <see cref="ReplayMixPlan.Buckets"/> sampling buckets the row falls in for this seed.</summary>
     public int Bucket(int seed) => (int)(SplitMix(Sample ^ SplitMix((ulong)(uint)seed)) >> (64 - ReplayMixPlan.BucketBits));
 
-    internal static void Normalise(string text, StringBuilder into)
+    /// <summary>Appends <paramref name="text"/> lower-cased, whitespace runs as one space, trimmed; returns the new length.</summary>
+    internal static int Normalise(string text, char[] into, int at)
     {
+        var start = at;
         var pendingSpace = false;
-        var start = into.Length;
         foreach (var c in text)
         {
             if (char.IsWhiteSpace(c))
             {
-                pendingSpace = into.Length > start;
+                pendingSpace = at > start;
                 continue;
             }
-            if (pendingSpace) into.Append(' ');
+            if (pendingSpace) into[at++] = ' ';
             pendingSpace = false;
-            into.Append(char.ToLowerInvariant(c));
+            into[at++] = char.ToLowerInvariant(c);
         }
+        return at;
     }
 
     internal static ulong SplitMix(ulong x)

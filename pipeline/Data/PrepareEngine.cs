@@ -51,8 +51,10 @@ public sealed class PrepareEngine
         var stats = new PrepareStats { TargetReplayShare = options.ReplayShare, DecontaminationNgrams = decontaminator.NgramCount };
         var firstSeen = options.Dedup ? new Dictionary<ulong, long>() : null;
 
+        var watch = System.Diagnostics.Stopwatch.StartNew();
         foreach (var source in sources)
             Survey(source, decontaminator, encoder, firstSeen, stats, cancellationToken);
+        logger.LogInformation("prepare: first pass (validate, filter, count) took {Seconds:0.0} s", watch.Elapsed.TotalSeconds);
         stats.DedupSetEntries = firstSeen?.Count ?? 0;
         ReplayMixPlan.Plan(sources, options.ReplayShare);
         foreach (var s in sources)
@@ -61,7 +63,9 @@ public sealed class PrepareEngine
             logger.LogInformation("prepare: {Source} ({Kind}) has {Available} train tokens, uses {Selected}", s.Name, SourceState.KindName(s.Kind), s.AvailableTrainTokens, s.Selection.SelectedTrainTokens);
         }
 
+        watch.Restart();
         await WriteAsync(sources, decontaminator, encoder, firstSeen, stats, outputDirectory, cancellationToken);
+        logger.LogInformation("prepare: second pass (mix, tokenize, pack, write) took {Seconds:0.0} s", watch.Elapsed.TotalSeconds);
 
         foreach (var s in sources) stats.Filtered.Add(s.Stats.Filtered);
         stats.Sources = sources.Select(s => s.Stats).ToList();

@@ -26,6 +26,9 @@ internal sealed class PreparedDatasetWriter : IAsyncDisposable
     private readonly List<PreparedSequence> pending = [];
     private long pendingTextChars;
     private bool completed;
+    private int[] ids = [], segments = [], definitionLevels = [], repetitionLevels = [];
+    private bool[] mask = [];
+    private int bufferSeqLen;
 
     private PreparedDatasetWriter(Stream stream, ParquetWriter writer, int rowGroupSize)
     {
@@ -56,42 +59,63 @@ internal sealed class PreparedDatasetWriter : IAsyncDisposable
     private async Task FlushAsync(CancellationToken cancellationToken)
     {
         if (pending.Count == 0) return;
+        var seqLen = pending[0].InputIds.Length;
+        var values = pending.Count * seqLen;
+        EnsureBuffers(values, seqLen);
+        for (var r = 0; r < pending.Count; r++)
+        {
+            var s = pending[r];
+            if (s.InputIds.Length != seqLen || s.LossMask.Length != seqLen || s.SegmentIds.Length != seqLen)
+                throw new InvalidOperationException("Prepared sequences in one file must all have the sequence length.");
+            s.InputIds.CopyTo(ids, r * seqLen);
+            s.LossMask.CopyTo(mask, r * seqLen);
+            s.SegmentIds.CopyTo(segments, r * seqLen);
+        }
+        var levels = (Definition: definitionLevels.AsMemory(0, values), Repetition: repetitionLevels.AsMemory(0, values));
         using (var group = writer.CreateRowGroup())
         {
             await group.WriteAsync(SourceField, pending.Select(s => s.Source).ToArray(), null);
             await group.WriteAsync(KindField, pending.Select(s => s.Kind).ToArray(), null);
-            await WriteListAsync(group, InputIdsField, pending.Select(s => s.InputIds), cancellationToken);
-            await WriteListAsync(group, LossMaskField, pending.Select(s => s.LossMask), cancellationToken);
-            await WriteListAsync(group, SegmentIdsField, pending.Select(s => s.SegmentIds), cancellationToken);
+            await group.WriteAllPartsAsync<int>((DataField)InputIdsField.Item, ids.AsMemory(0, values), levels.Definition, levels.Repetition, cancellationToken);
+            await group.WriteAllPartsAsync<bool>((DataField)LossMaskField.Item, mask.AsMemory(0, values), levels.Definition, levels.Repetition, cancellationToken);
+            await group.WriteAllPartsAsync<int>((DataField)SegmentIdsField.Item, segments.AsMemory(0, values), levels.Definition, levels.Repetition, cancellationToken);
             await group.WriteAsync<int>(LengthField, pending.Select(s => s.Length).ToArray().AsMemory(), null, null, cancellationToken);
             var texts = pending.SelectMany(s => s.Text).ToArray();
-            await group.WriteAsync((DataField)TextField.Item, texts, RepetitionLevels(pending.Select(s => s.Text.Count), texts.Length));
+            await group.WriteAsync((DataField)TextField.Item, texts, TextRepetitionLevels(texts.Length));
             group.CompleteValidate();
         }
         pending.Clear();
         pendingTextChars = 0;
     }
 
-    /// <summary>Lists are never empty here, so every value is defined and a new row starts at repetition level 0.</summary>
-    private static async Task WriteListAsync<T>(ParquetRowGroupWriter group, ListField field, IEnumerable<T[]> lists, CancellationToken cancellationToken)
-        where T : struct
+    /// <summary>
+    /// Token lists all have the sequence length, so their levels are the same for every row group: every value is
+    /// defined, and a row starts (repetition level 0) every seqLen values. The buffers are reused between row groups.
+    /// </summary>
+    private void EnsureBuffers(int values, int seqLen)
     {
-        var item = (DataField)field.Item;
-        var values = lists.SelectMany(l => l).ToArray();
-        var definition = new int[values.Length];
-        Array.Fill(definition, item.MaxDefinitionLevel);
-        await group.WriteAllPartsAsync<T>(item, values.AsMemory(), definition.AsMemory(), RepetitionLevels(lists.Select(l => l.Length), values.Length), cancellationToken);
+        if (ids.Length >= values && bufferSeqLen == seqLen) return;
+        var capacity = Math.Max(values, rowGroupSize * seqLen);
+        ids = new int[capacity];
+        mask = new bool[capacity];
+        segments = new int[capacity];
+        definitionLevels = new int[capacity];
+        Array.Fill(definitionLevels, ((DataField)InputIdsField.Item).MaxDefinitionLevel);
+        repetitionLevels = new int[capacity];
+        Array.Fill(repetitionLevels, 1);
+        for (var i = 0; i < capacity; i += seqLen) repetitionLevels[i] = 0;
+        bufferSeqLen = seqLen;
     }
 
-    private static int[] RepetitionLevels(IEnumerable<int> counts, int total)
+    private int[] TextRepetitionLevels(int total)
     {
         var levels = new int[total];
         var at = 0;
-        foreach (var count in counts)
+        foreach (var s in pending)
         {
-            if (count == 0) throw new InvalidOperationException("A prepared sequence has an empty list column.");
-            Array.Fill(levels, 1, at + 1, count - 1);
-            at += count;
+            if (s.Text.Count == 0) throw new InvalidOperationException("A prepared sequence has no document text.");
+            Array.Fill(levels, 1, at + 1, s.Text.Count - 1);
+            at += s.Text.Count;
         }
         return levels;
     }
