@@ -169,7 +169,8 @@ public sealed class PrepareEngine
         long ordinal = 0;
         foreach (var record in source.Read(cancellationToken))
         {
-            ordinal++;
+            if (++ordinal % 1_000_000 == 0)
+                logger.LogInformation("prepare: checked {Rows} rows of {Source}", ordinal, source.Name);
             if (record.Error is { } error)
             {
                 if (options.OnBadRow == BadRowPolicy.Fail) throw new DataFormatException(source.Path, record.Line, error);
@@ -222,6 +223,7 @@ public sealed class PrepareEngine
             {
                 while (active.Count > 0)
                 {
+                    cancellationToken.ThrowIfCancellationRequested();
                     var next = active[0];
                     foreach (var i in active)
                         if (Progress(sources[i], emitted[i]) < Progress(sources[next], emitted[next])) next = i;
@@ -243,6 +245,8 @@ public sealed class PrepareEngine
                     else
                     {
                         await train.AddAsync(sequence, cancellationToken);
+                        if (train.Rows % 100_000 == 0)
+                            logger.LogInformation("prepare: {Sequences} train sequences written", train.Rows);
                         emitted[next] += sequence.Length;
                         stats.Train.Add(sequence);
                         kind.Train.Add(sequence);

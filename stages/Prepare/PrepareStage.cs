@@ -80,9 +80,10 @@ public sealed class PrepareStage(
                      .Select(f => (Full: f, Relative: Path.GetRelativePath(directory, f).Replace('\\', '/')))
                      .OrderBy(f => f.Relative, StringComparer.Ordinal))
         {
-            var content = File.ReadAllBytes(file.Full);
-            hash.AppendData(Encoding.UTF8.GetBytes($"{file.Relative}\0{content.Length}\0"));
-            hash.AppendData(content);
+            using var stream = File.OpenRead(file.Full);
+            hash.AppendData(Encoding.UTF8.GetBytes($"{file.Relative}\0{stream.Length}\0"));
+            var buffer = new byte[1 << 16];
+            for (int read; (read = stream.Read(buffer)) > 0;) hash.AppendData(buffer, 0, read);
         }
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }

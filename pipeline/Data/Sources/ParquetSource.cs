@@ -32,10 +32,11 @@ internal static class ParquetSource
                         group.ReadAsync(fields[f], columns[f].AsMemory(), null, cancellationToken).AsTask().GetAwaiter().GetResult();
                     }
                 }
+                var byName = mapping.FieldNames.Select((name, i) => (name, i)).ToDictionary(x => x.name, x => columns[x.i]);
                 for (var r = 0; r < rows; r++)
                 {
                     var row = r;
-                    yield return mapping.Map(rowBase + r + 1, name => FieldMapping.Field.Of(columns[IndexOf(mapping, name)][row]));
+                    yield return mapping.Map(rowBase + r + 1, name => FieldMapping.Field.Of(byName[name][row]));
                 }
                 rowBase += rows;
             }
@@ -44,13 +45,6 @@ internal static class ParquetSource
         {
             reader.DisposeAsync().AsTask().GetAwaiter().GetResult();
         }
-    }
-
-    private static int IndexOf(FieldMapping mapping, string name)
-    {
-        for (var i = 0; i < mapping.FieldNames.Count; i++)
-            if (mapping.FieldNames[i] == name) return i;
-        return -1;
     }
 
     internal static ParquetReader Open(string path, Stream stream, CancellationToken cancellationToken)
