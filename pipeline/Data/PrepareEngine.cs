@@ -44,9 +44,9 @@ public sealed class PrepareEngine
     public async Task<PrepareStats> RunAsync(string baseDirectory, string outputDirectory, string workDirectory, CancellationToken cancellationToken)
     {
         var sources = ResolveSources(baseDirectory);
+        var decontaminator = LoadSuites(baseDirectory, cancellationToken);
         if (options.GeneratedReplay.Enabled)
             sources.Insert(options.TaskSources.Count, GenerateReplay(workDirectory, sources.Count, cancellationToken));
-        var decontaminator = LoadSuites(baseDirectory, cancellationToken);
         var encoder = new DocumentEncoder(tokenizer, options.SeqLen, options.OverLength);
         var stats = new PrepareStats { TargetReplayShare = options.ReplayShare, DecontaminationNgrams = decontaminator.NgramCount };
         var firstSeen = options.Dedup ? new Dictionary<ulong, long>() : null;
