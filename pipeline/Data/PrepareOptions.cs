@@ -43,49 +43,52 @@ public sealed class PrepareOptions
     /// <summary>Sequences per Parquet row group (also flushed early past 64 MiB of buffered text).</summary>
     public int RowGroupSize { get; set; } = 1024;
 
-    /// <summary>Every problem with these options: key, value and what is allowed. Empty when valid.</summary>
+    /// <summary>
+    /// Every problem with these options: key (relative to the <c>prepare</c> section, as the configuration
+    /// loader prefixes it), value and what is allowed. Empty when valid.
+    /// </summary>
     public IReadOnlyList<string> Validate()
     {
         var errors = new List<string>();
         if (TaskSources is null || TaskSources.Count == 0)
-            errors.Add("prepare.taskSources: is empty; at least one task source is required.");
-        ValidateSources("prepare.taskSources", TaskSources ?? [], isReplay: false, errors);
-        ValidateSources("prepare.replaySources", ReplaySources ?? [], isReplay: true, errors);
+            errors.Add("taskSources: is empty; at least one task source is required.");
+        ValidateSources("taskSources", TaskSources ?? [], isReplay: false, errors);
+        ValidateSources("replaySources", ReplaySources ?? [], isReplay: true, errors);
 
         if (double.IsNaN(ReplayShare) || ReplayShare < 0 || ReplayShare >= 1)
-            errors.Add($"prepare.replayShare: {ReplayShare} is not allowed; expected a fraction in [0, 1), e.g. 0.25.");
+            errors.Add($"replayShare: {ReplayShare} is not allowed; expected a fraction in [0, 1), e.g. 0.25.");
         else if (ReplayShare > 0 && (ReplaySources?.Count ?? 0) == 0 && GeneratedReplay is not { Enabled: true })
-            errors.Add($"prepare.replayShare: {ReplayShare} needs replay data; add prepare.replaySources or enable prepare.generatedReplay.");
+            errors.Add($"replayShare: {ReplayShare} needs replay data; add replaySources or enable generatedReplay.");
 
         if (GeneratedReplay is null)
-            errors.Add("prepare.generatedReplay: is null; expected an object.");
+            errors.Add("generatedReplay: is null; expected an object.");
         else if (GeneratedReplay.Enabled && GeneratedReplay.TokenBudget <= 0)
-            errors.Add($"prepare.generatedReplay.tokenBudget: {GeneratedReplay.TokenBudget} is not allowed; expected a positive token count.");
+            errors.Add($"generatedReplay.tokenBudget: {GeneratedReplay.TokenBudget} is not allowed; expected a positive token count.");
 
         if (SeqLen < 8 || SeqLen > 1 << 20)
-            errors.Add($"prepare.seqLen: {SeqLen} is not allowed; expected 8 to {1 << 20}.");
+            errors.Add($"seqLen: {SeqLen} is not allowed; expected 8 to {1 << 20}.");
         if (!Enum.IsDefined(Packing))
-            errors.Add($"prepare.packing: {(int)Packing} is not allowed; expected pack or pad.");
+            errors.Add($"packing: {(int)Packing} is not allowed; expected pack or pad.");
         if (!Enum.IsDefined(OnBadRow))
-            errors.Add($"prepare.onBadRow: {(int)OnBadRow} is not allowed; expected fail or skip.");
+            errors.Add($"onBadRow: {(int)OnBadRow} is not allowed; expected fail or skip.");
         if (!Enum.IsDefined(OverLength))
-            errors.Add($"prepare.overLength: {(int)OverLength} is not allowed; expected truncate or drop.");
+            errors.Add($"overLength: {(int)OverLength} is not allowed; expected truncate or drop.");
 
         if (Decontaminate is null)
-            errors.Add("prepare.decontaminate: is null; expected an object.");
+            errors.Add("decontaminate: is null; expected an object.");
         else
         {
             if (Decontaminate.Ngram < 4 || Decontaminate.Ngram > 64)
-                errors.Add($"prepare.decontaminate.ngram: {Decontaminate.Ngram} is not allowed; expected 4 to 64 (13 is usual).");
+                errors.Add($"decontaminate.ngram: {Decontaminate.Ngram} is not allowed; expected 4 to 64 (13 is usual).");
             for (var i = 0; i < (Decontaminate.Suites?.Count ?? 0); i++)
                 if (string.IsNullOrWhiteSpace(Decontaminate.Suites![i]))
-                    errors.Add($"prepare.decontaminate.suites[{i}]: is empty; expected the path of a JSON-lines evaluation suite.");
+                    errors.Add($"decontaminate.suites[{i}]: is empty; expected the path of a JSON-lines evaluation suite.");
         }
 
         if (double.IsNaN(ValidationFraction) || ValidationFraction < 0 || ValidationFraction >= 1)
-            errors.Add($"prepare.validationFraction: {ValidationFraction} is not allowed; expected a fraction in [0, 1), e.g. 0.05.");
+            errors.Add($"validationFraction: {ValidationFraction} is not allowed; expected a fraction in [0, 1), e.g. 0.05.");
         if (RowGroupSize < 1)
-            errors.Add($"prepare.rowGroupSize: {RowGroupSize} is not allowed; expected a positive number of sequences.");
+            errors.Add($"rowGroupSize: {RowGroupSize} is not allowed; expected a positive number of sequences.");
         return errors;
     }
 

@@ -19,15 +19,15 @@ public sealed class PrepareOptionsTests
 
         var errors = options.Validate();
 
-        errors.Should().Contain("prepare.replayShare: 1.5 is not allowed; expected a fraction in [0, 1), e.g. 0.25.");
-        errors.Should().Contain("prepare.seqLen: 2 is not allowed; expected 8 to 1048576.");
-        errors.Should().Contain("prepare.taskSources[0].weight: -1 is not allowed; expected a positive number up to 1000.");
-        errors.Should().Contain(e => e.StartsWith("prepare.taskSources[0]: promptField 'p' and responseField '' must be given together"));
-        errors.Should().Contain(e => e.StartsWith("prepare.validationFraction: 1 is not allowed"));
-        errors.Should().Contain(e => e.StartsWith("prepare.decontaminate.ngram: 2 is not allowed"));
+        errors.Should().Contain("replayShare: 1.5 is not allowed; expected a fraction in [0, 1), e.g. 0.25.");
+        errors.Should().Contain("seqLen: 2 is not allowed; expected 8 to 1048576.");
+        errors.Should().Contain("taskSources[0].weight: -1 is not allowed; expected a positive number up to 1000.");
+        errors.Should().Contain(e => e.StartsWith("taskSources[0]: promptField 'p' and responseField '' must be given together"));
+        errors.Should().Contain(e => e.StartsWith("validationFraction: 1 is not allowed"));
+        errors.Should().Contain(e => e.StartsWith("decontaminate.ngram: 2 is not allowed"));
         new PrepareOptions { TaskSources = [new DataSourceOptions { Path = "a.txt" }], ReplayShare = 0 }.Validate().Should().BeEmpty();
         new PrepareOptions { TaskSources = [new DataSourceOptions { Path = "a.txt" }] }.Validate()
-            .Should().Equal("prepare.replayShare: 0.25 needs replay data; add prepare.replaySources or enable prepare.generatedReplay.");
+            .Should().Equal("replayShare: 0.25 needs replay data; add replaySources or enable generatedReplay.");
     }
 
     [Fact]
