@@ -59,3 +59,21 @@ public sealed class PrepareStageTests
             reader.CustomMetadata["forgetless.tokenizer.sha256"].Should().Be(PrepareStage.HashTokenizer(Path.Combine(f.Root, "tok"))).And.HaveLength(64);
     }
 }
+
+public sealed class PrepareCancellationTests
+{
+    [Fact]
+    public async Task A_cancelled_run_throws_and_leaves_no_output()
+    {
+        using var f = new PrepareFixture();
+        var options = Options(Source(f.WriteLines("t.txt", Enumerable.Range(0, 2000).Select(i => $"line {i}"))));
+        var engine = new PrepareEngine(options, new CharTokenizer(), "h");
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+
+        var act = () => engine.RunAsync(f.Root, Path.Combine(f.Root, "out"), Path.Combine(f.Root, "work"), cancelled.Token);
+
+        await act.Should().ThrowAsync<OperationCanceledException>();
+        Directory.Exists(Path.Combine(f.Root, "out")).Should().BeFalse();
+    }
+}
