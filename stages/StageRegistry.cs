@@ -15,7 +15,15 @@ public static class StageRegistry
     /// <summary>Pipeline order. A factory may return null when the stage is turned off in config.</summary>
     public static IReadOnlyList<Entry> All { get; } =
     [
+        new("prepare", typeof(Data.PrepareOptions), "mix task and replay data into tokenized, packed Parquet", CreatePrepare),
     ];
+
+    private static IStage CreatePrepare(StageFactoryContext c)
+    {
+        string model = c.Config.ResolvePath(c.Run.BaseModel);
+        return new Prepare.PrepareStage(c.Config.Section<Data.PrepareOptions>("prepare"), model, Model.Tokenizers.TokenizerLoader.Load,
+            c.Config.BaseDirectory, () => new Data.ModelReplayGenerator(model), model);
+    }
 
     /// <summary>Every config section: <c>run</c>, <c>pretrain</c> (the embedded base model) and one per stage.</summary>
     public static IReadOnlyDictionary<string, Type> Sections { get; } =

@@ -4,7 +4,7 @@ namespace Forgetless.Data;
 /// Input data a user supplied is not what prepare expects. The message names the file, the line or row
 /// (1-based) when there is one, and what was expected.
 /// </summary>
-public sealed class DataFormatException : Exception
+public sealed class DataFormatException : UserInputException
 {
     public DataFormatException(string file, long? line, string problem, Exception? inner = null)
         : base(Format(file, line, problem), inner)

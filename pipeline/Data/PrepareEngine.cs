@@ -28,7 +28,7 @@ public sealed class PrepareEngine
     public PrepareEngine(PrepareOptions options, ITokenizer tokenizer, string tokenizerHash, IReplayTextGenerator? generator = null, ILogger? logger = null)
     {
         var errors = options.Validate();
-        if (errors.Count > 0) throw new ArgumentException(string.Join(Environment.NewLine, errors.Select(e => "prepare." + e)), nameof(options));
+        if (errors.Count > 0) throw new Configuration.ConfigException(string.Join(Environment.NewLine, errors.Select(e => "prepare." + e)));
         this.options = options;
         this.tokenizer = tokenizer;
         this.tokenizerHash = tokenizerHash;

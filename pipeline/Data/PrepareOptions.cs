@@ -7,7 +7,7 @@ namespace Forgetless.Data;
 /// The <c>prepare</c> section of forgetless.json: which data to read, how much replay to mix in,
 /// and how to tokenize, filter and pack it. Paths are resolved against the folder the stage is given.
 /// </summary>
-public sealed class PrepareOptions
+public sealed class PrepareOptions : Forgetless.Configuration.IValidatableOptions
 {
     /// <summary>New-task data. At least one is required.</summary>
     public List<DataSourceOptions> TaskSources { get; set; } = [];
@@ -115,6 +115,8 @@ public sealed class PrepareOptions
                 errors.Add($"{at}.textField: '{s.TextField}' cannot be combined with promptField/responseField; choose instruction style or plain text.");
         }
     }
+
+    IEnumerable<string> Forgetless.Configuration.IValidatableOptions.Validate() => Validate();
 
     /// <summary>Canonical JSON of these options (camelCase, enums as names): the config the run store fingerprints.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);

@@ -38,7 +38,9 @@ internal sealed class SourceState
         if (Directory.Exists(path))
             return isReplay ? SourceFormat.PreparedDataset
                 : throw new DataFormatException(path, null, "is a folder; expected a jsonl, csv, parquet or txt file.");
-        return System.IO.Path.GetExtension(path).ToLowerInvariant() switch
+        // "x.txt.gz" and "x.jsonl.gz" are read through gzip; the format is the one before ".gz".
+        string name = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? path[..^3] : path;
+        return System.IO.Path.GetExtension(name).ToLowerInvariant() switch
         {
             ".jsonl" or ".ndjson" or ".json" => SourceFormat.Jsonl,
             ".csv" => SourceFormat.Csv,

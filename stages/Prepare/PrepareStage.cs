@@ -49,7 +49,7 @@ public sealed class PrepareStage(
     {
         var errors = options.Validate();
         if (errors.Count > 0)
-            throw new ArgumentException(string.Join(Environment.NewLine, errors.Select(e => "prepare." + e)));
+            throw new Configuration.ConfigException(string.Join(Environment.NewLine, errors.Select(e => "prepare." + e)));
         var tokenizer = tokenizerFactory(tokenizerDirectory);
         var engine = new PrepareEngine(options, tokenizer, HashTokenizer(tokenizerDirectory),
             options.GeneratedReplay.Enabled ? replayGeneratorFactory?.Invoke() : null, run.Logger);

@@ -21,7 +21,11 @@ internal sealed class Utf8LineReader : IDisposable
     public Utf8LineReader(string path)
     {
         this.path = path;
-        stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.SequentialScan);
+        Stream file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.SequentialScan);
+        // Line-based formats may come gzip-compressed (the embedded corpora do): decompress on the fly.
+        stream = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase)
+            ? new System.IO.Compression.GZipStream(file, System.IO.Compression.CompressionMode.Decompress)
+            : file;
     }
 
     /// <summary>1-based number of the line last returned.</summary>
