@@ -1,5 +1,5 @@
 using System.Text.Json.Nodes;
-using TorchSharp;
+using static TorchSharp.torch;
 
 namespace Forgetless.Peft;
 
