@@ -34,8 +34,13 @@ public static class Gpt2TokenizerFiles
     {
         var path = dir.Sub("gpt2-json");
         System.IO.Directory.CreateDirectory(path);
+        if (edit is null)
+        {
+            File.Copy(Path.Combine(Directory, source), Path.Combine(path, "tokenizer.json"));
+            return path;
+        }
         var json = JsonNode.Parse(File.ReadAllText(Path.Combine(Directory, source)))!.AsObject();
-        edit?.Invoke(json);
+        edit(json);
         File.WriteAllText(Path.Combine(path, "tokenizer.json"), json.ToJsonString());
         return path;
     }
