@@ -25,7 +25,9 @@ public sealed class SaveLoadTests
         File.WriteAllText(Path.Combine(source, "generation_config.json"), """{"bos_token_id": 0, "eos_token_id": 1, "max_new_tokens": 7}""");
         var loaded = ModelFolder.Load(source);
         using var model = loaded.Model;
-        ModelFolder.Save(model, dir.Sub("saved"), new ModelSaveOptions { Generation = loaded.Generation });
+        File.WriteAllText(Path.Combine(source, "tokenizer_config.json"), "{}");
+        ModelFolder.Save(model, dir.Sub("saved"), new ModelSaveOptions { Generation = loaded.Generation, TokenizerDirectory = source });
+        File.ReadAllText(Path.Combine(dir.Sub("saved"), "tokenizer_config.json")).Should().Be("{}");
         var reloaded = ModelFolder.Load(dir.Sub("saved"));
         using var again = reloaded.Model;
         using var a = Logits(model);

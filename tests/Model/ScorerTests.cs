@@ -90,7 +90,7 @@ public sealed class ScorerTests
         var scorer = new Scorer(model, new IdTokenizer(11));
         var input = dir.Sub("in.jsonl");
         File.WriteAllLines(input, ["""{"id": 1, "text": "bcd"}""", "", """{"context": "bc", "continuation": "d"}"""]);
-        var summary = ScoreFile.Run(scorer, input, dir.Sub("out.jsonl"));
+        var summary = scorer.ScoreFile(input, dir.Sub("out.jsonl"));
         summary.Rows.Should().Be(2);
         var lines = File.ReadAllLines(dir.Sub("out.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
         lines[0]["id"]!.GetValue<int>().Should().Be(1);
@@ -100,7 +100,7 @@ public sealed class ScorerTests
         lines[1].ContainsKey("is_greedy").Should().BeTrue();
 
         File.WriteAllLines(input, ["""{"text": "bc"}""", "not json", """{"context": "a"}""", """{"text": 5}"""]);
-        FluentActions.Invoking(() => ScoreFile.Run(scorer, input, dir.Sub("out2.jsonl"))).Should().Throw<InvalidDataException>()
+        FluentActions.Invoking(() => scorer.ScoreFile(input, dir.Sub("out2.jsonl"))).Should().Throw<InvalidDataException>()
             .WithMessage("3 bad line(s) in in.jsonl:*in.jsonl:2: not valid JSON*in.jsonl:3: expected*in.jsonl:4: 'text' must be a string*");
         File.Exists(dir.Sub("out2.jsonl")).Should().BeFalse();
     }

@@ -20,6 +20,10 @@ public sealed class Scorer(CausalLM model, ITokenizer tokenizer, int batchSize =
 
     public ScoreResult Score(ScoreRequest request) => Score([request])[0];
 
+    /// <summary>Scores a JSONL file into another; see <see cref="JsonlScoring"/> for the line formats.</summary>
+    public ScoreFileSummary ScoreFile(string inputPath, string outputPath, CancellationToken cancellationToken = default) =>
+        JsonlScoring.Run(this, inputPath, outputPath, cancellationToken);
+
     public IReadOnlyList<ScoreResult> Score(IReadOnlyList<ScoreRequest> requests, CancellationToken cancellationToken = default) =>
         ScoreTokens(requests.Select(Tokenize).ToList(), cancellationToken);
 
