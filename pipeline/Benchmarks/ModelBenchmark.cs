@@ -27,12 +27,27 @@ public static class ModelBenchmark
 {
     private const int Batch = 8, SequenceLength = 128;
 
-    public static ModelBenchmarkResult Run(TextWriter? progress = null)
+    /// <param name="torchThreads">Torch intra-op threads for the run (restored afterwards); null keeps the current setting.
+    /// On a shared machine fewer threads can be much faster: a parallel op waits for its slowest thread.</param>
+    public static ModelBenchmarkResult Run(TextWriter? progress = null, int? torchThreads = null)
     {
-        progress ??= Console.Out;
+        var previousThreads = get_num_threads();
+        if (torchThreads is { } n) set_num_threads(n);
+        try
+        {
+            return RunWithCurrentThreads(progress ?? Console.Out);
+        }
+        finally
+        {
+            set_num_threads(previousThreads);
+        }
+    }
+
+    private static ModelBenchmarkResult RunWithCurrentThreads(TextWriter progress)
+    {
         var loadBefore = LoadAverage();
         var machine = Machine();
-        progress.WriteLine($"machine: {machine}; load average {loadBefore}");
+        progress.WriteLine($"machine: {machine}; load average {loadBefore}; {get_num_threads()} torch threads");
         var gflops1024 = MatmulGflops(1024, repeats: 9, progress);
         var gflops2048 = MatmulGflops(2048, repeats: 5, progress);
         var models = new List<ModelThroughput>
