@@ -11,8 +11,9 @@ namespace Forgetless.Model;
 /// <remarks>
 /// Contract for adapter code (LoRA and friends): every projection is a TorchSharp <c>Linear</c> held in a
 /// field typed <c>nn.Module&lt;Tensor, Tensor&gt;</c> named like its HF key, and forward passes read that
-/// field on every call. Replacing the field by reflection (and calling <c>register_module</c> with the same
-/// name) therefore changes the computation. Linear layers that HF stores as GPT-2 <c>Conv1D</c> ([in, out])
+/// field on every call. Replacing the field by reflection and re-registering it changes the computation;
+/// TorchSharp refuses to register a name twice, so call <c>register_module(name, null!)</c> (which removes
+/// the entry) before <c>register_module(name, replacement)</c> (see AdapterContractTests). Linear layers that HF stores as GPT-2 <c>Conv1D</c> ([in, out])
 /// are listed in <see cref="FanInFanOutModules"/>; at runtime they are ordinary [out, in] Linear layers.
 /// Padding: <see cref="Forward"/> accepts right padding (scoring) and left padding (batched generation);
 /// positions count only real tokens, so either way a row computes what it would compute alone.

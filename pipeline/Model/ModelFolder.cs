@@ -93,7 +93,8 @@ public static class ModelFolder
         configJson["torch_dtype"] = options.DType == SafetensorsDType.BF16 ? "bfloat16" : "float32";
         AtomicFile.WriteText(Path.Combine(directory, ConfigFile),
             configJson.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
-        SafetensorsWriter.Write(Path.Combine(directory, CheckpointWeights.SingleFile), model.CheckpointTensors(), options.DType);
+        using (TorchSharp.torch.NewDisposeScope())
+            SafetensorsWriter.Write(Path.Combine(directory, CheckpointWeights.SingleFile), model.CheckpointTensors(), options.DType);
         // A stale index next to the new single file would be ambiguous; the single file wins on load anyway.
         var staleIndex = Path.Combine(directory, CheckpointWeights.IndexFile);
         if (File.Exists(staleIndex)) File.Delete(staleIndex);

@@ -76,7 +76,12 @@ internal sealed class Gpt2Model : nn.Module
     public Tensor Forward(Tensor inputIds, AttentionContext context)
     {
         var x = wte.call(inputIds) + wpe.call(context.Positions);
-        foreach (var block in h) x = block.Forward(x, context);
+        foreach (var block in h)
+        {
+            // Frees each block's intermediates when it is done (see LlamaModel.Forward).
+            using var scope = NewDisposeScope();
+            x = block.Forward(x, context).MoveToOuterDisposeScope();
+        }
         return ln_f.call(x);
     }
 }

@@ -57,7 +57,13 @@ internal sealed class LlamaModel : nn.Module
     {
         var (cos, sin) = rotary.At(context.Positions);
         var x = embed_tokens.call(inputIds);
-        foreach (var layer in layers) x = layer.Forward(x, cos, sin, context);
+        foreach (var layer in layers)
+        {
+            // A scope per layer frees the layer's intermediates as soon as it is done (without autograd,
+            // nothing else holds them); otherwise peak memory grows with depth.
+            using var scope = NewDisposeScope();
+            x = layer.Forward(x, cos, sin, context).MoveToOuterDisposeScope();
+        }
         return norm.call(x);
     }
 }

@@ -20,6 +20,10 @@ public sealed class Scorer(CausalLM model, ITokenizer tokenizer, int batchSize =
 
     public ScoreResult Score(ScoreRequest request) => Score([request])[0];
 
+    /// <summary>Scores a JSONL file into another; see <see cref="JsonlScoring"/> for the line formats.</summary>
+    public ScoreFileSummary ScoreFile(string inputPath, string outputPath, CancellationToken cancellationToken = default) =>
+        JsonlScoring.Run(this, inputPath, outputPath, cancellationToken);
+
     public IReadOnlyList<ScoreResult> Score(IReadOnlyList<ScoreRequest> requests, CancellationToken cancellationToken = default) =>
         ScoreTokens(requests.Select(Tokenize).ToList(), cancellationToken);
 
@@ -96,18 +100,18 @@ public sealed class Scorer(CausalLM model, ITokenizer tokenizer, int batchSize =
             }
         }
         var logits = model.Forward(tensor(ids, [batch.Length, width]), tensor(mask, [batch.Length, width]));
-        var logProbs = nn.functional.log_softmax(logits, -1);
-        var argmax = logits.argmax(-1);
         for (var b = 0; b < batch.Length; b++)
         {
             var (_, target) = rows[batch[b]];
             var length = inputs[batch[b]].Length;
             // Position t predicts token t + 1: the targets are predicted by the last target.Length positions.
             var start = length - target.Length;
-            var positions = logProbs[b].narrow(0, start, target.Length);
+            // Normalise only the scored positions: the softmax over the vocabulary dominates otherwise.
+            var positions = logits[b].narrow(0, start, target.Length);
+            var logProbs = nn.functional.log_softmax(positions, -1);
             var targetIds = tensor(target.Select(t => (long)t).ToArray()).unsqueeze(1);
-            var scores = positions.gather(1, targetIds).squeeze(1).to(ScalarType.Float64).data<double>().ToArray();
-            var greedy = argmax[b].narrow(0, start, target.Length).data<long>().ToArray();
+            var scores = logProbs.gather(1, targetIds).squeeze(1).to(ScalarType.Float64).data<double>().ToArray();
+            var greedy = positions.argmax(-1).data<long>().ToArray();
             results[batch[b]] = new ScoreResult(target, scores, scores.Sum(), greedy.Zip(target).All(p => p.First == p.Second));
         }
     }

@@ -14,6 +14,15 @@ public sealed record GenerationOptions
     public long Seed { get; init; }
     /// <summary>Ids that end generation; default: the tokenizer's EOS, else the config's eos_token_id.</summary>
     public IReadOnlyList<int>? StopTokenIds { get; init; }
+
+    /// <summary>Defaults from a model folder's generation_config.json (greedy unless it says do_sample).</summary>
+    public static GenerationOptions From(GenerationConfig? config) => config is null ? new() : new()
+    {
+        MaxNewTokens = config.MaxNewTokens ?? 64,
+        Temperature = config.DoSample == true ? config.Temperature ?? 1.0 : 0,
+        TopP = config.DoSample == true ? config.TopP ?? 1.0 : 1.0,
+        StopTokenIds = config.EosTokenIds.Count > 0 ? config.EosTokenIds : null,
+    };
 }
 
 /// <param name="TokenIds">Generated ids, without the prompt and without the stop token.</param>

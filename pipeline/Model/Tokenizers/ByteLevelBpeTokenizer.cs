@@ -17,6 +17,7 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
     private readonly PreTokenizer preTokenizer;
     private readonly bool ignoreMerges;
     private readonly AddedToken[] addedByLength;
+    private readonly HashSet<char> addedFirstChars;
     private readonly Dictionary<int, AddedToken> addedById;
     private readonly Dictionary<string, int[]> cache = new(StringComparer.Ordinal);
 
@@ -40,6 +41,7 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         addedById = added.GroupBy(a => a.Id).ToDictionary(g => g.Key, g => g.Last());
         // Longest first, so that "<|im_start|>" wins over a shorter token that is its prefix.
         addedByLength = added.Where(a => a.Content.Length > 0).OrderByDescending(a => a.Content.Length).ToArray();
+        addedFirstChars = addedByLength.Select(a => a.Content[0]).ToHashSet();
         VocabSize = Math.Max(tokenOfId.Keys.DefaultIfEmpty(-1).Max(), addedById.Keys.DefaultIfEmpty(-1).Max()) + 1;
         BosId = specialTokens?.Bos;
         EosId = specialTokens?.Eos;
@@ -74,9 +76,12 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
     {
         if (addedByLength.Length == 0) return (text.Length, null);
         for (var i = start; i < text.Length; i++)
+        {
+            if (!addedFirstChars.Contains(text[i])) continue;
             foreach (var a in addedByLength)
                 if (string.CompareOrdinal(text, i, a.Content, 0, a.Content.Length) == 0)
                     return (i, a);
+        }
         return (text.Length, null);
     }
 

@@ -26,7 +26,7 @@ public static class LogitsAssert
     {
         actual.shape.Should().Equal(expected.shape);
         using var diff = (actual - expected).abs().max();
-        diff.item<float>().Should().BeLessThan((float)tolerance);
+        diff.item<float>().Should().BeLessThanOrEqualTo((float)tolerance);
     }
 
     public static Tensor Ids(params long[] ids) => tensor(ids, [1, ids.Length]);

@@ -5,7 +5,7 @@ using System.Text.Json.Nodes;
 
 namespace Forgetless.Model.Inference;
 
-/// <summary>What <see cref="ScoreFile.Run"/> did.</summary>
+/// <summary>What <see cref="JsonlScoring.Run"/> did.</summary>
 public sealed record ScoreFileSummary(int Rows, long ScoredTokens, double SumLogProb, TimeSpan Elapsed);
 
 /// <summary>
@@ -14,7 +14,7 @@ public sealed record ScoreFileSummary(int Rows, long ScoredTokens, double SumLog
 /// <c>num_tokens</c> and <c>is_greedy</c>. All lines are checked before any scoring, and every bad line is
 /// reported as <c>file:line: reason</c>. The output appears only when complete.
 /// </summary>
-public static class ScoreFile
+public static class JsonlScoring
 {
     public static ScoreFileSummary Run(Scorer scorer, string inputPath, string outputPath, CancellationToken cancellationToken = default)
     {
