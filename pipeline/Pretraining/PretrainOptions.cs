@@ -4,7 +4,8 @@ namespace Forgetless.Pretraining;
 
 /// <summary>
 /// The <c>pretrain</c> section: how the embedded base model is made from the general text. The
-/// defaults fit about an hour on a 2-core CPU and a checkpoint under 25 MB.
+/// defaults fit about an hour on a 2-core CPU and a checkpoint under 25 MB. The context
+/// (maxPositions) equals the training window: RoPE positions never seen in training extrapolate badly.
 /// </summary>
 public sealed class PretrainOptions : IValidatableOptions
 {
@@ -31,13 +32,13 @@ public sealed class PretrainOptions : IValidatableOptions
     public int KvHeads { get; set; } = 4;
     /// <summary>SwiGLU width; 0 picks Llama's rule (8/3 of hidden, rounded up to 64).</summary>
     public int Intermediate { get; set; }
-    public int MaxPositions { get; set; } = 512;
+    public int MaxPositions { get; set; } = 256;
     /// <summary>Tied input and output embeddings halve the vocabulary's share of the checkpoint.</summary>
     public bool TieEmbeddings { get; set; } = true;
 
     public int SeqLen { get; set; } = 256;
     public int Batch { get; set; } = 8;
-    public int Steps { get; set; } = 3000;
+    public int Steps { get; set; } = 1500;
     public int WarmupSteps { get; set; } = 100;
     public double LearningRate { get; set; } = 2e-3;
     public double MinLrRatio { get; set; } = 0.1;
@@ -48,7 +49,7 @@ public sealed class PretrainOptions : IValidatableOptions
     public int EvalEvery { get; set; } = 250;
     /// <summary>Held-out windows scored at each evaluation.</summary>
     public int EvalWindows { get; set; } = 64;
-    public int CheckpointEvery { get; set; } = 100;
+    public int CheckpointEvery { get; set; } = 25;
 
     public IEnumerable<string> Validate()
     {
