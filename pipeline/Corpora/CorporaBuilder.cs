@@ -188,7 +188,7 @@ public static class CorporaBuilder
             var model = BpeTrainer.Train(BpeTrainer.CountWords(pretrain), new BpeTrainerOptions { VocabSize = options.VocabSize }, m => log.WriteLine("corpora: " + m));
             log.WriteLine($"corpora: BPE trained in {bpeClock.Elapsed.TotalSeconds:F1} s ({model.Merges.Count} merges)");
             Tokenization.TokenizerFiles.Write(model, options.TokenizerDirectory);
-            var encoder = new ByteLevelBpeTokenizer(model);
+            var encoder = model.ToTokenizer();
             var heldOutText = string.Join("\n", heldOutLines) + "\n";
             var tokens = encoder.Encode(heldOutText).Length;
             var tokStats = new SortedDictionary<string, double>(StringComparer.Ordinal)

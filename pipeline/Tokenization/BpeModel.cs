@@ -1,3 +1,5 @@
+using Forgetless.Model.Tokenizers;
+
 namespace Forgetless.Tokenization;
 
 /// <summary>
@@ -34,4 +36,16 @@ public sealed class BpeModel
     public IReadOnlyDictionary<string, int> TokenIds { get; }
 
     public int VocabSize => Tokens.Count;
+
+    /// <summary>
+    /// The encoder for this vocabulary: the same byte-level BPE engine that loads tokenizer.json, so the
+    /// trainer's view of the text and the model's can never disagree. The special tokens serve as bos, eos and pad.
+    /// </summary>
+    public ByteLevelBpeTokenizer ToTokenizer()
+    {
+        var vocab = Tokens.Select((t, id) => (t, id)).Where(p => !SpecialTokens.Contains(p.t)).ToDictionary(p => p.t, p => p.id, StringComparer.Ordinal);
+        var added = SpecialTokens.Select(s => new AddedToken(TokenIds[s], s, Special: true)).ToList();
+        int? special = SpecialTokens.Count > 0 ? TokenIds[SpecialTokens[0]] : null;
+        return new ByteLevelBpeTokenizer(vocab, Merges, PreTokenizer.Gpt2, added, new SpecialTokenIds(special, special, special));
+    }
 }

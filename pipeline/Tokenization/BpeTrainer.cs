@@ -1,3 +1,4 @@
+using Forgetless.Model.Tokenizers;
 namespace Forgetless.Tokenization;
 
 public sealed record BpeTrainerOptions
@@ -26,7 +27,7 @@ public static class BpeTrainer
         var counts = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var line in lines)
         {
-            foreach (var piece in ByteLevel.PreTokenize(line + "\n"))
+            foreach (var piece in PreTokenizer.Gpt2.Split(line + "\n"))
             {
                 counts[piece] = counts.GetValueOrDefault(piece) + 1;
             }
@@ -40,7 +41,7 @@ public static class BpeTrainer
         if (target < 256) throw new ArgumentException($"VocabSize {options.VocabSize} leaves no room for the 256 byte tokens.", nameof(options));
 
         var tokens = new List<string>(options.VocabSize);
-        for (var b = 0; b < 256; b++) tokens.Add(ByteLevel.ByteToChar[b].ToString());
+        for (var b = 0; b < 256; b++) tokens.Add(ByteLevelAlphabet.ToChar((byte)b).ToString());
         var tokenIds = new Dictionary<string, int>(StringComparer.Ordinal);
         for (var i = 0; i < tokens.Count; i++) tokenIds[tokens[i]] = i;
 
@@ -51,7 +52,7 @@ public static class BpeTrainer
         var freqs = new long[keys.Length];
         for (var w = 0; w < keys.Length; w++)
         {
-            var spelled = ByteLevel.Encode(keys[w]);
+            var spelled = ByteLevelAlphabet.Encode(System.Text.Encoding.UTF8.GetBytes(keys[w]));
             words[w] = spelled.Select(c => (int)tokenIds[c.ToString()]).ToArray();
             freqs[w] = wordCounts[keys[w]];
         }

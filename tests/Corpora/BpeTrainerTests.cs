@@ -1,3 +1,4 @@
+using Forgetless.Model.Tokenizers;
 using Forgetless.Tokenization;
 
 namespace Forgetless.Tests.Corpora;
@@ -49,7 +50,7 @@ public sealed class BpeTrainerTests
     public void Encoding_round_trips_any_text()
     {
         var model = BpeTrainer.Train(BpeTrainer.CountWords(SmallText), new BpeTrainerOptions { VocabSize = 400 });
-        var tokenizer = new ByteLevelBpeTokenizer(model);
+        var tokenizer = model.ToTokenizer();
         foreach (var line in SmallText.Append("Unseen: Zürich ☃ <|endoftext|> after the special token\n\n"))
         {
             var ids = tokenizer.Encode(line);
@@ -81,8 +82,8 @@ public sealed class BpeTrainerTests
     /// <summary>Textbook BPE: recount every pair after every merge.</summary>
     private static List<(string, string)> NaiveMerges(Dictionary<string, long> counts, int maxMerges, int minFrequency)
     {
-        var words = counts.Select(kv => (Symbols: ByteLevel.Encode(kv.Key).Select(c => c.ToString()).ToList(), Count: kv.Value)).ToList();
-        var ids = Enumerable.Range(0, 256).ToDictionary(b => ByteLevel.ByteToChar[b].ToString(), b => b);
+        var words = counts.Select(kv => (Symbols: ByteLevelAlphabet.Encode(System.Text.Encoding.UTF8.GetBytes(kv.Key)).Select(c => c.ToString()).ToList(), Count: kv.Value)).ToList();
+        var ids = Enumerable.Range(0, 256).ToDictionary(b => ByteLevelAlphabet.ToChar((byte)b).ToString(), b => b);
         var merges = new List<(string, string)>();
         while (merges.Count < maxMerges)
         {

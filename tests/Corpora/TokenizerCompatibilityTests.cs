@@ -1,3 +1,4 @@
+using Forgetless.Model.Tokenizers;
 using Forgetless.Tokenization;
 
 namespace Forgetless.Tests.Corpora;
@@ -19,7 +20,7 @@ public sealed class TokenizerCompatibilityTests
         try
         {
             TokenizerFiles.Write(model, dir);
-            var ours = new ByteLevelBpeTokenizer(model);
+            var ours = model.ToTokenizer();
             foreach (var text in BpeTrainerTests.SmallText.Append(string.Join("\n", BpeTrainerTests.SmallText)))
                 HuggingFaceIds(Path.Combine(dir, "tokenizer.json"), text).Should().Equal(ours.Encode(text), text);
         }
@@ -33,7 +34,7 @@ public sealed class TokenizerCompatibilityTests
     public void The_committed_tokenizer_encodes_held_out_text_identically_in_hf_tokenizers()
     {
         var tokenizerDir = Path.Combine(RepoData.Root, "data", "tokenizer");
-        var ours = new ByteLevelBpeTokenizer(TokenizerFiles.Read(tokenizerDir));
+        var ours = TokenizerFiles.Read(tokenizerDir).ToTokenizer();
         ours.VocabSize.Should().Be(8192);
         ours.EosId.Should().Be(8191);
         var paragraph = string.Join("\n", File.ReadLines(Path.Combine(RepoData.Root, "data", "corpora", "heldout.txt")).Skip(40).Take(12));
