@@ -144,7 +144,7 @@ public static class ModelBenchmark
         var md = new StringBuilder();
         md.AppendLine(inv, $"Machine: {machine}. Load average (1/5/15 min): {load}.");
         md.AppendLine();
-        md.AppendLine(inv, $"f32 matmul, {threads} torch threads: 1024² {g1024:F1} GFLOP/s, 2048² {g2048:F1} GFLOP/s (warm, median).");
+        md.AppendLine(inv, $"f32 matmul, {threads} torch thread{(threads == 1 ? "" : "s")}: 1024² {g1024:F1} GFLOP/s, 2048² {g2048:F1} GFLOP/s (warm, median).");
         md.AppendLine();
         md.AppendLine("| model | shape | parameters | forward tokens/s | scoring tokens/s | peak RSS MiB |");
         md.AppendLine("|---|---|---:|---:|---:|---:|");

@@ -68,6 +68,20 @@ public sealed class BadInputTests
     }
 
     [Fact]
+    public void Overlapping_tensors_are_refused()
+    {
+        using var dir = new TempDir();
+        var file = dir.Sub("x.safetensors");
+        var header = """{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"""u8.ToArray();
+        var bytes = new byte[8 + header.Length + 12];
+        BinaryPrimitives.WriteInt64LittleEndian(bytes, header.Length);
+        header.CopyTo(bytes, 8);
+        File.WriteAllBytes(file, bytes);
+        FluentActions.Invoking(() => SafetensorsFile.Open(file)).Should().Throw<InvalidDataException>()
+            .WithMessage("x.safetensors: tensor 'b' starts at data byte 4, expected 8*");
+    }
+
+    [Fact]
     public void Wrong_tensor_shape_names_tensor_and_both_shapes()
     {
         using var dir = new TempDir();

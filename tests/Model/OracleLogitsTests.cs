@@ -28,6 +28,27 @@ public sealed class OracleLogitsTests
         AssertMatchesOracle(new TinySpec("llama", Heads: 4, KvHeads: 2));
 
     [Fact]
+    public void Llama_with_explicit_head_dim_and_biases_matches_oracle() =>
+        AssertMatchesOracle(new TinySpec("llama", Heads: 2, KvHeads: 1, HeadDimOverride: 6, AttentionBias: true, MlpBias: true));
+
+    [Fact]
+    public void Gpt2_checkpoint_without_base_prefix_and_with_mask_buffers_loads()
+    {
+        // The original openai-community/gpt2 file: keys like "h.0.attn.c_attn.weight" plus causal-mask buffers.
+        using var dir = new TempDir();
+        var checkpoint = TinyCheckpoints.Create(new TinySpec("gpt2", Tied: true, Layers: 1));
+        var bare = checkpoint with
+        {
+            Tensors = checkpoint.Tensors.ToDictionary(t => t.Key.Replace("transformer.", ""), t => t.Value),
+        };
+        bare.Tensors["h.0.attn.bias"] = new TestTensor([1, 1, 32, 32], new float[32 * 32]);
+        using var model = ModelFolder.LoadModel(bare.WriteTo(dir.Path));
+        using var _ = no_grad();
+        using var logits = model.Forward(LogitsAssert.Ids(Tokens.Select(t => (long)t).ToArray()));
+        LogitsAssert.Close(LogitsAssert.Rows(logits), ReferenceTransformer.Logits(checkpoint, Tokens), 1e-5);
+    }
+
+    [Fact]
     public void Llama_with_tied_embeddings_matches_oracle() =>
         AssertMatchesOracle(new TinySpec("llama", Heads: 2, KvHeads: 1, Tied: true, Layers: 1));
 

@@ -81,8 +81,24 @@ public sealed class SafetensorsFile
                 }
                 entries[p.Name] = ReadEntry(name, p, dataLength);
             }
+            CheckContiguous(name, entries.Values, dataLength);
             return new SafetensorsFile(path, 8 + headerLength, entries, metadata);
         }
+    }
+
+    /// <summary>Like the reference reader: tensors tile the data section exactly, with no gaps, overlaps or trailing bytes.</summary>
+    private static void CheckContiguous(string file, IEnumerable<SafetensorsEntry> entries, long dataLength)
+    {
+        long expected = 0;
+        foreach (var e in entries.OrderBy(e => e.Begin).ThenBy(e => e.End))
+        {
+            if (e.Begin != expected)
+                throw new InvalidDataException(
+                    $"{file}: tensor '{e.Name}' starts at data byte {e.Begin}, expected {expected} (tensors overlap or leave a gap)");
+            expected = e.End;
+        }
+        if (expected != dataLength)
+            throw new InvalidDataException($"{file}: tensors cover {expected} bytes but the data section has {dataLength} (extra bytes at the end)");
     }
 
     private static SafetensorsEntry ReadEntry(string file, JsonProperty p, long dataLength)

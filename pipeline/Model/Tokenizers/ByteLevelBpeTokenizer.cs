@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text;
 
 namespace Forgetless.Model.Tokenizers;
@@ -19,7 +20,8 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
     private readonly AddedToken[] addedByLength;
     private readonly HashSet<char> addedFirstChars;
     private readonly Dictionary<int, AddedToken> addedById;
-    private readonly Dictionary<string, int[]> cache = new(StringComparer.Ordinal);
+    // Concurrent so that one tokenizer can serve parallel callers (the rest is read-only after construction).
+    private readonly ConcurrentDictionary<string, int[]> cache = new(StringComparer.Ordinal);
 
     public ByteLevelBpeTokenizer(
         IReadOnlyDictionary<string, int> vocab,

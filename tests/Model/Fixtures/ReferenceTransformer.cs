@@ -32,14 +32,14 @@ public static class ReferenceTransformer
                 for (var head = 0; head < s.KvHeads; head++) Rotate(k[t], head * hd, hd, t, invFreq);
             }
             var attn = Attention(q, k, vv, s.Heads, s.KvHeads, hd);
-            for (var t = 0; t < T; t++) Add(x[t], Linear(attn[t], w[p + "self_attn.o_proj.weight"], null));
+            for (var t = 0; t < T; t++) Add(x[t], Linear(attn[t], w[p + "self_attn.o_proj.weight"], w.GetValueOrDefault(p + "self_attn.o_proj.bias")));
             for (var t = 0; t < T; t++)
             {
                 var m = RmsNorm(x[t], w[p + "post_attention_layernorm.weight"]);
-                var gate = Linear(m, w[p + "mlp.gate_proj.weight"], null);
-                var up = Linear(m, w[p + "mlp.up_proj.weight"], null);
+                var gate = Linear(m, w[p + "mlp.gate_proj.weight"], w.GetValueOrDefault(p + "mlp.gate_proj.bias"));
+                var up = Linear(m, w[p + "mlp.up_proj.weight"], w.GetValueOrDefault(p + "mlp.up_proj.bias"));
                 var act = gate.Select((g, i) => g / (1 + Math.Exp(-g)) * up[i]).ToArray();
-                Add(x[t], Linear(act, w[p + "mlp.down_proj.weight"], null));
+                Add(x[t], Linear(act, w[p + "mlp.down_proj.weight"], w.GetValueOrDefault(p + "mlp.down_proj.bias")));
             }
         }
         var head_ = s.Tied ? w["model.embed_tokens.weight"] : w["lm_head.weight"];

@@ -15,9 +15,12 @@ public sealed record TinySpec(
     bool Tied = false,
     JsonObject? RopeScaling = null,
     double RopeTheta = 10000,
-    int? SlidingWindow = null)
+    int? SlidingWindow = null,
+    int? HeadDimOverride = null,
+    bool AttentionBias = false,
+    bool MlpBias = false)
 {
-    public int HeadDim => Hidden / Heads;
+    public int HeadDim => HeadDimOverride ?? Hidden / Heads;
 }
 
 /// <summary>A tiny checkpoint: its config.json text and its tensors under the HF key names.</summary>
@@ -83,17 +86,24 @@ public static class TinyCheckpoints
                 Add(p + "self_attn.q_proj.weight", 0.4, 0, spec.Heads * hd, d);
                 Add(p + "self_attn.k_proj.weight", 0.4, 0, spec.KvHeads * hd, d);
                 Add(p + "self_attn.v_proj.weight", 0.4, 0, spec.KvHeads * hd, d);
-                if (spec.ModelType == "qwen2")
+                if (spec.ModelType == "qwen2" || spec.AttentionBias)
                 {
                     Add(p + "self_attn.q_proj.bias", 0.3, 0, spec.Heads * hd);
                     Add(p + "self_attn.k_proj.bias", 0.3, 0, spec.KvHeads * hd);
                     Add(p + "self_attn.v_proj.bias", 0.3, 0, spec.KvHeads * hd);
                 }
                 Add(p + "self_attn.o_proj.weight", 0.4, 0, d, spec.Heads * hd);
+                if (spec.AttentionBias) Add(p + "self_attn.o_proj.bias", 0.3, 0, d);
                 Add(p + "post_attention_layernorm.weight", 0.2, 1, d);
                 Add(p + "mlp.gate_proj.weight", 0.4, 0, spec.Intermediate, d);
                 Add(p + "mlp.up_proj.weight", 0.4, 0, spec.Intermediate, d);
                 Add(p + "mlp.down_proj.weight", 0.4, 0, d, spec.Intermediate);
+                if (spec.MlpBias)
+                {
+                    Add(p + "mlp.gate_proj.bias", 0.3, 0, spec.Intermediate);
+                    Add(p + "mlp.up_proj.bias", 0.3, 0, spec.Intermediate);
+                    Add(p + "mlp.down_proj.bias", 0.3, 0, d);
+                }
             }
             Add("model.norm.weight", 0.2, 1, d);
             if (!spec.Tied) Add("lm_head.weight", 0.5, 0, spec.Vocab, d);
@@ -118,6 +128,7 @@ public static class TinyCheckpoints
             ["rms_norm_eps"] = 1e-6, ["rope_theta"] = s.RopeTheta, ["rope_scaling"] = s.RopeScaling?.DeepClone(),
             ["hidden_act"] = "silu", ["tie_word_embeddings"] = s.Tied, ["sliding_window"] = s.SlidingWindow,
             ["bos_token_id"] = 0, ["eos_token_id"] = 1,
+            ["head_dim"] = s.HeadDimOverride, ["attention_bias"] = s.AttentionBias, ["mlp_bias"] = s.MlpBias,
         };
 }
 
