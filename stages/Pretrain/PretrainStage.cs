@@ -23,12 +23,13 @@ public sealed class PretrainStage(PipelineConfig config, PretrainOptions options
         .File("suite:cloze", config.ResolvePath(options.ClozeSuite))
         .Directory("tokenizer", config.ResolvePath(options.Tokenizer))
         .Value("config:pretrain", PipelineConfig.Canonical(options))
-        .Value("seed", run.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture))
-        // Float sums depend on how work is split between threads: the curve is reproducible per thread count.
-        .Value("threads", TorchSharp.torch.get_num_threads().ToString(System.Globalization.CultureInfo.InvariantCulture));
+        .Value("seed", run.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
     public Task<StageOutcome> RunAsync(StageRun stageRun, CancellationToken cancellationToken)
     {
+        // Float sums depend on how work is split between threads: the curve is reproducible per thread count,
+        // which is therefore part of the options (and so of the fingerprint).
+        TorchSharp.torch.set_num_threads(options.Threads);
         var trainer = new Pretrainer(options, run.Seed, config.ResolvePath, stageRun.Logger);
         var result = trainer.Run(stageRun.WorkDirectory, cancellationToken);
         ModelFolder.Save(result.Model, stageRun.OutputDirectory,
