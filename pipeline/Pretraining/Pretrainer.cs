@@ -28,6 +28,9 @@ public sealed class Pretrainer(PretrainOptions options, long seed, Func<string, 
     public const string MetricsFile = "metrics.jsonl";
     private const string CheckpointFile = "checkpoint.safetensors";
 
+    /// <summary>Called after every completed step (tests use it to interrupt a run at a known step).</summary>
+    internal Action<long>? AfterStep { get; init; }
+
     public PretrainResult Run(string workDirectory, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
@@ -84,6 +87,7 @@ public sealed class Pretrainer(PretrainOptions options, long seed, Func<string, 
                 TrainingCheckpoint.Save(checkpoint, step, trainable, optimizer, null);
             string heldoutText = double.IsNaN(lastHeldout) ? "" : string.Create(CultureInfo.InvariantCulture, $" · held-out {lastHeldout:F3}");
             progress.Report(step, string.Create(CultureInfo.InvariantCulture, $"loss {lastLoss:F3}{heldoutText} · {progress.Rate * tokensPerStep:F0} tok/s"));
+            AfterStep?.Invoke(step);
         }
         model.eval();
         return new PretrainResult(model, tokenizer, corpus.Tokens, step, step * tokensPerStep, clock.Elapsed.TotalSeconds, lastLoss, lastHeldout, parameterCount);
