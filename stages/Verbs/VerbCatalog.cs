@@ -8,6 +8,7 @@ public static class VerbCatalog
         .. StageVerbs.All(),
         StatusVerb.Definition,
         CleanVerb.Definition,
+        CorporaVerb.Definition,
         Pretrain.PretrainVerb.Definition,
     ];
 
