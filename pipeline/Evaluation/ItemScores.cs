@@ -1,7 +1,11 @@
 namespace Forgetless.Evaluation;
 
 /// <summary>What one evaluation item contributed: raw numbers from which every metric is aggregated.</summary>
-public sealed record ItemScore(string? Category, IReadOnlyDictionary<string, double> Values);
+public sealed record ItemScore(string? Category, IReadOnlyDictionary<string, double> Values)
+{
+    /// <summary>What the model generated (generation suites), kept for side-by-side samples in reports.</summary>
+    public string? Output { get; init; }
+}
 
 /// <summary>
 /// How a metric is computed from item scores. Taking indices lets the bootstrap resample items and
@@ -11,7 +15,30 @@ public sealed record MetricDefinition(string Name, bool HigherIsBetter, Func<IRe
 {
     /// <summary>The mean of one item value (accuracy-like metrics).</summary>
     public static MetricDefinition Mean(string name, bool higherIsBetter = true, string? value = null) =>
-        new(name, higherIsBetter, (items, idx) => idx.Count == 0 ? double.NaN : idx.Average(i => items[i].Values[value ?? name]));
+        new(name, higherIsBetter, (items, idx) => idx.Count == 0 ? double.NaN : idx.Average(i => items[i].Values[value ?? name]))
+        {
+            MeanOf = value ?? name,
+        };
+
+    /// <summary>The item value this metric is the plain mean of, or null for ratio metrics.</summary>
+    public string? MeanOf { get; init; }
+
+    /// <summary>
+    /// Standard error over <paramref name="idx"/>: sample std / √n for means (as lm-eval reports), by
+    /// seeded bootstrap for ratio metrics such as perplexity.
+    /// </summary>
+    public double StandardError(IReadOnlyList<ItemScore> items, IReadOnlyList<int> idx, int seed, int resamples = Bootstrap.DefaultResamples)
+    {
+        if (idx.Count < 2) return double.NaN;
+        if (MeanOf is { } key)
+        {
+            double mean = idx.Average(i => items[i].Values[key]);
+            double variance = idx.Sum(i => Math.Pow(items[i].Values[key] - mean, 2)) / (idx.Count - 1);
+            return Math.Sqrt(variance / idx.Count);
+        }
+        var subset = idx.Select(i => items[i]).ToList();
+        return Bootstrap.StandardError(this, subset, seed, resamples);
+    }
 
     /// <summary>exp(Σ nll / Σ count): perplexity per token, word or byte.</summary>
     public static MetricDefinition Perplexity(string name, string nll, string count) =>
