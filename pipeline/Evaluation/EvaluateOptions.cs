@@ -48,7 +48,6 @@ public sealed class EvaluateOptions : Configuration.IValidatableOptions
     public IReadOnlyList<string> Validate()
     {
         var errors = new List<string>();
-        if (Suites.Count == 0) errors.Add("suites: at least one suite is required");
         for (int i = 0; i < Suites.Count; i++) errors.AddRange(Suites[i].Validate($"suites[{i}]"));
         foreach (var dup in Suites.GroupBy(s => s.Name).Where(g => g.Count() > 1))
             errors.Add($"suites: the name '{dup.Key}' is used {dup.Count()} times; suite names must be unique");

@@ -93,7 +93,8 @@ public sealed class ForgettingEvaluation
 
     public EvaluationResult Run(CancellationToken cancellationToken)
     {
-        var errors = Options.Validate();
+        var errors = Options.Validate().ToList();
+        if (Options.Suites.Count == 0) errors.Add("suites: at least one suite is required");
         if (errors.Count > 0) throw new Configuration.ConfigException(string.Join(Environment.NewLine, errors.Select(e => "evaluate." + e)));
         var cache = Options.CacheBase && CacheDirectory is not null ? new BaseResultCache(CacheDirectory) : null;
         var (model, tokenizer) = LoadBase();
