@@ -7,12 +7,12 @@ public sealed class BootstrapTests
     [Fact]
     public void Paired_interval_covers_the_true_difference_at_about_the_nominal_rate()
     {
-        // 200 simulated data sets of 80 paired items: base ~ N(0, 1), candidate = base + 0.1 + N(0, 0.5).
+        // 200 simulated data sets of 50 paired items: base ~ N(0, 1), candidate = base + 0.1 + N(0, 0.5).
         // The true difference of means is 0.1; a 95% interval should contain it ~95% of the time.
         var random = new Random(2024);
         var metric = MetricDefinition.Mean("score");
         int covered = 0;
-        const int datasets = 200, n = 80;
+        const int datasets = 200, n = 50;
         for (int d = 0; d < datasets; d++)
         {
             var b = new List<ItemScore>(n);
@@ -23,7 +23,7 @@ public sealed class BootstrapTests
                 b.Add(new ItemScore(null, new Dictionary<string, double> { ["score"] = x }));
                 c.Add(new ItemScore(null, new Dictionary<string, double> { ["score"] = y }));
             }
-            if (Bootstrap.PairedDifference(metric, b, c, seed: d, resamples: 400).Contains(0.1)) covered++;
+            if (Bootstrap.PairedDifference(metric, b, c, seed: d, resamples: 250).Contains(0.1)) covered++;
         }
         double coverage = covered / (double)datasets;
         coverage.Should().BeInRange(0.90, 0.99);
