@@ -181,7 +181,7 @@ public static class EvaluationReports
             new XElement("testsuites", new XAttribute("name", "forgetless"), new XAttribute("tests", cases.Count), new XAttribute("failures", failures), suite));
     }
 
-    private static string F(double x) => double.IsFinite(x) ? x.ToString("0.####", CultureInfo.InvariantCulture) : "n/a";
+    private static string F(double x) => double.IsFinite(x) ? (x + 0.0).ToString("0.####", CultureInfo.InvariantCulture) : "n/a";
 
     private static string Ci(Interval i) => $"[{F(i.Low)}, {F(i.High)}]";
 

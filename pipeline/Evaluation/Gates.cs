@@ -114,7 +114,7 @@ public static class ReleaseGates
 
     private static string Describe(GateOptions gate, MetricDefinition metric, double observed, Interval? interval, bool passed, bool any, double confidence)
     {
-        string F(double x) => gate.Relative ? x.ToString("0.##%", CultureInfo.InvariantCulture) : x.ToString("0.####", CultureInfo.InvariantCulture);
+        string F(double x) => gate.Relative ? (x + 0.0).ToString("0.##%", CultureInfo.InvariantCulture) : (x + 0.0).ToString("0.####", CultureInfo.InvariantCulture);
         string what = gate.Kind switch
         {
             "maxDrop" => $"{(metric.HigherIsBetter ? "drop" : "rise")} of {metric.Name} (worse by) {F(observed)}, allowed at most {F(gate.Threshold)}",
