@@ -27,3 +27,26 @@ Task("Prepare")
     .Description("Mix task and replay data into tokenized, packed Parquet (runs/prepare)")
     .IsDependentOn("Build")
     .Does(() => Forgetless("prepare", forceable: true));
+
+Task("Evaluate")
+    .Description("Score base vs candidate adapter on the suites, write reports, judge the release gates (exit 4 when one fails); --adapter=DIR evaluates a given adapter folder")
+    .IsDependentOn("Build")
+    .Does(() =>
+    {
+        var adapter = Argument<string>("adapter", null);
+        Forgetless("evaluate", adapter != null ? new[] { "--adapter", MakeAbsolute(Directory(adapter)).FullPath } : null, forceable: true);
+    });
+
+Task("Release")
+    .Description("Bring every stage up to date and pass the release gates; exits with the gate's code (4) when one fails")
+    .IsDependentOn("Evaluate");
+
+// Cake exits 1 for every failed task; pass on forgetless's own code (4 = a release gate failed).
+Teardown(context =>
+{
+    if (forgetlessExitCode > 1)
+    {
+        Error($"forgetless exited with code {forgetlessExitCode}; the build exits with it");
+        Environment.Exit(forgetlessExitCode);
+    }
+});

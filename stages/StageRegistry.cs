@@ -16,6 +16,7 @@ public static class StageRegistry
     public static IReadOnlyList<Entry> All { get; } =
     [
         new("prepare", typeof(Data.PrepareOptions), "mix task and replay data into tokenized, packed Parquet", CreatePrepare),
+        new("evaluate", typeof(Evaluation.EvaluateOptions), "measure forgetting and gain against the base model; gate the release (exit 4 on a failed gate)", CreateEvaluate),
     ];
 
     private static IStage CreatePrepare(StageFactoryContext c)
@@ -23,6 +24,20 @@ public static class StageRegistry
         string model = c.Config.ResolvePath(c.Run.BaseModel);
         return new Prepare.PrepareStage(c.Config.Section<Data.PrepareOptions>("prepare"), model, Model.Tokenizers.TokenizerLoader.Load,
             c.Config.BaseDirectory, () => new Data.ModelReplayGenerator(model), model);
+    }
+
+    private static IStage CreateEvaluate(StageFactoryContext c)
+    {
+        var options = c.Config.Section<Evaluation.EvaluateOptions>("evaluate");
+        string baseModel = c.Config.ResolvePath(options.BaseModel.Length > 0 ? options.BaseModel : c.Run.BaseModel);
+        string? adapter = options.Adapter.Length > 0 ? c.Config.ResolvePath(options.Adapter) : null;
+        // The candidate: an explicit adapter folder, else the named stage, else distill when it is on, else finetune.
+        string? upstream = adapter is not null ? null
+            : options.Candidate.Length > 0 ? options.Candidate
+            : All.FirstOrDefault(e => e.Name == "distill") is { } distill && distill.Create(c) is not null ? "distill"
+            : All.Any(e => e.Name == "finetune") ? "finetune" : null;
+        return new Evaluate.EvaluateStage(options, baseModel, c.Config.BaseDirectory, c.Config.ResolvePath(c.Run.Root), c.Run.Seed,
+            upstream, adapter, ToolVersion.Current);
     }
 
     /// <summary>Every config section: <c>run</c>, <c>pretrain</c> (the embedded base model) and one per stage.</summary>

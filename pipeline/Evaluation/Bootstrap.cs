@@ -17,21 +17,36 @@ public static class Bootstrap
 
     /// <summary>Interval of candidate − base for <paramref name="metric"/>, over items <paramref name="subset"/> (all when null).</summary>
     public static Interval PairedDifference(MetricDefinition metric, IReadOnlyList<ItemScore> baseItems, IReadOnlyList<ItemScore> candidateItems,
-        int seed, double confidence = 0.95, int resamples = DefaultResamples, IReadOnlyList<int>? subset = null)
+        int seed, double confidence = 0.95, int resamples = DefaultResamples, IReadOnlyList<int>? subset = null) =>
+        Paired(metric, baseItems, candidateItems, (b, c) => c - b, seed, confidence, resamples, subset);
+
+    /// <summary>
+    /// Interval of any statistic of (base value, candidate value), recomputed on each resample of
+    /// paired items — e.g. a relative drop (b − c) / b, whose interval is not a rescaled difference interval.
+    /// </summary>
+    public static Interval Paired(MetricDefinition metric, IReadOnlyList<ItemScore> baseItems, IReadOnlyList<ItemScore> candidateItems,
+        Func<double, double, double> statistic, int seed, double confidence = 0.95, int resamples = DefaultResamples,
+        IReadOnlyList<int>? subset = null)
     {
         if (baseItems.Count != candidateItems.Count)
             throw new ArgumentException($"paired bootstrap needs the same items: base has {baseItems.Count}, candidate {candidateItems.Count}");
         var pool = subset ?? Enumerable.Range(0, baseItems.Count).ToArray();
+        if (pool.Count == 0) return new Interval(double.NaN, double.NaN);
         var random = new Random(seed);
-        var diffs = new double[resamples];
+        var values = new double[resamples];
         var idx = new int[pool.Count];
         for (int r = 0; r < resamples; r++)
         {
             for (int i = 0; i < idx.Length; i++) idx[i] = pool[random.Next(pool.Count)];
-            diffs[r] = metric.Aggregate(candidateItems, idx) - metric.Aggregate(baseItems, idx);
+            values[r] = statistic(metric.Aggregate(baseItems, idx), metric.Aggregate(candidateItems, idx));
         }
-        return Percentiles(diffs, confidence);
+        return Percentiles(values, confidence);
     }
+
+    /// <summary>Percentile interval of the metric itself on one model (for absolute min/max gates).</summary>
+    public static Interval Single(MetricDefinition metric, IReadOnlyList<ItemScore> items, int seed, double confidence = 0.95,
+        int resamples = DefaultResamples, IReadOnlyList<int>? subset = null) =>
+        Paired(metric, items, items, (_, c) => c, seed, confidence, resamples, subset);
 
     /// <summary>Standard error of a metric by bootstrap (for ratio metrics, where std/√n does not apply).</summary>
     public static double StandardError(MetricDefinition metric, IReadOnlyList<ItemScore> items, int seed, int resamples = DefaultResamples)
@@ -51,6 +66,9 @@ public static class Bootstrap
 
     private static Interval Percentiles(double[] values, double confidence)
     {
+        // NaN (e.g. 0/0 on a degenerate resample) sorts first and would poison the lower bound.
+        values = values.Where(v => !double.IsNaN(v)).ToArray();
+        if (values.Length == 0) return new Interval(double.NaN, double.NaN);
         Array.Sort(values);
         double tail = (1 - confidence) / 2;
         return new Interval(Quantile(values, tail), Quantile(values, 1 - tail));

@@ -1,7 +1,11 @@
 namespace Forgetless.Evaluation;
 
 /// <summary>What one evaluation item contributed: raw numbers from which every metric is aggregated.</summary>
-public sealed record ItemScore(string? Category, IReadOnlyDictionary<string, double> Values);
+public sealed record ItemScore(string? Category, IReadOnlyDictionary<string, double> Values)
+{
+    /// <summary>What the model generated (generation suites), kept for side-by-side samples in reports.</summary>
+    public string? Output { get; init; }
+}
 
 /// <summary>
 /// How a metric is computed from item scores. Taking indices lets the bootstrap resample items and
@@ -9,9 +13,37 @@ public sealed record ItemScore(string? Category, IReadOnlyDictionary<string, dou
 /// </summary>
 public sealed record MetricDefinition(string Name, bool HigherIsBetter, Func<IReadOnlyList<ItemScore>, IReadOnlyList<int>, double> Aggregate)
 {
-    /// <summary>The mean of one item value (accuracy-like metrics).</summary>
+    /// <summary>
+    /// The mean of one item value (accuracy-like metrics) over the items that have it (a cloze suite
+    /// scores acc_choice only on items with candidates); NaN when none has it.
+    /// </summary>
     public static MetricDefinition Mean(string name, bool higherIsBetter = true, string? value = null) =>
-        new(name, higherIsBetter, (items, idx) => idx.Count == 0 ? double.NaN : idx.Average(i => items[i].Values[value ?? name]));
+        new(name, higherIsBetter, (items, idx) => MeanOfPresent(items, idx, value ?? name))
+        {
+            MeanOf = value ?? name,
+        };
+
+    /// <summary>The item value this metric is the plain mean of, or null for ratio metrics.</summary>
+    public string? MeanOf { get; init; }
+
+    /// <summary>
+    /// Standard error over <paramref name="idx"/>: sample std / √n for means (as lm-eval reports), by
+    /// seeded bootstrap for ratio metrics such as perplexity.
+    /// </summary>
+    public double StandardError(IReadOnlyList<ItemScore> items, IReadOnlyList<int> idx, int seed, int resamples = Bootstrap.DefaultResamples)
+    {
+        if (idx.Count < 2) return double.NaN;
+        if (MeanOf is { } key)
+        {
+            var values = idx.Where(i => items[i].Values.ContainsKey(key)).Select(i => items[i].Values[key]).ToList();
+            if (values.Count < 2) return double.NaN;
+            double mean = values.Average();
+            double variance = values.Sum(v => (v - mean) * (v - mean)) / (values.Count - 1);
+            return Math.Sqrt(variance / values.Count);
+        }
+        var subset = idx.Select(i => items[i]).ToList();
+        return Bootstrap.StandardError(this, subset, seed, resamples);
+    }
 
     /// <summary>exp(Σ nll / Σ count): perplexity per token, word or byte.</summary>
     public static MetricDefinition Perplexity(string name, string nll, string count) =>
@@ -24,6 +56,19 @@ public sealed record MetricDefinition(string Name, bool HigherIsBetter, Func<IRe
     /// <summary>Σ nll / Σ count: mean negative log-likelihood per token, in nats.</summary>
     public static MetricDefinition MeanPer(string name, string nll, string count) =>
         new(name, false, (items, idx) => Sum(items, idx, nll) / Sum(items, idx, count));
+
+    private static double MeanOfPresent(IReadOnlyList<ItemScore> items, IReadOnlyList<int> idx, string key)
+    {
+        double sum = 0;
+        int count = 0;
+        foreach (var i in idx)
+        {
+            if (!items[i].Values.TryGetValue(key, out var v)) continue;
+            sum += v;
+            count++;
+        }
+        return count == 0 ? double.NaN : sum / count;
+    }
 
     private static double Sum(IReadOnlyList<ItemScore> items, IReadOnlyList<int> idx, string key)
     {

@@ -6,28 +6,44 @@ namespace Forgetless.Evaluation;
 /// <summary>Reads a suite's JSON-lines file; a bad row is an error naming the file, line and field.</summary>
 public static class SuiteFile
 {
-    public sealed record Row(int Line, JsonObject Json, string Path)
+    /// <summary>One row; fields are looked up through the suite's renames (<see cref="SuiteOptions.Fields"/>).</summary>
+    public sealed record Row(int Line, JsonObject Json, string Path, IReadOnlyDictionary<string, string>? Fields = null)
     {
+        /// <summary>The file's name for a suite field.</summary>
+        public string Source(string field) => Fields is not null && Fields.TryGetValue(field, out var renamed) ? renamed : field;
+
+        private JsonNode? Node(string field) => Json[Source(field)];
+
+        private SuiteFormatException Error(string field, string expected) =>
+            new(Node(field) is null
+                ? $"{Path}:{Line}: field '{Source(field)}' is missing; expected {expected}"
+                : $"{Path}:{Line}: field '{Source(field)}' must be {expected}");
+
+        public bool Has(string field) => Node(field) is not null;
+
         public string String(string field) =>
-            Json[field] is JsonValue v && v.TryGetValue<string>(out var s) ? s
-            : throw new SuiteFormatException($"{Path}:{Line}: field '{field}' must be a string");
+            Node(field) is JsonValue v && v.TryGetValue<string>(out var s) ? s : throw Error(field, "a string");
 
         public string? OptionalString(string field) =>
-            Json[field] is null ? null : String(field);
+            Node(field) is null ? null : String(field);
 
-        public int Int(string field) =>
-            Json[field] is JsonValue v && v.TryGetValue<int>(out var i) ? i
-            : throw new SuiteFormatException($"{Path}:{Line}: field '{field}' must be a whole number");
+        /// <summary>A whole number, also accepted as a string of digits (HellaSwag dumps write <c>"label": "2"</c>).</summary>
+        public int Int(string field) => Node(field) switch
+        {
+            JsonValue v when v.TryGetValue<int>(out var i) => i,
+            JsonValue v when v.TryGetValue<string>(out var s) && int.TryParse(s, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var i) => i,
+            _ => throw Error(field, "a whole number"),
+        };
 
         public IReadOnlyList<string> Strings(string field) =>
-            Json[field] is JsonArray a && a.All(x => x is JsonValue v && v.TryGetValue<string>(out _))
+            Node(field) is JsonArray a && a.All(x => x is JsonValue v && v.TryGetValue<string>(out _))
                 ? a.Select(x => x!.GetValue<string>()).ToList()
-                : throw new SuiteFormatException($"{Path}:{Line}: field '{field}' must be a list of strings");
+                : throw Error(field, "a list of strings");
 
-        public IReadOnlyList<string>? OptionalStrings(string field) => Json[field] is null ? null : Strings(field);
+        public IReadOnlyList<string>? OptionalStrings(string field) => Node(field) is null ? null : Strings(field);
     }
 
-    public static IReadOnlyList<Row> Read(string path, int limit = 0)
+    public static IReadOnlyList<Row> Read(string path, int limit = 0, IReadOnlyDictionary<string, string>? fields = null)
     {
         if (!File.Exists(path)) throw new SuiteFormatException($"{path}: evaluation suite file not found");
         var rows = new List<Row>();
@@ -46,7 +62,7 @@ public static class SuiteFile
                 throw new SuiteFormatException($"{path}:{line}: not valid JSON — {e.Message}");
             }
             if (node is not JsonObject obj) throw new SuiteFormatException($"{path}:{line}: each line must be a JSON object");
-            rows.Add(new Row(line, obj, path));
+            rows.Add(new Row(line, obj, path, fields));
             if (limit > 0 && rows.Count >= limit) break;
         }
         if (rows.Count == 0) throw new SuiteFormatException($"{path}: the suite has no items");

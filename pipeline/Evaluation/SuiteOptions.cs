@@ -16,6 +16,14 @@ public enum SuiteType
 /// <summary>Old knowledge to keep, or the new task to learn.</summary>
 public enum SuiteRole { Old, New }
 
+/// <summary>
+/// How rows of a public dump become suite items, for files that are not in the suite's own shape.
+/// <c>Lambada</c>: cloze rows <c>{"text"}</c>, context = text without its last word, target = " " + last word.
+/// <c>Hellaswag</c>: multiple-choice rows <c>{"activity_label", "ctx_a", "ctx_b", "endings", "label"}</c>,
+/// query = activity_label + ": " + ctx_a + " " + capitalize(ctx_b), lm-eval's text clean-up applied.
+/// </summary>
+public enum SuitePreset { None, Lambada, Hellaswag }
+
 /// <summary>One evaluation suite: a JSON-lines file and how to read and score it.</summary>
 public sealed class SuiteOptions
 {
@@ -29,6 +37,13 @@ public sealed class SuiteOptions
     public string Delimiter { get; set; } = " ";
     /// <summary>Generation: most new tokens per item.</summary>
     public int MaxNewTokens { get; set; } = 32;
+    /// <summary>Reads a public dump unchanged (see <see cref="SuitePreset"/>).</summary>
+    public SuitePreset Preset { get; set; } = SuitePreset.None;
+    /// <summary>
+    /// Field renames: suite field → field in the file, e.g. <c>{"query": "question", "gold": "answer", "category": "subject"}</c>.
+    /// Fields not named keep their own names.
+    /// </summary>
+    public Dictionary<string, string> Fields { get; set; } = new(StringComparer.Ordinal);
 
     public IEnumerable<string> Validate(string key)
     {
@@ -36,5 +51,11 @@ public sealed class SuiteOptions
         if (string.IsNullOrWhiteSpace(Path)) yield return $"{key}.path: every suite needs a JSON-lines file";
         if (Limit < 0) yield return $"{key}.limit = {Limit}: must be 0 (all) or more";
         if (MaxNewTokens <= 0) yield return $"{key}.maxNewTokens = {MaxNewTokens}: must be positive";
+        if (Preset == SuitePreset.Lambada && Type != SuiteType.Cloze)
+            yield return $"{key}.preset = lambada: only for type cloze";
+        if (Preset == SuitePreset.Hellaswag && Type != SuiteType.MultipleChoice)
+            yield return $"{key}.preset = hellaswag: only for type multipleChoice";
+        foreach (var (field, source) in Fields ?? [])
+            if (string.IsNullOrWhiteSpace(source)) yield return $"{key}.fields.{field}: must name a field of the file";
     }
 }

@@ -5,26 +5,40 @@ using Forgetless.Progress;
 
 namespace Forgetless.Evaluation;
 
-/// <summary>Scores one suite on one model, item by item, the way lm-evaluation-harness scores the task shape.</summary>
-public sealed partial class SuiteRunner(Scorer scorer, TextGenerator generator)
+/// <summary>
+/// Scores one suite on one model the way lm-evaluation-harness scores the task shape. Perplexity
+/// and plain cloze items are scored in batches of <paramref name="batchSize"/> items (their windows
+/// padded into one forward pass per scorer batch); multiple choice scores all choices of an item in
+/// one batch over a shared context cache; generation is greedy, one item at a time.
+/// </summary>
+public sealed partial class SuiteRunner(Scorer scorer, TextGenerator generator, int batchSize = 8)
 {
     public SuiteResult Run(SuiteOptions suite, string path, CancellationToken cancellationToken, string? progressLabel = null)
     {
-        var rows = SuiteFile.Read(path, suite.Limit);
+        var rows = SuiteFile.Read(path, suite.Limit, suite.Fields);
         using var progress = new ProgressBar(progressLabel ?? suite.Name, rows.Count, "items");
         var items = new List<ItemScore>(rows.Count);
-        foreach (var row in rows)
+        foreach (var chunk in rows.Chunk(Math.Max(1, batchSize)))
         {
             cancellationToken.ThrowIfCancellationRequested();
-            items.Add(suite.Type switch
+            switch (suite.Type)
             {
-                SuiteType.Perplexity => Perplexity(row),
-                SuiteType.Cloze => Cloze(row),
-                SuiteType.MultipleChoice => MultipleChoice(row, suite.Delimiter),
-                SuiteType.Generation => Generation(row, suite.MaxNewTokens, cancellationToken),
-                _ => throw new ArgumentOutOfRangeException(nameof(suite), suite.Type, null),
-            });
-            progress.Advance();
+                case SuiteType.Perplexity:
+                    items.AddRange(Perplexity(chunk, cancellationToken));
+                    break;
+                case SuiteType.Cloze:
+                    items.AddRange(Cloze(chunk, suite.Preset, cancellationToken));
+                    break;
+                case SuiteType.MultipleChoice:
+                    items.AddRange(chunk.Select(row => MultipleChoice(row, suite.Delimiter, suite.Preset)));
+                    break;
+                case SuiteType.Generation:
+                    foreach (var row in chunk) items.Add(Generation(row, suite.MaxNewTokens, cancellationToken));
+                    break;
+                default:
+                    throw new ArgumentOutOfRangeException(nameof(suite), suite.Type, null);
+            }
+            progress.Advance(chunk.Length);
         }
         return new SuiteResult(suite.Name, suite.Type, suite.Role, items, MetricsFor(suite.Type, items));
     }
@@ -49,61 +63,96 @@ public sealed partial class SuiteRunner(Scorer scorer, TextGenerator generator)
     /// <summary>
     /// Rolling log-likelihood over the whole text in windows of the model's context, each window
     /// conditioned on the token before it (lm-eval's rolling loglikelihood with context length 1).
+    /// The windows of every item in the chunk go to the scorer together.
     /// </summary>
-    private ItemScore Perplexity(SuiteFile.Row row)
+    private IEnumerable<ItemScore> Perplexity(SuiteFile.Row[] chunk, CancellationToken cancellationToken)
     {
-        string text = row.String("text");
-        var tokens = scorer.Tokenizer.Encode(text);
-        int start = scorer.Tokenizer.BosId ?? scorer.Tokenizer.EosId ?? throw new SuiteFormatException("perplexity needs a BOS or EOS token to condition the first window on");
+        int start = scorer.Tokenizer.BosId ?? scorer.Tokenizer.EosId
+                    ?? throw new SuiteFormatException("perplexity needs a BOS or EOS token to condition the first window on");
         int window = scorer.Model.Config.MaxPositionEmbeddings - 1;
-        var rows = new List<(int[] Context, int[] Target)>();
-        for (int offset = 0; offset < tokens.Length; offset += window)
+        var texts = chunk.Select(r => r.String("text")).ToArray();
+        var windows = new List<(int[] Context, int[] Target)>();
+        var owner = new List<int>();
+        var tokenCounts = new int[chunk.Length];
+        for (int item = 0; item < chunk.Length; item++)
         {
-            int[] context = [offset == 0 ? start : tokens[offset - 1]];
-            rows.Add((context, tokens[offset..Math.Min(tokens.Length, offset + window)]));
+            var tokens = scorer.Tokenizer.Encode(texts[item]);
+            tokenCounts[item] = tokens.Length;
+            if (tokens.Length == 0) throw new SuiteFormatException($"{chunk[item].Path}:{chunk[item].Line}: '{chunk[item].Source("text")}' is empty");
+            for (int offset = 0; offset < tokens.Length; offset += window)
+            {
+                int[] context = [offset == 0 ? start : tokens[offset - 1]];
+                windows.Add((context, tokens[offset..Math.Min(tokens.Length, offset + window)]));
+                owner.Add(item);
+            }
         }
-        double nll = -scorer.ScoreTokens(rows).Sum(r => r.SumLogProb);
-        return new ItemScore(row.OptionalString("category"), new Dictionary<string, double>
-        {
-            ["nll"] = nll,
-            ["tokens"] = tokens.Length,
-            ["words"] = text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Length,
-            ["bytes"] = Encoding.UTF8.GetByteCount(text),
-        });
+        var scores = scorer.ScoreTokens(windows, cancellationToken);
+        var nll = new double[chunk.Length];
+        for (int w = 0; w < scores.Count; w++) nll[owner[w]] -= scores[w].SumLogProb;
+        for (int item = 0; item < chunk.Length; item++)
+            yield return new ItemScore(chunk[item].OptionalString("category"), new Dictionary<string, double>
+            {
+                ["nll"] = nll[item],
+                ["tokens"] = tokenCounts[item],
+                ["words"] = texts[item].Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Length,
+                ["bytes"] = Encoding.UTF8.GetByteCount(texts[item]),
+            });
     }
 
-    /// <summary>LAMBADA-style: the target is right when every target token is the greedy choice; also a choice among context words.</summary>
-    private ItemScore Cloze(SuiteFile.Row row)
+    /// <summary>
+    /// LAMBADA-style: the target is right when every target token is the greedy choice; target
+    /// perplexity over all items; with candidates, also the choice among them. Items without
+    /// candidates are scored as one batch.
+    /// </summary>
+    private IEnumerable<ItemScore> Cloze(SuiteFile.Row[] chunk, SuitePreset preset, CancellationToken cancellationToken)
     {
-        string context = row.String("context"), target = row.String("target");
-        var candidates = row.OptionalStrings("candidates");
-        var values = new Dictionary<string, double>();
-        ScoreResult scored;
-        if (candidates is { Count: > 0 })
+        var parsed = chunk.Select(row => ClozeItem(row, preset)).ToArray();
+        var plain = Enumerable.Range(0, chunk.Length).Where(i => parsed[i].Candidates is not { Count: > 0 }).ToList();
+        var plainScores = scorer.Score(plain.Select(i => ScoreRequest.ForContinuation(parsed[i].Context, parsed[i].Target)).ToList(), cancellationToken);
+        var byItem = plain.Select((item, k) => (item, k)).ToDictionary(p => p.item, p => plainScores[p.k]);
+        for (int i = 0; i < chunk.Length; i++)
         {
-            var choices = candidates.Contains(target) ? candidates : [.. candidates, target];
-            var results = new ChoiceScorer(scorer).Score(context, choices);
-            scored = results[choices.ToList().IndexOf(target)];
-            values["acc_choice"] = ArgMax(results.Select(r => r.SumLogProb)) == choices.ToList().IndexOf(target) ? 1 : 0;
+            var (context, target, candidates) = parsed[i];
+            var values = new Dictionary<string, double>();
+            ScoreResult scored;
+            if (candidates is { Count: > 0 })
+            {
+                var choices = candidates.Contains(target) ? candidates.ToList() : [.. candidates, target];
+                var results = new ChoiceScorer(scorer).Score(context, choices);
+                int gold = choices.IndexOf(target);
+                scored = results[gold];
+                values["acc_choice"] = ArgMax(results.Select(r => r.SumLogProb)) == gold ? 1 : 0;
+            }
+            else
+            {
+                scored = byItem[i];
+            }
+            values["acc"] = scored.IsGreedy ? 1 : 0;
+            values["nll"] = -scored.SumLogProb;
+            values["tokens"] = scored.TokenCount;
+            yield return new ItemScore(chunk[i].OptionalString("category"), values);
         }
-        else
-        {
-            scored = scorer.Score(ScoreRequest.ForContinuation(context, target));
-        }
-        values["acc"] = scored.IsGreedy ? 1 : 0;
-        values["nll"] = -scored.SumLogProb;
-        values["tokens"] = scored.TokenCount;
-        return new ItemScore(row.OptionalString("category"), values);
+    }
+
+    private static (string Context, string Target, IReadOnlyList<string>? Candidates) ClozeItem(SuiteFile.Row row, SuitePreset preset)
+    {
+        if (preset != SuitePreset.Lambada)
+            return (row.String("context"), row.String("target"), row.OptionalStrings("candidates"));
+        // lm-eval's lambada: context = text.rsplit(" ", 1)[0], target = " " + the last word.
+        string text = row.String("text");
+        int space = text.LastIndexOf(' ');
+        if (space <= 0 || space == text.Length - 1)
+            throw new SuiteFormatException($"{row.Path}:{row.Line}: '{row.Source("text")}' needs at least two words separated by a space");
+        return (text[..space], " " + text[(space + 1)..], null);
     }
 
     /// <summary>acc: highest summed log-likelihood; acc_norm: highest log-likelihood per character of the continuation.</summary>
-    private ItemScore MultipleChoice(SuiteFile.Row row, string delimiter)
+    private ItemScore MultipleChoice(SuiteFile.Row row, string delimiter, SuitePreset preset)
     {
-        string query = row.String("query");
-        var choices = row.Strings("choices");
-        int gold = row.Int("gold");
+        var (query, choices, gold) = preset == SuitePreset.Hellaswag ? Hellaswag(row) : (row.String("query"), row.Strings("choices"), row.Int("gold"));
+        if (choices.Count == 0) throw new SuiteFormatException($"{row.Path}:{row.Line}: '{row.Source("choices")}' is empty");
         if (gold < 0 || gold >= choices.Count)
-            throw new SuiteFormatException($"{row.Path}:{row.Line}: gold = {gold} but there are {choices.Count} choices");
+            throw new SuiteFormatException($"{row.Path}:{row.Line}: {row.Source("gold")} = {gold} but there are {choices.Count} choices");
         var continuations = choices.Select(c => delimiter + c).ToList();
         var results = new ChoiceScorer(scorer).Score(query, continuations);
         int raw = ArgMax(results.Select(r => r.SumLogProb));
@@ -113,6 +162,28 @@ public sealed partial class SuiteRunner(Scorer scorer, TextGenerator generator)
             ["acc"] = raw == gold ? 1 : 0,
             ["acc_norm"] = norm == gold ? 1 : 0,
         });
+    }
+
+    /// <summary>lm-eval's hellaswag: query from activity label and both context halves; endings cleaned the same way.</summary>
+    private static (string Query, IReadOnlyList<string> Choices, int Gold) Hellaswag(SuiteFile.Row row)
+    {
+        string ctx = row.String("ctx_a") + " " + Capitalize(row.String("ctx_b"));
+        string query = HellaswagClean(row.String("activity_label") + ": " + ctx);
+        var endings = row.Strings(row.Has("choices") ? "choices" : "endings").Select(HellaswagClean).ToList();
+        int gold = row.Int(row.Has("gold") ? "gold" : "label");
+        return (query, endings, gold);
+    }
+
+    /// <summary>Python's str.capitalize: first character upper case, the rest lower case.</summary>
+    public static string Capitalize(string text) =>
+        text.Length == 0 ? text : char.ToUpperInvariant(text[0]) + text[1..].ToLowerInvariant();
+
+    /// <summary>The WikiHow markup clean-up lm-eval applies to HellaSwag text.</summary>
+    public static string HellaswagClean(string text)
+    {
+        text = text.Trim().Replace(" [title]", ". ");
+        text = Brackets().Replace(text, "");
+        return text.Replace("  ", " ");
     }
 
     /// <summary>Greedy generation up to the end-of-text token or the first line break.</summary>
@@ -126,7 +197,10 @@ public sealed partial class SuiteRunner(Scorer scorer, TextGenerator generator)
         {
             ["exact_match"] = output.Trim() == reference.Trim() ? 1 : 0,
             ["normalized_match"] = Normalize(output) == Normalize(reference) ? 1 : 0,
-        });
+        })
+        {
+            Output = output,
+        };
     }
 
     /// <summary>Case, punctuation and spacing do not count (SQuAD-style answer normalisation).</summary>
@@ -150,4 +224,7 @@ public sealed partial class SuiteRunner(Scorer scorer, TextGenerator generator)
 
     [GeneratedRegex(@"\s+")]
     private static partial Regex Spaces();
+
+    [GeneratedRegex(@"\[.*?\]")]
+    private static partial Regex Brackets();
 }

@@ -30,7 +30,14 @@ public sealed class VerbContext
     public PipelineConfig Config => config ??= PipelineConfig.Load(
         Cli.Option("config") ?? PipelineConfig.DefaultFileName,
         StageRegistry.Sections,
-        PipelineConfig.ParseOverrides(Cli.Options("set")));
+        PipelineConfig.ParseOverrides(Cli.Options("set")).Concat(Shortcuts()));
+
+    /// <summary>Verb-specific options that stand for a config override (<c>evaluate --adapter DIR</c>).</summary>
+    private IEnumerable<KeyValuePair<string, string?>> Shortcuts()
+    {
+        if (Cli.Verb == "evaluate" && Cli.Option("adapter") is { } adapter)
+            yield return new("evaluate:adapter", Path.GetFullPath(adapter)); // relative to where the command runs
+    }
 
     public RunOptions Run => run ??= Config.Section<RunOptions>("run");
 

@@ -1,0 +1,116 @@
+using Forgetless.Evaluation;
+using Forgetless.Model.Inference;
+
+namespace Forgetless.Tests.Evaluation;
+
+[Collection(Forgetless.Tests.Peft.TorchSerial.Name)]
+public sealed class ScoringTests
+{
+    // p(' ') = e^-1, p(a) = e^-3, p(b) = e^-1.2, the rest of the mass on 'z'.
+    private static readonly Dictionary<char, double> LogProbs = new()
+    {
+        [' '] = -1, ['a'] = -3, ['b'] = -1.2, ['z'] = Math.Log(1 - Math.Exp(-1) - Math.Exp(-3) - Math.Exp(-1.2)),
+    };
+
+    private static SuiteResult Run(SuiteOptions suite, string path)
+    {
+        using var model = TinyModels.Unigram(LogProbs);
+        var tokenizer = new TinyTokenizer();
+        return new SuiteRunner(new Scorer(model, tokenizer), new TextGenerator(model, tokenizer), batchSize: 2).Run(suite, path, CancellationToken.None);
+    }
+
+    [Fact]
+    public void Acc_and_acc_norm_disagree_when_length_normalisation_flips_the_choice()
+    {
+        // " a": -1 - 3 = -4 over 2 chars (-2.0/char); " bbb": -1 - 3.6 = -4.6 over 4 chars (-1.15/char).
+        // Summed log-likelihood picks "a"; per character it picks "bbb".
+        using var dir = new TempDirectory();
+        var path = dir.File("mc.jsonl",
+            "{\"query\":\"q\",\"choices\":[\"a\",\"bbb\"],\"gold\":0}\n" +
+            "{\"query\":\"q\",\"choices\":[\"a\",\"bbb\"],\"gold\":1}\n");
+        var result = Run(new SuiteOptions { Name = "mc", Type = SuiteType.MultipleChoice }, path);
+        result.Items[0].Values["acc"].Should().Be(1);
+        result.Items[0].Values["acc_norm"].Should().Be(0);
+        result.Items[1].Values["acc"].Should().Be(0);
+        result.Items[1].Values["acc_norm"].Should().Be(1);
+        result.Value("acc").Should().Be(0.5);
+        result.Value("acc_norm").Should().Be(0.5);
+    }
+
+    [Fact]
+    public void Perplexity_and_bits_per_byte_match_a_hand_computation()
+    {
+        using var dir = new TempDirectory();
+        var path = dir.File("ppl.jsonl", "{\"text\":\"ab\",\"category\":\"x\"}\n\n{\"text\":\" b\",\"category\":\"y\"}\n");
+        var result = Run(new SuiteOptions { Name = "ppl", Type = SuiteType.Perplexity }, path);
+        // nll: "ab" = 3 + 1.2, " b" = 1 + 1.2; 4 tokens, 4 bytes, 2 words.
+        const double nll = 6.4;
+        result.Value("nll").Should().BeApproximately(nll / 4, 1e-4);
+        result.Value("perplexity").Should().BeApproximately(Math.Exp(nll / 4), 1e-3);
+        result.Value("word_perplexity").Should().BeApproximately(Math.Exp(nll / 2), 1e-2);
+        result.Value("bits_per_byte").Should().BeApproximately(nll / (Math.Log(2) * 4), 1e-4);
+        result.Categories().Keys.Should().Equal("x", "y");
+    }
+
+    [Fact]
+    public void Cloze_greedy_accuracy_target_perplexity_and_candidate_choice()
+    {
+        using var dir = new TempDirectory();
+        // The model's greedy token is always ' ' (log p = -1): target " " is greedy, " b" is not.
+        var path = dir.File("cloze.jsonl",
+            "{\"context\":\"ab\",\"target\":\" \"}\n" +
+            "{\"context\":\"ab\",\"target\":\" b\",\"candidates\":[\" a\",\" b\"]}\n");
+        var result = Run(new SuiteOptions { Name = "cloze", Type = SuiteType.Cloze }, path);
+        result.Items[0].Values["acc"].Should().Be(1);
+        result.Items[1].Values["acc"].Should().Be(0);
+        result.Items[1].Values["acc_choice"].Should().Be(1);
+        result.Value("perplexity").Should().BeApproximately(Math.Exp((1 + 1 + 1.2) / 3), 1e-3);
+    }
+
+    [Fact]
+    public void Lambada_and_hellaswag_dumps_are_read_unchanged()
+    {
+        using var dir = new TempDirectory();
+        var lambada = dir.File("lambada.jsonl", "{\"text\":\"ab ab b\"}\n");
+        var cloze = Run(new SuiteOptions { Name = "l", Type = SuiteType.Cloze, Preset = SuitePreset.Lambada }, lambada);
+        cloze.Items[0].Values["tokens"].Should().Be(2); // " b"
+        cloze.Items[0].Values["nll"].Should().BeApproximately(2.2, 1e-4);
+
+        var hellaswag = dir.File("hs.jsonl",
+            "{\"activity_label\":\"Ab\",\"ctx_a\":\"ab\",\"ctx_b\":\"BA\",\"endings\":[\"a\",\"bbb\"],\"label\":\"1\",\"split\":\"val\"}\n");
+        var mc = Run(new SuiteOptions { Name = "h", Type = SuiteType.MultipleChoice, Preset = SuitePreset.Hellaswag, Fields = new() { ["category"] = "split" } }, hellaswag);
+        mc.Items[0].Values["acc"].Should().Be(0);
+        mc.Items[0].Values["acc_norm"].Should().Be(1);
+        mc.Items[0].Category.Should().Be("val");
+        SuiteRunner.Capitalize("BA bA").Should().Be("Ba ba");
+        SuiteRunner.HellaswagClean(" How to [header] do it [title] Step  one ").Should().Be("How to do it. Step one");
+    }
+
+    [Fact]
+    public void Field_renames_map_a_dump_onto_the_suite_shape()
+    {
+        using var dir = new TempDirectory();
+        var path = dir.File("arc.jsonl", "{\"question\":\"q\",\"options\":[\"a\",\"bbb\"],\"answer\":0,\"subject\":\"s\"}\n");
+        var result = Run(new SuiteOptions
+        {
+            Name = "arc", Type = SuiteType.MultipleChoice,
+            Fields = new() { ["query"] = "question", ["choices"] = "options", ["gold"] = "answer", ["category"] = "subject" },
+        }, path);
+        result.Items[0].Values["acc"].Should().Be(1);
+        result.Items[0].Category.Should().Be("s");
+    }
+
+    [Theory]
+    [InlineData("{\"query\":\"q\",\"choices\":[\"a\"],\"gold\":0}\n{not json\n", ":2: not valid JSON")]
+    [InlineData("{\"query\":\"q\",\"choices\":[\"a\"],\"gold\":0}\n\n{\"query\":\"q\",\"choices\":[\"a\"]}\n", ":3: field 'gold' is missing")]
+    [InlineData("{\"query\":\"q\",\"choices\":[\"a\",\"b\"],\"gold\":5}\n", ":1: gold = 5 but there are 2 choices")]
+    [InlineData("[1,2]\n", ":1: each line must be a JSON object")]
+    [InlineData("{\"query\":\"q\",\"choices\":\"a\",\"gold\":0}\n", ":1: field 'choices' must be a list of strings")]
+    public void Bad_suite_lines_are_reported_with_file_and_line(string content, string expected)
+    {
+        using var dir = new TempDirectory();
+        var path = dir.File("bad.jsonl", content);
+        var act = () => Run(new SuiteOptions { Name = "bad", Type = SuiteType.MultipleChoice }, path);
+        act.Should().Throw<SuiteFormatException>().Which.Message.Should().Contain(path + expected);
+    }
+}
