@@ -38,8 +38,8 @@ public sealed class PretrainOptions : IValidatableOptions
 
     public int SeqLen { get; set; } = 256;
     public int Batch { get; set; } = 8;
-    public int Steps { get; set; } = 1500;
-    public int WarmupSteps { get; set; } = 100;
+    public int Steps { get; set; } = 900;
+    public int WarmupSteps { get; set; } = 60;
     public double LearningRate { get; set; } = 2e-3;
     public double MinLrRatio { get; set; } = 0.1;
     public double WeightDecay { get; set; } = 0.1;
