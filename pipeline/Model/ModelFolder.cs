@@ -1,3 +1,4 @@
+using Forgetless.Runs;
 using Forgetless.Model.Safetensors;
 using Forgetless.Model.Tokenizers;
 
@@ -91,7 +92,7 @@ public static class ModelFolder
         Directory.CreateDirectory(directory);
         var configJson = model.Config.ToJson();
         configJson["torch_dtype"] = options.DType == SafetensorsDType.BF16 ? "bfloat16" : "float32";
-        AtomicFile.WriteText(Path.Combine(directory, ConfigFile),
+        AtomicFile.WriteAllText(Path.Combine(directory, ConfigFile),
             configJson.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
         using (TorchSharp.torch.NewDisposeScope())
             SafetensorsWriter.Write(Path.Combine(directory, CheckpointWeights.SingleFile), model.CheckpointTensors(), options.DType);
@@ -99,7 +100,7 @@ public static class ModelFolder
         var staleIndex = Path.Combine(directory, CheckpointWeights.IndexFile);
         if (File.Exists(staleIndex)) File.Delete(staleIndex);
         if (options.Generation is { } generation)
-            AtomicFile.WriteText(Path.Combine(directory, GenerationConfigFile), generation.ToJson());
+            AtomicFile.WriteAllText(Path.Combine(directory, GenerationConfigFile), generation.ToJson());
         if (options.TokenizerDirectory is { } source && Path.GetFullPath(source) != Path.GetFullPath(directory))
         {
             foreach (var file in TokenizerFiles)

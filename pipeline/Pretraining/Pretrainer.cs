@@ -9,7 +9,6 @@ using Forgetless.Training;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
 using static TorchSharp.torch;
-using AtomicFile = Forgetless.Runs.AtomicFile;
 
 namespace Forgetless.Pretraining;
 

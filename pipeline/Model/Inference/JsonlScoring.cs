@@ -1,3 +1,4 @@
+using Forgetless.Runs;
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
@@ -49,7 +50,7 @@ public static class JsonlScoring
             o["is_greedy"] = r.IsGreedy;
             output.Append(o.ToJsonString()).Append('\n');
         }
-        AtomicFile.WriteText(outputPath, output.ToString());
+        AtomicFile.WriteAllText(outputPath, output.ToString());
         return new ScoreFileSummary(rows.Count, results.Sum(r => (long)r.TokenCount), results.Sum(r => r.SumLogProb), watch.Elapsed);
 
     }

@@ -1,3 +1,4 @@
+using Forgetless.Runs;
 using Forgetless.Model;
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
