@@ -118,8 +118,11 @@ public sealed class AdapterPackager
         if (Options.Nupkg)
         {
             nupkg = Path.Combine(outputDirectory, Options.NupkgFileName);
-            var files = Sha256Sums.Files(folder).Where(f => !f.StartsWith("merged/", StringComparison.Ordinal));
-            NugetPackage.Write(nupkg, folder, files, Options);
+            // Without merged/ (a whole model is no adapter reference); its SHA256SUMS lists just what it carries.
+            var files = Sha256Sums.Files(folder).Where(f => !f.StartsWith("merged/", StringComparison.Ordinal)).ToList();
+            string sums = Sha256Sums.Format(Sha256Sums.Parse(File.ReadAllText(Path.Combine(folder, Sha256Sums.FileName)), Sha256Sums.FileName)
+                .Where(e => files.Contains(e.Path)));
+            NugetPackage.Write(nupkg, folder, files, Options, new Dictionary<string, byte[]> { [Sha256Sums.FileName] = System.Text.Encoding.UTF8.GetBytes(sums) }, Epoch);
         }
         return new PackageResult(folder, archive, nupkg, peftType, Sha256Sums.Files(folder).Count);
     }

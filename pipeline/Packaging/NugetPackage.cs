@@ -17,7 +17,9 @@ public static class NugetPackage
     public static string ContentFolder(string name) => $"contentFiles/any/any/adapters/{name}/";
 
     /// <param name="files">Relative paths (under <paramref name="folder"/>) to carry.</param>
-    public static void Write(string path, string folder, IEnumerable<string> files, PackageOptions options)
+    /// <param name="replaced">Contents to carry instead of a file's own bytes (a SHA256SUMS over just these files).</param>
+    public static void Write(string path, string folder, IEnumerable<string> files, PackageOptions options,
+        IReadOnlyDictionary<string, byte[]>? replaced = null, long? epoch = null)
     {
         string nuspecName = options.Name + ".nuspec";
         var content = files.Order(StringComparer.Ordinal).ToList();
@@ -57,9 +59,10 @@ public static class NugetPackage
             ("_rels/.rels", () => Xml(rels)),
             (nuspecName, () => Xml(nuspec)),
         };
-        entries.AddRange(content.Select(f => (ContentFolder(options.Name) + f, (Func<Stream>)(() => File.OpenRead(Path.Combine(folder, f))))));
+        entries.AddRange(content.Select(f => (ContentFolder(options.Name) + f, (Func<Stream>)(() =>
+            replaced is not null && replaced.TryGetValue(f, out var bytes) ? new MemoryStream(bytes) : File.OpenRead(Path.Combine(folder, f))))));
         entries.Add(("[Content_Types].xml", () => Xml(new XDocument(new XDeclaration("1.0", "utf-8", null), types))));
-        DeterministicArchive.WriteZip(path, entries);
+        DeterministicArchive.WriteZip(path, entries, epoch);
     }
 
     private static MemoryStream Xml(XDocument doc)
