@@ -37,9 +37,29 @@ Task("Evaluate")
         Forgetless("evaluate", adapter != null ? new[] { "--adapter", MakeAbsolute(Directory(adapter)).FullPath } : null, forceable: true);
     });
 
+Task("Package")
+    .Description("Package the gated adapter (runs/package: PEFT folder, provenance, SHA256SUMS, deterministic archive); refuses with exit 4 when a release gate failed")
+    .IsDependentOn("Build")
+    .Does(() => Forgetless("package", forceable: true));
+
+// Evaluate exits 4 on a failed gate, which stops the build before Package runs; the package stage
+// itself also refuses when evaluate recorded a failure.
 Task("Release")
-    .Description("Bring every stage up to date and pass the release gates; exits with the gate's code (4) when one fails")
-    .IsDependentOn("Evaluate");
+    .Description("Bring every stage up to date, pass the release gates, then package; exits with the gate's code (4) when one fails, without packaging")
+    .IsDependentOn("Evaluate")
+    .IsDependentOn("Package");
+
+Task("Rebuild")
+    .Description("Rerun the whole pipeline from the same inputs in a fresh run root (--rebuild-root, default artifacts/rebuild) and compare its package with runs/package byte for byte (--reference=DIR); names the first differing file")
+    .IsDependentOn("Build")
+    .Does(() =>
+    {
+        var rebuildRoot = Argument("rebuild-root", "artifacts/rebuild");
+        var reference = Argument("reference", "runs/package");
+        if (DirectoryExists(rebuildRoot)) DeleteDirectory(rebuildRoot, new DeleteDirectorySettings { Recursive = true, Force = true });
+        Forgetless("package", new[] { "--set", "run.root=" + rebuildRoot });
+        Forgetless("compare", new[] { reference, rebuildRoot + "/package" });
+    });
 
 // Cake exits 1 for every failed task; pass on forgetless's own code (4 = a release gate failed).
 Teardown(context =>

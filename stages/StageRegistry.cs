@@ -17,6 +17,7 @@ public static class StageRegistry
     [
         new("prepare", typeof(Data.PrepareOptions), "mix task and replay data into tokenized, packed Parquet", CreatePrepare),
         new("evaluate", typeof(Evaluation.EvaluateOptions), "measure forgetting and gain against the base model; gate the release (exit 4 on a failed gate)", CreateEvaluate),
+        new("package", typeof(Packaging.PackageOptions), "package the gated adapter: PEFT folder, provenance, checksums, deterministic archive (refuses when a gate failed)", CreatePackage),
     ];
 
     private static IStage CreatePrepare(StageFactoryContext c)
@@ -38,6 +39,37 @@ public static class StageRegistry
             : All.Any(e => e.Name == "finetune") ? "finetune" : null;
         return new Evaluate.EvaluateStage(options, baseModel, c.Config.BaseDirectory, c.Config.ResolvePath(c.Run.Root), c.Run.Seed,
             upstream, adapter, ToolVersion.Current);
+    }
+
+    private static IStage CreatePackage(StageFactoryContext c)
+    {
+        var options = c.Config.Section<Packaging.PackageOptions>("package");
+        var evaluate = c.Config.Section<Evaluation.EvaluateOptions>("evaluate");
+        string baseModel = c.Config.ResolvePath(evaluate.BaseModel.Length > 0 ? evaluate.BaseModel : c.Run.BaseModel);
+        // The adapter evaluate judged: package.adapter, else evaluate's explicit adapter, else its candidate stage (as in CreateEvaluate).
+        string? adapter = options.Adapter.Length > 0 ? c.Config.ResolvePath(options.Adapter)
+            : evaluate.Adapter.Length > 0 ? c.Config.ResolvePath(evaluate.Adapter) : null;
+        string? upstream = adapter is not null ? null
+            : evaluate.Candidate.Length > 0 ? evaluate.Candidate
+            : All.FirstOrDefault(e => e.Name == "distill") is { } distill && distill.Create(c) is not null ? "distill"
+            : All.Any(e => e.Name == "finetune") ? "finetune" : null;
+        var sections = Sections.Select(s => KeyValuePair.Create(s.Key, Configuration.PipelineConfig.Canonical(Bind(c.Config, s.Key, s.Value))));
+        return new Package.PackageStage(options, baseModel, upstream, adapter, usesPreparedData: upstream is not null && All.Any(e => e.Name == "prepare"),
+            Packaging.Provenance.ConfigSections(sections), c.Config.BaseDirectory, ToolVersion.Current);
+    }
+
+    /// <summary>Binds a section whose options type is known only at run time.</summary>
+    private static object Bind(Configuration.PipelineConfig config, string section, Type type)
+    {
+        try
+        {
+            return typeof(Configuration.PipelineConfig).GetMethod(nameof(Configuration.PipelineConfig.Section))!.MakeGenericMethod(type).Invoke(config, [section])!;
+        }
+        catch (System.Reflection.TargetInvocationException e) when (e.InnerException is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerException);
+            throw;
+        }
     }
 
     /// <summary>Every config section: <c>run</c>, <c>pretrain</c> (the embedded base model) and one per stage.</summary>

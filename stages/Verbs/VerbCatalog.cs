@@ -10,6 +10,8 @@ public static class VerbCatalog
         CleanVerb.Definition,
         CorporaVerb.Definition,
         Pretrain.PretrainVerb.Definition,
+        VerifyVerb.Definition,
+        Package.CompareVerb.Definition,
     ];
 
     public static string Help()

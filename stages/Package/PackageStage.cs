@@ -1,0 +1,100 @@
+using System.Text.Json.Nodes;
+using Forgetless.Packaging;
+using Forgetless.Runs;
+
+namespace Forgetless.Stages.Package;
+
+/// <summary>
+/// The package stage, the end of a release: takes the candidate adapter that the evaluate stage judged
+/// (an upstream stage's <c>adapter/</c>, or an explicit folder), refuses when any release gate failed, and
+/// writes a PEFT-compatible package folder with provenance, a deterministic archive and optionally a merged
+/// model and a .nupkg (<see cref="AdapterPackager"/>). A refusal completes with <see cref="StageOutcome.Failure"/>
+/// and publishes no package files, so the process exits 4 like the evaluate stage.
+/// </summary>
+/// <param name="candidateStage">Upstream stage whose <c>adapter/</c> is packaged; null when <paramref name="adapterFolder"/> is given.</param>
+/// <param name="config">Every configuration section as canonical JSON (recorded in the provenance).</param>
+/// <param name="sourceDirectory">Where the source revision is looked up (the pipeline file's folder).</param>
+public sealed class PackageStage(
+    PackageOptions options,
+    string baseModel,
+    string? candidateStage,
+    string? adapterFolder,
+    bool usesPreparedData,
+    JsonObject config,
+    string sourceDirectory,
+    string toolVersion) : IStage
+{
+    public const string EvaluateStage = "evaluate";
+
+    public string Name => "package";
+
+    private readonly Lazy<string> revision = new(() => SourceRevision.Of(sourceDirectory));
+
+    public void DeclareInputs(StageInputs inputs)
+    {
+        inputs.Value("package.options", options.ToJson());
+        inputs.Value("config", config.ToJsonString());
+        inputs.Value("source.revision", revision.Value);
+        inputs.Value("archive.epoch", DeterministicArchive.Epoch().ToString(System.Globalization.CultureInfo.InvariantCulture));
+        inputs.Value("tools", typeof(TorchSharp.torch).Assembly.GetName().Version + " " + System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription);
+        inputs.Directory("baseModel", baseModel);
+        inputs.Upstream(EvaluateStage);
+        if (adapterFolder is not null) inputs.Directory("package.adapter", adapterFolder);
+        else if (candidateStage is not null) inputs.Upstream(candidateStage);
+        if (usesPreparedData) inputs.Upstream("prepare");
+    }
+
+    public Task<StageOutcome> RunAsync(StageRun run, CancellationToken cancellationToken)
+    {
+        string evaluation = run.UpstreamOutput(EvaluateStage);
+        if (AdapterPackager.RefusalReason(evaluation) is { } refusal)
+            return Task.FromResult(new StageOutcome { Failure = refusal, Metrics = new Dictionary<string, object?> { ["packaged"] = false } });
+
+        string adapter = Candidate(run);
+        var packager = new AdapterPackager
+        {
+            Options = options,
+            Adapter = adapter,
+            BaseModel = baseModel,
+            Evaluation = evaluation,
+            PreparedData = usesPreparedData ? StageManifest.TryRead(run.UpstreamOutput("prepare"))?.OutputsDigest() : null,
+            Config = config,
+            SourceRevision = revision.Value,
+            Tools = Provenance.ToolVersions(toolVersion),
+        };
+        var result = packager.Build(run.OutputDirectory, cancellationToken);
+        run.Logger.LogPackage(result, options);
+        return Task.FromResult(StageOutcome.Done(new Dictionary<string, object?>
+        {
+            ["packaged"] = true,
+            ["peftType"] = result.PeftType,
+            ["files"] = result.Files,
+            ["archive"] = Path.GetFileName(result.Archive),
+            ["archiveSha256"] = FileHashes.Compute(result.Archive),
+            ["nupkg"] = result.Nupkg is null ? null : Path.GetFileName(result.Nupkg),
+        }));
+    }
+
+    private string Candidate(StageRun run)
+    {
+        if (adapterFolder is not null)
+        {
+            if (!Directory.Exists(adapterFolder)) throw new UserInputException($"package: adapter folder {adapterFolder} not found");
+            return adapterFolder;
+        }
+        if (candidateStage is null)
+            throw new UserInputException("package: no candidate; set package.adapter (or evaluate.adapter) or enable the finetune stage");
+        string adapter = Path.Combine(run.UpstreamOutput(candidateStage), "adapter");
+        if (!Directory.Exists(adapter))
+            throw new UserInputException($"package: the candidate is {candidateStage}'s adapter, but {adapter} does not exist; run `forgetless {candidateStage}` first");
+        return adapter;
+    }
+}
+
+internal static class PackageLog
+{
+    public static void LogPackage(this Microsoft.Extensions.Logging.ILogger logger, PackageResult result, PackageOptions options) =>
+        Microsoft.Extensions.Logging.LoggerExtensions.LogInformation(logger,
+            "package: {PeftType} adapter packaged as {Name}/ ({Files} files), {Archive}{Nupkg}",
+            result.PeftType, options.Name, result.Files, Path.GetFileName(result.Archive), result.Nupkg is null ? "" : ", " + Path.GetFileName(result.Nupkg));
+}
