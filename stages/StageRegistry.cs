@@ -16,7 +16,15 @@ public static class StageRegistry
     public static IReadOnlyList<Entry> All { get; } =
     [
         new("prepare", typeof(Data.PrepareOptions), "mix task and replay data into tokenized, packed Parquet", CreatePrepare),
+        new("finetune", typeof(FineTuning.FineTuneOptions), "fine-tune the base model with a PEFT method and anti-forgetting regularizers", CreateFineTune),
     ];
+
+    private static IStage CreateFineTune(StageFactoryContext c)
+    {
+        var options = c.Config.Section<FineTuning.FineTuneOptions>("finetune");
+        return new FineTune.FineTuneStage(options, c.Config.ResolvePath(c.Run.BaseModel), c.Config.ResolvePath(options.Heldout), c.Run.Seed,
+            c.Config.ResolvePath(c.Run.Root), options.InitAdapter is { Length: > 0 } init ? c.Config.ResolvePath(init) : null, c.Run.Device);
+    }
 
     private static IStage CreatePrepare(StageFactoryContext c)
     {

@@ -9,6 +9,8 @@ public static class VerbCatalog
         StatusVerb.Definition,
         CleanVerb.Definition,
         Pretrain.PretrainVerb.Definition,
+        ScoreVerb.Definition,
+        GenerateVerb.Definition,
     ];
 
     public static string Help()
