@@ -59,7 +59,7 @@ public static class MethodBuilder
                 break;
             case FineTuneMethod.Lora:
             case FineTuneMethod.Qlora:
-                adapted = Inject("finetune.lora.targetModules", options.LoraTargets(), () => options.Method == FineTuneMethod.Qlora
+                adapted = Inject(string.IsNullOrEmpty(options.Lora.TargetRegex) ? "finetune.lora.targetModules" : "finetune.lora.targetRegex", options.LoraTargets(), () => options.Method == FineTuneMethod.Qlora
                     ? QLora.Apply(model, options.LoraTargets(), options.LoraOptions(seed), options.Qlora.DoubleQuant)
                     : Lora.Apply(model, options.LoraTargets(), options.LoraOptions(seed)));
                 Freezing.OnlyAdapters(model);
