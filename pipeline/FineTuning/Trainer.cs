@@ -42,6 +42,9 @@ public sealed class Trainer(FineTuneOptions options, TunedModel tuned, PreparedB
 
     private readonly Dictionary<string, Tensor> best = new(StringComparer.Ordinal);
 
+    /// <summary>Test seam: runs after every completed step with its number.</summary>
+    internal Action<long>? AfterStep { get; init; }
+
     public TrainingResult Run(string workDirectory, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
@@ -94,6 +97,7 @@ public sealed class Trainer(FineTuneOptions options, TunedModel tuned, PreparedB
                 state.Step++;
                 state.Tokens += step.Tokens;
                 windowTokens += step.Tokens;
+                AfterStep?.Invoke(state.Step);
 
                 bool evaluate = state.Step % options.EvalEvery == 0 || state.Step == options.Steps;
                 if (evaluate)
