@@ -26,7 +26,9 @@ public sealed class FineTuneStage(FineTuneOptions options, string baseModelDirec
             .Directory("baseModel", baseModelDirectory)
             .File("finetune.heldout", heldoutPath)
             .Value("config:finetune", PipelineConfig.Canonical(options))
-            .Value("seed", seed.ToString(CultureInfo.InvariantCulture));
+            .Value("seed", seed.ToString(CultureInfo.InvariantCulture))
+            // Float sums, and so the exact bytes, depend on libtorch's thread count.
+            .Value("torch.threads", TorchSharp.torch.get_num_threads().ToString(CultureInfo.InvariantCulture));
         if (initAdapter is not null) inputs.Directory("finetune.initAdapter", initAdapter);
     }
 

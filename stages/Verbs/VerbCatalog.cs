@@ -11,6 +11,7 @@ public static class VerbCatalog
         Pretrain.PretrainVerb.Definition,
         ScoreVerb.Definition,
         GenerateVerb.Definition,
+        FineTune.BenchVerb.Definition,
     ];
 
     public static string Help()
