@@ -40,9 +40,13 @@ public static class ScoreVerb
         });
     }
 
-    /// <summary>--model, else run.baseModel from the pipeline file.</summary>
-    internal static string ModelOption(VerbContext context) =>
-        context.Cli.Option("model") is { } m ? Path.GetFullPath(m) : context.Config.ResolvePath(context.Run.BaseModel);
+    /// <summary>--model, else run.baseModel from the pipeline file (--config and --set are accepted either way).</summary>
+    internal static string ModelOption(VerbContext context)
+    {
+        _ = context.Cli.Option("config");
+        _ = context.Cli.Options("set");
+        return context.Cli.Option("model") is { } m ? Path.GetFullPath(m) : context.Config.ResolvePath(context.Run.BaseModel);
+    }
 
     internal static int IntOption(CommandLine cli, string name, int fallback) =>
         cli.Option(name) is not { } text ? fallback
