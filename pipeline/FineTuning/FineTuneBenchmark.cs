@@ -63,8 +63,9 @@ public static class FineTuneBenchmark
     }
 
     /// <summary>Times <paramref name="steps"/> training steps (after one warm-up step) of one method on random tokens.</summary>
-    public static BenchmarkCase Measure(string modelName, string method, double peakGflops, int batch = 4, int seqLen = 256, int steps = 2)
+    public static BenchmarkCase Measure(string modelName, string method, double peakGflops, int batch = 0, int seqLen = 256, int steps = 2)
     {
+        if (batch <= 0) batch = modelName.StartsWith("large", StringComparison.Ordinal) ? 2 : 4;
         var config = Models[modelName];
         var options = new FineTuneOptions { Method = Enum.Parse<FineTuneMethod>(method, ignoreCase: true) };
         using var tuned = MethodBuilder.Apply(ModelFactory.Create(config, 1), options, seed: 1);

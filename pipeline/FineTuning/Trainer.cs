@@ -221,6 +221,7 @@ public sealed class Trainer(FineTuneOptions options, TunedModel tuned, PreparedB
     /// <summary>Best-weights bookkeeping, early stopping and the target loss after an evaluation.</summary>
     private void Judge(LoopState state, double validation, IReadOnlyList<(string name, Parameter parameter)> trainable)
     {
+        if (double.IsNaN(validation)) return; // no validation rows: nothing to judge by
         if (validation < state.BestLoss)
         {
             state.BestLoss = validation;
