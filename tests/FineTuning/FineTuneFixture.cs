@@ -12,7 +12,7 @@ namespace Forgetless.Tests.FineTuning;
 
 /// <summary>
 /// A whole tiny pipeline in a temp folder: a 2-layer Llama (vocab 64, d 32, 4 heads, 2 kv heads) with a
-/// letters-only byte-level tokenizer, a spelling task ("spell cat is" → " c a t"), replay text and held-out
+/// letters byte-level tokenizer, a spelling task ("spell cat is" → " c a t"), replay text and held-out
 /// text, and a forgetless.json whose prepare and finetune sections are sized so a run takes about a second.
 /// </summary>
 public sealed class FineTuneFixture : IDisposable
@@ -60,6 +60,8 @@ public sealed class FineTuneFixture : IDisposable
         vocab["Ġ"] = vocab.Count;
         vocab["Ċ"] = vocab.Count;
         vocab["<|endoftext|>"] = vocab.Count;
+        // Fill the model's 64 ids so that anything the model generates decodes.
+        foreach (var c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".Take(64 - vocab.Count)) vocab[c.ToString()] = vocab.Count;
         File.WriteAllText(Path.Combine(directory, "vocab.json"), JsonSerializer.Serialize(vocab));
         File.WriteAllText(Path.Combine(directory, "merges.txt"), "#version: 0.2\n");
         File.WriteAllText(Path.Combine(directory, "tokenizer_config.json"),

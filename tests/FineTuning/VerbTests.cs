@@ -18,7 +18,8 @@ public sealed class VerbTests
         using (var tuned = MethodBuilder.Apply(ModelFolder.LoadModel(f.ModelDirectory), options, seed: 3))
         {
             using (no_grad())
-                foreach (var (_, p) in tuned.Trainable) p.add_(randn(p.shape).mul(0.3));
+            using (var g = new Generator(4))
+                foreach (var (_, p) in tuned.Trainable) p.add_(randn(p.shape, generator: g).mul(0.3));
             AdapterWriter.Write(tuned, options, 3, Path.Combine(f.Root, "adapter"), f.ModelDirectory);
         }
         var input = Path.Combine(f.Root, "rows.jsonl");
