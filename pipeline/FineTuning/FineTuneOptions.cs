@@ -21,7 +21,7 @@ public sealed class FineTuneOptions : IValidatableOptions
     public List<RegularizerKind> Regularizers { get; set; } = [];
 
     /// <summary>Optimizer steps (each of <see cref="GradientAccumulation"/> micro-batches).</summary>
-    public int Steps { get; set; } = 200;
+    public int Steps { get; set; } = 160;
     /// <summary>Non-padding tokens per micro-batch: whole sequences are added while they fit (at least one).</summary>
     public int TokensPerBatch { get; set; } = 2048;
     public int GradientAccumulation { get; set; } = 1;
@@ -34,8 +34,8 @@ public sealed class FineTuneOptions : IValidatableOptions
 
     public int LogEvery { get; set; } = 10;
     /// <summary>Validation task loss and held-out general-text loss every this many steps (and at the end).</summary>
-    public int EvalEvery { get; set; } = 50;
-    public int CheckpointEvery { get; set; } = 25;
+    public int EvalEvery { get; set; } = 40;
+    public int CheckpointEvery { get; set; } = 20;
     /// <summary>Validation sequences scored at each evaluation (the first ones of validation.parquet; task rows only when there are any).</summary>
     public int ValidationSequences { get; set; } = 32;
 
