@@ -48,11 +48,11 @@ public static class MethodBuilder
         switch (options.Method)
         {
             case FineTuneMethod.Full:
-                if (initAdapter is not null) AdapterFolder.Apply(model, initAdapter);
+                if (initAdapter is not null) ApplyEarlierWeights(model, options, initAdapter);
                 Freezing.Full(model);
                 break;
             case FineTuneMethod.Freeze:
-                if (initAdapter is not null) AdapterFolder.Apply(model, initAdapter);
+                if (initAdapter is not null) ApplyEarlierWeights(model, options, initAdapter);
                 if (options.Freeze.Layers > model.Config.NumHiddenLayers)
                     throw new ConfigException($"finetune.freeze.layers = {options.Freeze.Layers}: the model has only {model.Config.NumHiddenLayers} layers");
                 Freezing.FreezeBottom(model, options.Freeze.Layers);
@@ -106,6 +106,16 @@ public static class MethodBuilder
         {
             throw new ConfigException($"{key} = {targets}: {e.Message}");
         }
+    }
+
+    /// <summary>full/freeze continue from the changed weights of an earlier full or freeze run.</summary>
+    private static void ApplyEarlierWeights(CausalLM model, FineTuneOptions options, string folder)
+    {
+        var info = AdapterFolder.Describe(folder);
+        if (info.PeftType != AdapterFolder.WeightsType)
+            throw new ConfigException($"finetune.initAdapter = {folder}: holds a {info.PeftType} adapter, but finetune.method = " +
+                                      $"{FineTuneOptions.Name(options.Method)} continues only the weights of an earlier full or freeze run ({AdapterFolder.WeightsType})");
+        AdapterFolder.Apply(model, folder);
     }
 
     /// <summary>Continues from an earlier adapter of the same method: its tensors replace the fresh ones.</summary>

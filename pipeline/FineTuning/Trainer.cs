@@ -137,6 +137,8 @@ public sealed class Trainer(FineTuneOptions options, TunedModel tuned, PreparedB
             foreach (var (name, p) in trainable) p.copy_(best[name]);
             logger.LogInformation("finetune: keeping the best weights (step {Step}, validation task loss {Loss:F4})", state.BestStep, state.BestLoss);
         }
+        foreach (var t in best.Values) t.Dispose();
+        best.Clear();
         double valAfter = restore || double.IsNaN(lastVal) ? probe.ValidationLoss(model) : lastVal;
         double heldAfter = restore || double.IsNaN(lastHeldout) ? probe.HeldoutLoss(model) : lastHeldout;
         model.eval();

@@ -62,7 +62,12 @@ public sealed class FineTuneStage(FineTuneOptions options, string baseModelDirec
 
         string adapter = Path.Combine(run.OutputDirectory, "adapter");
         AdapterWriter.Write(tuned, options, seed, adapter, baseModelDirectory);
-        if (terms.Fisher is { } fisher) Training.Ewc.Save(Path.Combine(adapter, AntiForgetting.EwcStateFile), fisher, Training.Ewc.Snapshot(tuned.Trainable));
+        if (terms.Fisher is { } fisher)
+        {
+            var anchors = Training.Ewc.Snapshot(tuned.Trainable);
+            Training.Ewc.Save(Path.Combine(adapter, AntiForgetting.EwcStateFile), fisher, anchors);
+            foreach (var a in anchors.Values) a.Dispose();
+        }
         if (options.Merge) AdapterWriter.WriteMerged(tuned, Path.Combine(run.OutputDirectory, "merged"), baseModelDirectory);
         string metrics = Path.Combine(run.OutputDirectory, MetricsLog.FileName);
         File.Copy(Path.Combine(run.WorkDirectory, MetricsLog.FileName), metrics);

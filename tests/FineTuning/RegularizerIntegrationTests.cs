@@ -70,5 +70,7 @@ public sealed class RegularizerIntegrationTests
 
         var act = async () => await f.RunAsync(runRoot: "third", overrides: ["finetune.method=adapter", "finetune.initAdapter=" + first]);
         await act.Should().ThrowAsync<Forgetless.Configuration.ConfigException>().WithMessage("*finetune.initAdapter*LORA*");
+        var full = async () => await f.RunAsync(runRoot: "fourth", overrides: ["finetune.method=full", "finetune.initAdapter=" + first]);
+        await full.Should().ThrowAsync<Forgetless.Configuration.ConfigException>().WithMessage("*finetune.initAdapter*FORGETLESS_WEIGHTS*");
     }
 }
