@@ -3,5 +3,6 @@
 #load "build/parameters.cake"
 #load "build/solution.cake"
 #load "build/pipeline.cake"
+#load "build/finetune.cake"
 
 RunTarget(Argument("target", "Build"));

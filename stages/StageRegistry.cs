@@ -16,9 +16,17 @@ public static class StageRegistry
     public static IReadOnlyList<Entry> All { get; } =
     [
         new("prepare", typeof(Data.PrepareOptions), "mix task and replay data into tokenized, packed Parquet", CreatePrepare),
+        new("finetune", typeof(FineTuning.FineTuneOptions), "fine-tune the base model with a PEFT method and anti-forgetting regularizers", CreateFineTune),
         new("evaluate", typeof(Evaluation.EvaluateOptions), "measure forgetting and gain against the base model; gate the release (exit 4 on a failed gate)", CreateEvaluate),
         new("package", typeof(Packaging.PackageOptions), "package the gated adapter: PEFT folder, provenance, checksums, deterministic archive (refuses when a gate failed)", CreatePackage),
     ];
+
+    private static IStage CreateFineTune(StageFactoryContext c)
+    {
+        var options = c.Config.Section<FineTuning.FineTuneOptions>("finetune");
+        return new FineTune.FineTuneStage(options, c.Config.ResolvePath(c.Run.BaseModel), c.Config.ResolvePath(options.Heldout), c.Run.Seed,
+            c.Config.ResolvePath(c.Run.Root), options.InitAdapter is { Length: > 0 } init ? c.Config.ResolvePath(init) : null, c.Run.Device);
+    }
 
     private static IStage CreatePrepare(StageFactoryContext c)
     {

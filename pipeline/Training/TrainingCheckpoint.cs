@@ -13,10 +13,15 @@ namespace Forgetless.Training;
 /// </summary>
 public static class TrainingCheckpoint
 {
-    public sealed record Restored(long Step, SamplerState? Sampler);
+    /// <param name="Metadata">Every metadata entry, including what the caller passed as extra metadata.</param>
+    public sealed record Restored(long Step, SamplerState? Sampler, IReadOnlyDictionary<string, string>? Metadata = null);
+
+    /// <summary>Prefix of caller-supplied tensors (e.g. the best weights so far) in the checkpoint file.</summary>
+    public const string ExtraPrefix = "extra/";
 
     public static void Save(string path, long step, IEnumerable<(string name, Parameter parameter)> trainable, AdamWOptimizer optimizer,
-        SamplerState? sampler, nn.Module? model = null)
+        SamplerState? sampler, nn.Module? model = null,
+        IReadOnlyDictionary<string, Tensor>? extraTensors = null, IReadOnlyDictionary<string, string>? extraMetadata = null)
     {
         using var scope = NewDisposeScope();
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
@@ -32,7 +37,20 @@ public static class TrainingCheckpoint
             ["step"] = step.ToString(CultureInfo.InvariantCulture),
         };
         if (sampler is not null) meta["sampler"] = sampler.ToJson();
+        foreach (var (k, v) in extraTensors ?? new Dictionary<string, Tensor>()) tensors[ExtraPrefix + k] = v;
+        foreach (var (k, v) in extraMetadata ?? new Dictionary<string, string>()) meta[k] = v;
         SafetensorsFile.Write(path, tensors, meta);
+    }
+
+    /// <summary>The caller-supplied tensors of a checkpoint (without their prefix); the caller owns them.</summary>
+    public static Dictionary<string, Tensor> ReadExtraTensors(string path)
+    {
+        var c = SafetensorsFile.Read(path);
+        var extra = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (k, v) in c.Tensors)
+            if (k.StartsWith(ExtraPrefix, StringComparison.Ordinal)) extra[k[ExtraPrefix.Length..]] = v;
+            else v.Dispose();
+        return extra;
     }
 
     /// <summary>Loads into existing objects (same parameter names and shapes) and restores the generator.</summary>
@@ -65,7 +83,7 @@ public static class TrainingCheckpoint
                     }
             var step = long.Parse(c.Metadata.GetValueOrDefault("step", "0"), CultureInfo.InvariantCulture);
             var sampler = c.Metadata.TryGetValue("sampler", out var s) ? SamplerState.FromJson(s) : null;
-            return new Restored(step, sampler);
+            return new Restored(step, sampler, new Dictionary<string, string>(c.Metadata));
         }
         finally
         {

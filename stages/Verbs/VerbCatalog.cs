@@ -10,6 +10,9 @@ public static class VerbCatalog
         CleanVerb.Definition,
         CorporaVerb.Definition,
         Pretrain.PretrainVerb.Definition,
+        ScoreVerb.Definition,
+        GenerateVerb.Definition,
+        FineTune.BenchVerb.Definition,
         VerifyVerb.Definition,
         Package.CompareVerb.Definition,
     ];

@@ -1,0 +1,117 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Forgetless.Model;
+using Forgetless.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Forgetless.FineTuning;
+
+/// <summary>One measured (model, method) case.</summary>
+public sealed record BenchmarkCase(string Model, string Method, int Steps, int TokensPerStep, double SecondsPerStep, double TokensPerSecond,
+    double ModelTflopsPerStep, double Mfu, long TrainableParameters, long TotalParameters, long PeakRssBytes, long? Nf4Bytes, long? Nf4AsF32Bytes)
+{
+    public string ToJson() => JsonSerializer.Serialize(this);
+    public static BenchmarkCase FromJson(string json) => JsonSerializer.Deserialize<BenchmarkCase>(json)!;
+}
+
+/// <summary>
+/// Training throughput of each method. Model FLOPs per step follow the PaLM convention (Chowdhery et al. 2022,
+/// appendix B): 6·N·tokens + 12·L·d·T·tokens, N = every weight matrix a token passes through (the layers and the
+/// lm_head, tied or not; embeddings lookups excluded), T the sequence length. The same count is used for every
+/// method, although frozen weights need no weight gradient (≈ 4·N instead of 6·N), so PEFT methods show a lower
+/// MFU for the same speed: the number compares wall time against one yardstick. MFU = model FLOPs/s ÷ the
+/// measured f32 matmul peak of this machine (a warm 1024² matmul, median of several).
+/// </summary>
+public static class FineTuneBenchmark
+{
+    public static IReadOnlyDictionary<string, ModelConfig> Models { get; } = new Dictionary<string, ModelConfig>
+    {
+        ["base 4L d256"] = ModelConfig.Llama(8192, 256, 4, 4, 4, maxPositions: 512, tieWordEmbeddings: true),
+        ["large 8L d512"] = ModelConfig.Llama(8192, 512, 8, 8, 8, maxPositions: 512, tieWordEmbeddings: true),
+    };
+
+    public static IReadOnlyList<string> Methods { get; } = ["full", "freeze", "lora", "qlora", "adapter", "prefix"];
+
+    /// <summary>GFLOP/s of a warm f32 n×n matmul, median of <paramref name="repeats"/>.</summary>
+    public static double MatmulPeakGflops(int n = 1024, int repeats = 7)
+    {
+        using var a = randn(n, n);
+        using var b = randn(n, n);
+        using (var warm = a.matmul(b)) { }
+        var times = new List<double>();
+        for (int i = 0; i < repeats; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            using var c = a.matmul(b);
+            _ = c.data<float>()[0];
+            times.Add(clock.Elapsed.TotalSeconds);
+        }
+        times.Sort();
+        return 2.0 * n * n * n / times[times.Count / 2] / 1e9;
+    }
+
+    /// <summary>Model FLOPs of one training step (see the class remarks).</summary>
+    public static double ModelFlops(ModelConfig c, int batch, int seqLen)
+    {
+        long perLayer = (long)c.HiddenSize * c.NumAttentionHeads * c.HeadDim * 2 + (long)c.HiddenSize * c.NumKeyValueHeads * c.HeadDim * 2
+                        + 3L * c.HiddenSize * c.IntermediateSize;
+        double n = (double)perLayer * c.NumHiddenLayers + (double)c.HiddenSize * c.VocabSize;
+        double tokens = (double)batch * seqLen;
+        return 6 * n * tokens + 12.0 * c.NumHiddenLayers * c.HiddenSize * seqLen * tokens;
+    }
+
+    /// <summary>Times <paramref name="steps"/> training steps (after one warm-up step) of one method on random tokens.</summary>
+    public static BenchmarkCase Measure(string modelName, string method, double peakGflops, int batch = 0, int seqLen = 256, int steps = 2)
+    {
+        if (batch <= 0) batch = modelName.StartsWith("large", StringComparison.Ordinal) ? 2 : 4;
+        var config = Models[modelName];
+        var options = new FineTuneOptions { Method = Enum.Parse<FineTuneMethod>(method, ignoreCase: true) };
+        using var tuned = MethodBuilder.Apply(ModelFactory.Create(config, 1), options, seed: 1);
+        tuned.Model.train();
+        using var optimizer = AdamWOptimizer.ForParameters(tuned.Trainable, new AdamWOptions { LearningRate = 1e-4 });
+        using var g = new Generator(3);
+        using var ids = randint(0, config.VocabSize, new long[] { batch, seqLen + 1 }, generator: g);
+        using var inputs = ids.narrow(1, 0, seqLen);
+        using var targets = ids.narrow(1, 1, seqLen);
+        void Step()
+        {
+            using var scope = NewDisposeScope();
+            var logits = tuned.Model.Forward(inputs);
+            var loss = nn.functional.cross_entropy(logits.reshape(-1, config.VocabSize), targets.reshape(-1));
+            loss.backward();
+            Gradients.ClipGlobalNorm(optimizer.Parameters.Select(p => p.parameter), 1.0);
+            optimizer.Step();
+            optimizer.ZeroGrad();
+        }
+        Step();
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < steps; i++) Step();
+        double seconds = clock.Elapsed.TotalSeconds / steps;
+        double flops = ModelFlops(config, batch, seqLen);
+        var (nf4, f32) = tuned.QuantizedBytes;
+        return new BenchmarkCase(modelName, method, steps, batch * seqLen, seconds, batch * seqLen / seconds, flops / 1e12,
+            flops / seconds / (peakGflops * 1e9), tuned.TrainableParameters, tuned.TotalParameters,
+            Process.GetCurrentProcess().PeakWorkingSet64, nf4 > 0 ? nf4 : null, nf4 > 0 ? f32 : null);
+    }
+
+    /// <summary>The Markdown table of docs/benchmarks/finetune.md.</summary>
+    public static string Table(double peakGflops, IReadOnlyList<BenchmarkCase> cases)
+    {
+        var lines = new List<string>
+        {
+            string.Create(CultureInfo.InvariantCulture, $"Measured f32 matmul peak (1024², warm, median): **{peakGflops:F1} GFLOP/s**, {torch.get_num_threads()} torch threads."),
+            "",
+            "| model | method | trainable params | total params | s/step | tokens/s | model TFLOP/step | MFU | peak RSS | NF4 weights (vs f32) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        };
+        foreach (var c in cases)
+        {
+            string nf4 = c.Nf4Bytes is { } q ? string.Create(CultureInfo.InvariantCulture, $"{q / 1048576.0:F2} MB ({c.Nf4AsF32Bytes / 1048576.0:F2} MB)") : "";
+            lines.Add(string.Create(CultureInfo.InvariantCulture,
+                $"| {c.Model} | {c.Method} | {c.TrainableParameters:N0} | {c.TotalParameters:N0} | {c.SecondsPerStep:F2} | {c.TokensPerSecond:F0} | {c.ModelTflopsPerStep:F3} | {c.Mfu * 100:F1}% | {c.PeakRssBytes / 1048576.0:F0} MB | {nf4} |"));
+        }
+        return string.Join("\n", lines) + "\n";
+    }
+}

@@ -1,0 +1,102 @@
+using Forgetless.Model;
+using Forgetless.Model.Tokenizers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Forgetless.FineTuning;
+
+/// <summary>
+/// Fixed evaluation sets measured while training: the validation task loss (what the method learns) and the
+/// held-out general-text loss (what it forgets). Both are token-weighted mean cross-entropies in nats, computed
+/// in eval mode (no dropout) without touching any random generator, so evaluating never changes training.
+/// </summary>
+public sealed class LossProbe
+{
+    private readonly IReadOnlyList<PreparedRow> validation;
+    private readonly IReadOnlyList<PreparedRow> heldout;
+    private readonly int batchRows;
+
+    public LossProbe(IReadOnlyList<PreparedRow> validation, IReadOnlyList<PreparedRow> heldout, int batchRows = 8)
+    {
+        this.validation = validation;
+        this.heldout = heldout;
+        this.batchRows = batchRows;
+    }
+
+    public int ValidationRows => validation.Count;
+    public int HeldoutWindows => heldout.Count;
+
+    public double ValidationLoss(CausalLM model) => MeanLoss(model, validation, batchRows);
+    public double HeldoutLoss(CausalLM model) => MeanLoss(model, heldout, batchRows);
+
+    /// <summary>The first <paramref name="count"/> task rows of the validation file (all rows when it has no task rows).</summary>
+    public static List<PreparedRow> TaskRows(IReadOnlyList<PreparedRow> rows, int count)
+    {
+        var task = rows.Where(r => r.Kind == "task").ToList();
+        return (task.Count > 0 ? task : rows.ToList()).Take(count).ToList();
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> consecutive windows of <paramref name="length"/> tokens from the start of a text file
+    /// (lines joined by newlines, tokenized until enough tokens are there); every token after the first is scored.
+    /// </summary>
+    public static List<PreparedRow> HeldoutRows(string textFile, ITokenizer tokenizer, int count, int length, int maxPositions)
+    {
+        if (!File.Exists(textFile)) throw new FileNotFoundException($"{textFile}: held-out text not found (finetune.heldout)", textFile);
+        length = Math.Min(length, maxPositions);
+        var tokens = new List<int>();
+        long needed = (long)count * length;
+        foreach (var line in File.ReadLines(textFile))
+        {
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            tokens.AddRange(tokenizer.Encode((tokens.Count > 0 ? "\n" : "") + line));
+            if (tokens.Count >= needed) break;
+        }
+        var rows = new List<PreparedRow>();
+        for (int i = 0; i < count && (i + 1) * length <= tokens.Count; i++)
+        {
+            var ids = tokens.GetRange(i * length, length).ToArray();
+            var mask = Enumerable.Repeat(true, length).ToArray();
+            mask[0] = false;
+            rows.Add(new PreparedRow(ids, mask, length, "heldout"));
+        }
+        if (rows.Count == 0)
+            throw new InvalidDataException($"{textFile}: has {tokens.Count} tokens, fewer than one held-out window of {length}");
+        return rows;
+    }
+
+    public static double MeanLoss(CausalLM model, IReadOnlyList<PreparedRow> rows, int batchRows)
+    {
+        if (rows.Count == 0) return double.NaN;
+        bool wasTraining = model.training;
+        model.eval();
+        try
+        {
+            using var _ = no_grad();
+            double sum = 0, count = 0;
+            foreach (var chunk in rows.Chunk(batchRows))
+            {
+                using var scope = NewDisposeScope();
+                using var batch = TokenBatch.Of(chunk);
+                var logits = model.Forward(batch.Inputs, batch.AttentionMask);
+                var nll = TokenNll(logits, batch.Targets);
+                sum += nll.mul(batch.TargetMask).sum().item<float>();
+                count += batch.TargetTokens;
+            }
+            return count > 0 ? sum / count : double.NaN;
+        }
+        finally
+        {
+            if (wasTraining) model.train();
+        }
+    }
+
+    /// <summary>Per-token negative log-likelihood [B, T − 1] of next-token targets from logits [B, T, V].</summary>
+    public static Tensor TokenNll(Tensor logits, Tensor targets)
+    {
+        using var scope = NewDisposeScope();
+        var shifted = logits.narrow(1, 0, targets.shape[1]);
+        var logp = nn.functional.log_softmax(shifted, -1);
+        return logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1).neg().MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,56 @@
+using System.Text.Json;
+using AtomicFile = Forgetless.Runs.AtomicFile;
+
+namespace Forgetless.FineTuning;
+
+/// <summary>
+/// metrics.jsonl: one JSON object per logged step (<c>step</c>, <c>tokens</c>, <c>lr</c>, <c>loss</c>,
+/// <c>tokens_per_s</c>, and at evaluations <c>val_task_loss</c> and <c>heldout_loss</c>; <c>penalty</c> and
+/// <c>kd</c> when regularizers are on). Step 0 holds the losses before training.
+/// </summary>
+public sealed class MetricsLog(string path)
+{
+    public const string FileName = "metrics.jsonl";
+
+    public string Path { get; } = path;
+
+    public void Append(Dictionary<string, object?> entry) => File.AppendAllText(Path, JsonSerializer.Serialize(entry) + "\n");
+
+    /// <summary>After a resume, lines past the checkpoint would repeat: drop them so the log reads like an uninterrupted one.</summary>
+    public void TrimAfter(long step)
+    {
+        if (!File.Exists(Path)) return;
+        var kept = File.ReadAllLines(Path).Where(line => line.Length > 0 && StepOf(line) is { } s && s <= step && !(step == 0 && s == 0)).ToList();
+        AtomicFile.WriteAllText(Path, kept.Count == 0 ? "" : string.Join("\n", kept) + "\n");
+    }
+
+    /// <summary>The entries as (step, key → value) for plotting.</summary>
+    public static List<Dictionary<string, double>> Read(string path)
+    {
+        var result = new List<Dictionary<string, double>>();
+        if (!File.Exists(path)) return result;
+        foreach (var line in File.ReadLines(path))
+        {
+            if (line.Length == 0) continue;
+            using var doc = JsonDocument.Parse(line);
+            var entry = new Dictionary<string, double>(StringComparer.Ordinal);
+            foreach (var p in doc.RootElement.EnumerateObject())
+                if (p.Value.ValueKind == JsonValueKind.Number) entry[p.Name] = p.Value.GetDouble();
+            result.Add(entry);
+        }
+        return result;
+    }
+
+    private static long? StepOf(string line)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(line);
+            return doc.RootElement.GetProperty("step").GetInt64();
+        }
+        catch (JsonException)
+        {
+            return null; // a line cut off by a kill
+        }
+    }
+}

@@ -1,0 +1,160 @@
+using Forgetless.Data;
+using Forgetless.Training;
+using Parquet.Serialization;
+using static TorchSharp.torch;
+
+namespace Forgetless.FineTuning;
+
+/// <summary>One training row of a prepared Parquet file: the token ids, which of them are targets, and its kind.</summary>
+public sealed record PreparedRow(int[] InputIds, bool[] LossMask, int Length, string Kind)
+{
+    /// <summary>Rows that stand for the old abilities (replay text, or text the base model generated).</summary>
+    public bool IsReplay => Kind is "replay" or "generated";
+}
+
+/// <summary>
+/// A batch as tensors: inputs [B, W] (W = longest row in the batch; right padding), attention mask [B, W],
+/// next-token targets [B, W − 1] with a float target mask, and which rows are replay. Dispose, or let a scope do it.
+/// </summary>
+public sealed class TokenBatch(Tensor inputs, Tensor attentionMask, Tensor targets, Tensor targetMask, Tensor isReplay, long tokens, long targetTokens)
+    : IDisposable
+{
+    public Tensor Inputs { get; } = inputs;
+    public Tensor AttentionMask { get; } = attentionMask;
+    public Tensor Targets { get; } = targets;
+    public Tensor TargetMask { get; } = targetMask;
+    public Tensor IsReplay { get; } = isReplay;
+    public long Tokens { get; } = tokens;
+    public long TargetTokens { get; } = targetTokens;
+
+    /// <summary>
+    /// Rows as a batch. Logits at position t score the token at t + 1 where its loss_mask is true (the mask marks
+    /// target tokens themselves; prepare's convention).
+    /// </summary>
+    public static TokenBatch Of(IReadOnlyList<PreparedRow> rows)
+    {
+        int width = Math.Max(2, rows.Max(r => r.Length));
+        int b = rows.Count;
+        var ids = new long[b * width];
+        var attention = new long[b * width];
+        var targets = new long[b * (width - 1)];
+        var mask = new float[b * (width - 1)];
+        var replay = new bool[b];
+        long tokens = 0, targetTokens = 0;
+        for (int i = 0; i < b; i++)
+        {
+            var row = rows[i];
+            replay[i] = row.IsReplay;
+            tokens += row.Length;
+            for (int t = 0; t < row.Length && t < width; t++)
+            {
+                ids[i * width + t] = row.InputIds[t];
+                attention[i * width + t] = 1;
+            }
+            for (int t = 0; t + 1 < row.Length; t++)
+            {
+                targets[i * (width - 1) + t] = row.InputIds[t + 1];
+                if (row.LossMask[t + 1]) { mask[i * (width - 1) + t] = 1; targetTokens++; }
+            }
+        }
+        return new TokenBatch(tensor(ids, [b, width]), tensor(attention, [b, width]), tensor(targets, [b, width - 1]),
+            tensor(mask, [b, width - 1]), tensor(replay), tokens, targetTokens);
+    }
+
+    public void Dispose()
+    {
+        Inputs.Dispose(); AttentionMask.Dispose(); Targets.Dispose(); TargetMask.Dispose(); IsReplay.Dispose();
+    }
+}
+
+/// <summary>
+/// The rows of a prepared Parquet file served as token-budget batches in a seeded shuffled order. The order is
+/// <see cref="SeededSampler.Permutation"/> of (seed, epoch); the position in it is the whole state, saved in each
+/// checkpoint, so a resumed run sees exactly the batches an uninterrupted one sees. The file is read one row group
+/// at a time; only token ids, masks and kinds are kept (5 bytes per token), not the text.
+/// </summary>
+public sealed class PreparedBatches
+{
+    private readonly IReadOnlyList<PreparedRow> rows;
+    private readonly int tokensPerBatch;
+    private int[] order;
+
+    public PreparedBatches(IReadOnlyList<PreparedRow> rows, int tokensPerBatch, long seed, SamplerState? resume = null)
+    {
+        if (rows.Count == 0) throw new InvalidDataException("the prepared training file has no rows");
+        this.rows = rows;
+        this.tokensPerBatch = tokensPerBatch;
+        Seed = seed;
+        (Epoch, Position) = resume is null ? (0, 0) : (resume.Epoch, resume.Position);
+        if (resume is not null && (resume.Count != rows.Count || resume.Seed != seed))
+            throw new InvalidOperationException($"checkpoint sampler state {resume} does not match {rows.Count} rows and seed {seed}");
+        order = SeededSampler.Permutation(rows.Count, seed, Epoch);
+    }
+
+    public long Seed { get; }
+    public int Epoch { get; private set; }
+    public int Position { get; private set; }
+    public IReadOnlyList<PreparedRow> Rows => rows;
+
+    public SamplerState State => new(rows.Count, Seed, Epoch, Position);
+
+    /// <summary>Continues from a saved <see cref="State"/>.</summary>
+    public void Restore(SamplerState state)
+    {
+        if (state.Count != rows.Count || state.Seed != Seed || state.Position < 0 || state.Position > rows.Count)
+            throw new InvalidOperationException($"checkpoint sampler state {state} does not match {rows.Count} rows and seed {Seed}");
+        (Epoch, Position) = (state.Epoch, state.Position);
+        order = SeededSampler.Permutation(rows.Count, Seed, Epoch);
+    }
+
+    /// <summary>Whole rows in shuffled order while their non-padding tokens fit the budget (always at least one row).</summary>
+    public IReadOnlyList<PreparedRow> Next()
+    {
+        var batch = new List<PreparedRow>();
+        long tokens = 0;
+        while (true)
+        {
+            if (Position == order.Length)
+            {
+                Epoch++;
+                Position = 0;
+                order = SeededSampler.Permutation(rows.Count, Seed, Epoch);
+            }
+            var row = rows[order[Position]];
+            if (batch.Count > 0 && tokens + row.Length > tokensPerBatch) break;
+            batch.Add(row);
+            tokens += row.Length;
+            Position++;
+            if (tokens >= tokensPerBatch) break;
+        }
+        return batch;
+    }
+
+    /// <summary>Reads the rows of a prepared Parquet file (see docs/prepare.md), at most <paramref name="limit"/>.</summary>
+    public static List<PreparedRow> Read(string parquetPath, int limit = int.MaxValue, CancellationToken cancellationToken = default)
+    {
+        if (!File.Exists(parquetPath)) throw new FileNotFoundException($"{parquetPath}: prepared data not found; run the prepare stage first", parquetPath);
+        var result = new List<PreparedRow>();
+        using var stream = File.OpenRead(parquetPath);
+        var reader = Parquet.ParquetReader.CreateAsync(stream).GetAwaiter().GetResult();
+        int groups = reader.RowGroupCount;
+        reader.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        {
+            for (int g = 0; g < groups && result.Count < limit; g++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                stream.Position = 0;
+                var group = ParquetSerializer.DeserializeAsync<PreparedSequence>(stream, rowGroupIndex: g, cancellationToken: cancellationToken)
+                    .GetAwaiter().GetResult().Data;
+                foreach (var s in group)
+                {
+                    if (result.Count >= limit) break;
+                    if (s.InputIds.Length != s.LossMask.Length || s.Length > s.InputIds.Length || s.Length < 0)
+                        throw new InvalidDataException($"{parquetPath}: row {result.Count + 1} has {s.InputIds.Length} ids, {s.LossMask.Length} mask values and length {s.Length}");
+                    result.Add(new PreparedRow(s.InputIds, s.LossMask, s.Length, s.Kind));
+                }
+            }
+        }
+        return result;
+    }
+}

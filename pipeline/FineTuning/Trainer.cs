@@ -1,0 +1,299 @@
+using System.Diagnostics;
+using System.Globalization;
+using Forgetless.Progress;
+using Forgetless.Training;
+using Microsoft.Extensions.Logging;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Forgetless.FineTuning;
+
+/// <summary>What a training run did; the numbers of summary.json.</summary>
+public sealed record TrainingResult
+{
+    public long Steps { get; init; }
+    public long Tokens { get; init; }
+    public double BestValidationLoss { get; init; }
+    public long BestStep { get; init; }
+    public double ValidationLossBefore { get; init; }
+    public double ValidationLossAfter { get; init; }
+    public double HeldoutLossBefore { get; init; }
+    public double HeldoutLossAfter { get; init; }
+    public string StopReason { get; init; } = "steps";
+    public long ResumedFromStep { get; init; }
+    public double WallSeconds { get; init; }
+}
+
+/// <summary>A loss or gradient that is NaN or infinite; the run stops and keeps its last good checkpoint.</summary>
+public sealed class NonFiniteLossException(string message) : Exception(message);
+
+/// <summary>
+/// The training loop: token-budget batches, gradient accumulation, AdamW with warm-up + cosine, clipping, the
+/// anti-forgetting terms, validation task loss and held-out general loss every <c>evalEvery</c> steps (best weights
+/// kept, early stopping, a stop at a target validation loss), metrics as JSON lines, and an atomic checkpoint every
+/// <c>checkpointEvery</c> steps and on cancellation. Everything that decides the next step — trainable tensors,
+/// optimizer moments, every random generator, the data position, the best weights so far and the stopping counters —
+/// is in the checkpoint, so a resumed run ends with the same bytes as an uninterrupted one.
+/// </summary>
+public sealed class Trainer(FineTuneOptions options, TunedModel tuned, PreparedBatches batches, LossProbe probe, AntiForgetting terms, ILogger logger)
+{
+    public const string CheckpointFile = "checkpoint.safetensors";
+
+    private readonly Dictionary<string, Tensor> best = new(StringComparer.Ordinal);
+
+    /// <summary>Test seam: runs after every completed step with its number.</summary>
+    internal Action<long>? AfterStep { get; init; }
+
+    public TrainingResult Run(string workDirectory, CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        var model = tuned.Model;
+        var trainable = tuned.Trainable;
+        string checkpoint = Path.Combine(workDirectory, CheckpointFile);
+        var metrics = new MetricsLog(Path.Combine(workDirectory, MetricsLog.FileName));
+        using var optimizer = AdamWOptimizer.ForParameters(trainable, new AdamWOptions { LearningRate = options.LearningRate, WeightDecay = options.WeightDecay });
+        var schedule = new WarmupCosineSchedule(options.WarmupSteps, options.Steps, options.MinLrRatio);
+        nn.Module generatorOwner = model; // LoRA dropout generators live in the model
+
+        var state = new LoopState();
+        if (File.Exists(checkpoint))
+        {
+            var restored = TrainingCheckpoint.Load(checkpoint, trainable, optimizer, generatorOwner);
+            state = LoopState.From(restored);
+            batches.Restore(restored.Sampler ?? throw new InvalidDataException($"{checkpoint}: no sampler state"));
+            foreach (var (k, v) in TrainingCheckpoint.ReadExtraTensors(checkpoint)) best[k] = v;
+            logger.LogInformation("finetune: resuming from step {Step} (checkpoint {Path})", state.Step, checkpoint);
+        }
+        long resumedFrom = state.Step;
+        metrics.TrimAfter(state.Step);
+
+        model.train();
+        if (state.Step == 0)
+        {
+            state.ValidationBefore = probe.ValidationLoss(model);
+            state.HeldoutBefore = probe.HeldoutLoss(model);
+            metrics.Append(new() { ["step"] = 0L, ["tokens"] = 0L, ["val_task_loss"] = R(state.ValidationBefore), ["heldout_loss"] = R(state.HeldoutBefore) });
+            logger.LogInformation("finetune: before training — validation task loss {Val:F4}, held-out loss {Heldout:F4}",
+                state.ValidationBefore, state.HeldoutBefore);
+        }
+
+        string stop = "steps";
+        double lastVal = double.NaN, lastHeldout = double.NaN;
+        using (var progress = new ProgressBar("finetune", options.Steps, "steps", alreadyDone: state.Step))
+        {
+            var window = Stopwatch.StartNew();
+            long windowTokens = 0;
+            while (state.Step < options.Steps && state.Stop is null)
+            {
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    Save(checkpoint, state, trainable, optimizer, generatorOwner);
+                    logger.LogWarning("finetune: stopped at step {Step}; checkpoint saved, rerun to resume", state.Step);
+                    cancellationToken.ThrowIfCancellationRequested();
+                }
+                double lr = options.LearningRate * schedule.Factor(state.Step);
+                var step = TrainStep(optimizer, schedule.Factor(state.Step), state.Step + 1, checkpoint);
+                state.Step++;
+                state.Tokens += step.Tokens;
+                windowTokens += step.Tokens;
+                AfterStep?.Invoke(state.Step);
+
+                bool evaluate = state.Step % options.EvalEvery == 0 || state.Step == options.Steps;
+                if (evaluate)
+                {
+                    lastVal = probe.ValidationLoss(model);
+                    lastHeldout = probe.HeldoutLoss(model);
+                    Judge(state, lastVal, trainable);
+                    logger.LogInformation("finetune: step {Step} — train loss {Loss:F4}, validation task loss {Val:F4}, held-out loss {Heldout:F4}",
+                        state.Step, step.Loss, lastVal, lastHeldout);
+                }
+                if (state.Step % options.LogEvery == 0 || evaluate || state.Stop is not null)
+                {
+                    var entry = new Dictionary<string, object?>
+                    {
+                        ["step"] = state.Step, ["tokens"] = state.Tokens, ["lr"] = lr, ["loss"] = R(step.Loss),
+                        ["tokens_per_s"] = Math.Round(windowTokens / Math.Max(1e-9, window.Elapsed.TotalSeconds), 1),
+                    };
+                    if (step.Penalty is { } p) entry["penalty"] = R(p);
+                    if (step.Kd is { } kd) entry["kd"] = R(kd);
+                    if (evaluate) { entry["val_task_loss"] = R(lastVal); entry["heldout_loss"] = R(lastHeldout); }
+                    metrics.Append(entry);
+                    window.Restart();
+                    windowTokens = 0;
+                }
+                if (state.Step % options.CheckpointEvery == 0 && state.Step < options.Steps && state.Stop is null)
+                    Save(checkpoint, state, trainable, optimizer, generatorOwner);
+                string evalText = double.IsNaN(lastVal) ? "" : string.Create(CultureInfo.InvariantCulture, $" · val {lastVal:F3} · held-out {lastHeldout:F3}");
+                progress.Report(state.Step, string.Create(CultureInfo.InvariantCulture, $"loss {step.Loss:F3}{evalText} · {progress.Rate * step.Tokens:F0} tok/s"));
+            }
+            stop = state.Stop ?? "steps";
+        }
+
+        bool restore = options.KeepBest && best.Count > 0 && state.BestStep != state.Step;
+        if (restore)
+        {
+            using var _ = no_grad();
+            foreach (var (name, p) in trainable) p.copy_(best[name]);
+            logger.LogInformation("finetune: keeping the best weights (step {Step}, validation task loss {Loss:F4})", state.BestStep, state.BestLoss);
+        }
+        foreach (var t in best.Values) t.Dispose();
+        best.Clear();
+        double valAfter = restore || double.IsNaN(lastVal) ? probe.ValidationLoss(model) : lastVal;
+        double heldAfter = restore || double.IsNaN(lastHeldout) ? probe.HeldoutLoss(model) : lastHeldout;
+        model.eval();
+        return new TrainingResult
+        {
+            Steps = state.Step,
+            Tokens = state.Tokens,
+            BestValidationLoss = double.IsInfinity(state.BestLoss) ? valAfter : state.BestLoss,
+            BestStep = state.BestStep,
+            ValidationLossBefore = state.ValidationBefore,
+            ValidationLossAfter = valAfter,
+            HeldoutLossBefore = state.HeldoutBefore,
+            HeldoutLossAfter = heldAfter,
+            StopReason = stop,
+            ResumedFromStep = resumedFrom,
+            WallSeconds = clock.Elapsed.TotalSeconds,
+        };
+    }
+
+    private sealed record StepNumbers(double Loss, double? Penalty, double? Kd, long Tokens);
+
+    private StepNumbers TrainStep(AdamWOptimizer optimizer, double lrFactor, long stepNumber, string checkpoint)
+    {
+        using var scope = NewDisposeScope();
+        var model = tuned.Model;
+        var micro = Enumerable.Range(0, options.GradientAccumulation).Select(_ => TokenBatch.Of(batches.Next())).ToList();
+        double targetTokens = Math.Max(1, micro.Sum(b => b.TargetTokens));
+        double lossSum = 0, kdSum = 0;
+        long tokens = 0;
+        bool anyKd = false;
+        foreach (var batch in micro)
+        {
+            tokens += batch.Tokens;
+            var logits = model.Forward(batch.Inputs, batch.AttentionMask);
+            var nll = LossProbe.TokenNll(logits, batch.Targets);
+            var plain = nll.mul(batch.TargetMask).sum();
+            lossSum += plain.item<float>();
+            Tensor loss;
+            if (terms.Teacher is { } teacher && batch.IsReplay.any().item<bool>())
+            {
+                // Replay rows: (1 − w)·CE + w·KD; task rows keep the plain CE.
+                var rowWeight = where(batch.IsReplay, tensor(1 - terms.KdWeight), tensor(1.0)).to(ScalarType.Float32).unsqueeze(1);
+                loss = nll.mul(batch.TargetMask).mul(rowWeight).sum().div(targetTokens);
+                var replay = batch.IsReplay.nonzero().squeeze(1);
+                Tensor teacherLogits;
+                using (no_grad()) teacherLogits = teacher.Forward(batch.Inputs.index_select(0, replay), batch.AttentionMask.index_select(0, replay));
+                var width = batch.Targets.shape[1];
+                var kd = Distillation.Loss(logits.index_select(0, replay).narrow(1, 0, width), teacherLogits.narrow(1, 0, width),
+                    batch.TargetMask.index_select(0, replay), terms.Kd!);
+                kdSum += kd.item<float>() / micro.Count;
+                anyKd = true;
+                loss = loss.add(kd.mul(terms.KdWeight / micro.Count));
+            }
+            else
+            {
+                loss = plain.div(targetTokens);
+            }
+            if (!double.IsFinite(loss.item<float>()))
+                throw NonFinite(stepNumber, "loss", checkpoint);
+            loss.backward();
+        }
+        double? penaltyValue = null;
+        if (terms.Penalty() is { } penalty)
+        {
+            penaltyValue = penalty.item<float>();
+            if (!double.IsFinite(penaltyValue.Value)) throw NonFinite(stepNumber, "regularizer penalty", checkpoint);
+            penalty.backward();
+        }
+        var norm = Gradients.ClipGlobalNorm(optimizer.Parameters.Select(p => p.parameter), options.ClipNorm);
+        if (!double.IsFinite(norm)) throw NonFinite(stepNumber, "gradient norm", checkpoint);
+        optimizer.Step(lrFactor);
+        optimizer.ZeroGrad();
+        foreach (var b in micro) b.Dispose();
+        return new StepNumbers(lossSum / targetTokens, penaltyValue, anyKd ? kdSum : null, tokens);
+    }
+
+    private static NonFiniteLossException NonFinite(long step, string what, string checkpoint) => new(
+        $"finetune: the {what} became NaN or infinite at step {step}; training stopped. " +
+        (File.Exists(checkpoint) ? $"The last good checkpoint is kept in {checkpoint}. " : "No checkpoint had been written yet. ") +
+        "Lower finetune.learningRate (or the regularizer weights), or check the data.");
+
+    /// <summary>Best-weights bookkeeping, early stopping and the target loss after an evaluation.</summary>
+    private void Judge(LoopState state, double validation, IReadOnlyList<(string name, Parameter parameter)> trainable)
+    {
+        if (double.IsNaN(validation)) return; // no validation rows: nothing to judge by
+        if (validation < state.BestLoss)
+        {
+            state.BestLoss = validation;
+            state.BestStep = state.Step;
+            state.EvalsWithoutImprovement = 0;
+            if (options.KeepBest)
+            {
+                foreach (var t in best.Values) t.Dispose();
+                best.Clear();
+                foreach (var (name, p) in trainable) best[name] = p.detach().clone().DetachFromDisposeScope();
+            }
+        }
+        else
+        {
+            state.EvalsWithoutImprovement++;
+        }
+        if (options.TargetValidationLoss > 0 && validation <= options.TargetValidationLoss)
+        {
+            state.Stop = "target_validation_loss";
+            logger.LogInformation("finetune: validation task loss {Loss:F4} reached the target {Target} at step {Step}", validation, options.TargetValidationLoss, state.Step);
+        }
+        else if (options.EarlyStoppingPatience > 0 && state.EvalsWithoutImprovement >= options.EarlyStoppingPatience)
+        {
+            state.Stop = "early_stopping";
+            logger.LogInformation("finetune: early stopping at step {Step}: {N} evaluations without a better validation task loss", state.Step, state.EvalsWithoutImprovement);
+        }
+    }
+
+    private void Save(string path, LoopState state, IReadOnlyList<(string name, Parameter parameter)> trainable, AdamWOptimizer optimizer, nn.Module generatorOwner) =>
+        TrainingCheckpoint.Save(path, state.Step, trainable, optimizer, batches.State, generatorOwner, best, state.ToMetadata());
+
+    private static double R(double v) => Math.Round(v, 5);
+
+    /// <summary>Loop counters saved in the checkpoint's metadata.</summary>
+    private sealed class LoopState
+    {
+        public long Step;
+        public long Tokens;
+        public double BestLoss = double.PositiveInfinity;
+        public long BestStep;
+        public int EvalsWithoutImprovement;
+        public double ValidationBefore = double.NaN;
+        public double HeldoutBefore = double.NaN;
+        public string? Stop;
+
+        public Dictionary<string, string> ToMetadata() => new()
+        {
+            ["finetune.tokens"] = Tokens.ToString(CultureInfo.InvariantCulture),
+            ["finetune.best_loss"] = BestLoss.ToString("R", CultureInfo.InvariantCulture),
+            ["finetune.best_step"] = BestStep.ToString(CultureInfo.InvariantCulture),
+            ["finetune.evals_without_improvement"] = EvalsWithoutImprovement.ToString(CultureInfo.InvariantCulture),
+            ["finetune.validation_before"] = ValidationBefore.ToString("R", CultureInfo.InvariantCulture),
+            ["finetune.heldout_before"] = HeldoutBefore.ToString("R", CultureInfo.InvariantCulture),
+        };
+
+        public static LoopState From(TrainingCheckpoint.Restored restored)
+        {
+            var m = restored.Metadata ?? new Dictionary<string, string>();
+            double D(string k) => m.TryGetValue(k, out var v) ? double.Parse(v, CultureInfo.InvariantCulture) : double.NaN;
+            long L(string k) => m.TryGetValue(k, out var v) ? long.Parse(v, CultureInfo.InvariantCulture) : 0;
+            return new LoopState
+            {
+                Step = restored.Step,
+                Tokens = L("finetune.tokens"),
+                BestLoss = m.ContainsKey("finetune.best_loss") ? D("finetune.best_loss") : double.PositiveInfinity,
+                BestStep = L("finetune.best_step"),
+                EvalsWithoutImprovement = (int)L("finetune.evals_without_improvement"),
+                ValidationBefore = D("finetune.validation_before"),
+                HeldoutBefore = D("finetune.heldout_before"),
+            };
+        }
+    }
+}

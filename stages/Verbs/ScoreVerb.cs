@@ -1,0 +1,74 @@
+using System.Globalization;
+using Forgetless.Model;
+using Forgetless.Model.Inference;
+using Forgetless.Peft;
+using Forgetless.Runs;
+using Forgetless.Stages.Cli;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Forgetless.Stages.Verbs;
+
+/// <summary>
+/// `forgetless score --input FILE.jsonl --output FILE.jsonl [--model DIR] [--adapter DIR]`: log-likelihoods of
+/// each line's text (or continuation), with any adapter folder the finetune stage wrote applied.
+/// </summary>
+public static class ScoreVerb
+{
+    public static Verb Definition { get; } = new(
+        "score",
+        "forgetless score --input FILE.jsonl --output FILE.jsonl [--model DIR] [--adapter DIR] [--batch N]",
+        "log-likelihood of each JSON line's text or continuation under the model (+ adapter)",
+        Register);
+
+    private static void Register(VerbContext context)
+    {
+        string input = context.Cli.RequiredOption("input");
+        string output = context.Cli.RequiredOption("output");
+        string model = ModelOption(context);
+        string? adapter = context.Cli.Option("adapter");
+        int batch = IntOption(context.Cli, "batch", 8);
+        context.AddCommand((sp, ct) =>
+        {
+            var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless");
+            var loaded = LoadWithAdapter(model, adapter, logger);
+            var summary = ScoreFile.Run(new Scorer(loaded.Model, loaded.Tokenizer!, batch), input, output, ct);
+            logger.LogInformation("score: {Rows} rows, {Tokens} tokens, mean log-prob {Mean:F4} per token, {Seconds:F1} s → {Output}",
+                summary.Rows, summary.ScoredTokens, summary.ScoredTokens > 0 ? summary.SumLogProb / summary.ScoredTokens : 0,
+                summary.Elapsed.TotalSeconds, output);
+            return Task.FromResult(ExitCodes.Ok);
+        });
+    }
+
+    /// <summary>--model, else run.baseModel from the pipeline file (--config and --set are accepted either way).</summary>
+    internal static string ModelOption(VerbContext context)
+    {
+        _ = context.Cli.Option("config");
+        _ = context.Cli.Options("set");
+        return context.Cli.Option("model") is { } m ? Path.GetFullPath(m) : context.Config.ResolvePath(context.Run.BaseModel);
+    }
+
+    internal static int IntOption(CommandLine cli, string name, int fallback) =>
+        cli.Option(name) is not { } text ? fallback
+        : int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v > 0 ? v
+        : throw new UsageException($"{cli.Verb}: --{name} '{text}' is not a positive whole number");
+
+    internal static double DoubleOption(CommandLine cli, string name, double fallback) =>
+        cli.Option(name) is not { } text ? fallback
+        : double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v
+        : throw new UsageException($"{cli.Verb}: --{name} '{text}' is not a number");
+
+    /// <summary>The model folder with its tokenizer, and the adapter (any method) applied through <see cref="AdapterFolder.Apply"/>.</summary>
+    internal static LoadedModel LoadWithAdapter(string model, string? adapter, ILogger logger)
+    {
+        var loaded = ModelFolder.Load(model);
+        if (loaded.Tokenizer is null) throw new UserInputException($"{model}: the model folder has no tokenizer");
+        if (adapter is not null)
+        {
+            var type = AdapterFolder.Apply(loaded.Model, Path.GetFullPath(adapter));
+            logger.LogInformation("{Adapter}: applied a {Type} adapter", adapter, type);
+        }
+        loaded.Model.eval();
+        return loaded;
+    }
+}

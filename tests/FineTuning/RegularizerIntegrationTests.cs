@@ -1,0 +1,76 @@
+using Forgetless.FineTuning;
+using Forgetless.Model;
+using Forgetless.Tests.Peft;
+using Microsoft.Extensions.Logging.Abstractions;
+using static TorchSharp.torch;
+
+namespace Forgetless.Tests.FineTuning;
+
+[Collection(TorchSerial.Name)]
+public sealed class RegularizerIntegrationTests
+{
+    [Theory]
+    [InlineData("ewc", new[] { "finetune.regularizers=[ewc]", "finetune.ewc.samples=4" })]
+    [InlineData("l2sp-lora", new[] { "finetune.regularizers=[l2sp]", "finetune.l2sp.lambda=0.01" })]
+    [InlineData("l2sp-full", new[] { "finetune.method=full", "finetune.learningRate=0.005", "finetune.regularizers=[l2sp]", "finetune.l2sp.lambda=0.01" })]
+    [InlineData("kd", new[] { "finetune.regularizers=[kd]", "finetune.kd.weight=0.5", "finetune.kd.temperature=2" })]
+    [InlineData("all-adapter", new[] { "finetune.method=adapter", "finetune.regularizers=[ewc,l2sp,kd]", "finetune.ewc.samples=4" })]
+    [InlineData("ewc-prefix", new[] { "finetune.method=prefix", "finetune.learningRate=0.05", "finetune.regularizers=[ewc]", "finetune.ewc.samples=4" })]
+    public async Task Each_regularizer_still_lets_the_task_loss_fall_and_is_logged(string name, string[] overrides)
+    {
+        using var f = new FineTuneFixture();
+        var summary = await f.RunAsync(overrides: overrides);
+        double before = summary["validationTaskLossBefore"]!.GetValue<double>(), after = summary["validationTaskLossAfter"]!.GetValue<double>();
+        after.Should().BeLessThan(before - 0.05, $"{name}: {before} → {after}");
+        var metrics = File.ReadAllText(Path.Combine(f.OutputDirectory, MetricsLog.FileName));
+        if (!name.StartsWith("kd", StringComparison.Ordinal)) metrics.Should().Contain("\"penalty\"");
+        if (name is "kd" or "all-adapter") metrics.Should().Contain("\"kd\"");
+        if (name.Contains("ewc") || name.StartsWith("all", StringComparison.Ordinal))
+        {
+            Directory.EnumerateFiles(Path.Combine(f.RunRoot, ".cache", "fisher")).Should().ContainSingle();
+            File.Exists(Path.Combine(f.AdapterDirectory, AntiForgetting.EwcStateFile)).Should().BeTrue();
+        }
+    }
+
+    [Fact]
+    public void The_ewc_penalty_gradient_is_two_lambda_fisher_times_the_distance_from_the_anchor()
+    {
+        using var f = new FineTuneFixture();
+        var options = f.Options("finetune.method=freeze", "finetune.freeze.layers=1", "finetune.regularizers=[ewc]", "finetune.ewc.lambda=3", "finetune.ewc.samples=3");
+        using var tuned = MethodBuilder.Apply(ModelFolder.LoadModel(f.ModelDirectory), options, seed: 3);
+        var rows = Enumerable.Range(0, 3).Select(i => new PreparedRow(
+            Enumerable.Range(0, 10).Select(t => (3 * i + t) % 29).ToArray(), Enumerable.Repeat(true, 10).ToArray(), 10, "replay")).ToList();
+        using var terms = AntiForgetting.Build(tuned, options, f.ModelDirectory, rows, rows, Path.Combine(f.Root, "cache"), null, NullLogger.Instance);
+        var anchors = tuned.Trainable.ToDictionary(t => t.name, t => t.parameter.detach().clone());
+        terms.Fisher!.Values.Sum(v => v.sum().item<float>()).Should().BeGreaterThan(0);
+
+        using (no_grad())
+        using (var g = new Generator(5))
+            foreach (var (_, p) in tuned.Trainable) p.add_(randn(p.shape, generator: g).mul(0.1));
+        foreach (var (_, p) in tuned.Trainable) p.grad?.zero_();
+        using (var penalty = terms.Penalty()!) penalty.backward();
+
+        foreach (var (name, p) in tuned.Trainable)
+        {
+            using var expected = terms.Fisher[name].mul(p.detach().sub(anchors[name])).mul(2 * 3.0);
+            p.grad!.allclose(expected, rtol: 1e-4, atol: 1e-7).Should().BeTrue(name);
+        }
+    }
+
+    [Fact]
+    public async Task A_run_can_start_from_an_earlier_adapter_and_then_uses_online_ewc()
+    {
+        using var f = new FineTuneFixture();
+        await f.RunAsync(runRoot: "first", overrides: ["finetune.regularizers=[ewc]", "finetune.ewc.samples=4"]);
+        var first = Path.Combine(f.Root, "first", "finetune", "adapter");
+        var summary = await f.RunAsync(runRoot: "second", overrides: ["finetune.regularizers=[ewc]", "finetune.ewc.samples=4", "finetune.initAdapter=" + first, "finetune.steps=4"]);
+        // The second run starts where the first ended: its loss before training is the first run's loss after.
+        var firstSummary = FineTuneFixture.Summary(Path.Combine(f.Root, "first", "finetune"));
+        summary["validationTaskLossBefore"]!.GetValue<double>().Should().BeApproximately(firstSummary["validationTaskLossAfter"]!.GetValue<double>(), 1e-4);
+
+        var act = async () => await f.RunAsync(runRoot: "third", overrides: ["finetune.method=adapter", "finetune.initAdapter=" + first]);
+        await act.Should().ThrowAsync<Forgetless.Configuration.ConfigException>().WithMessage("*finetune.initAdapter*LORA*");
+        var full = async () => await f.RunAsync(runRoot: "fourth", overrides: ["finetune.method=full", "finetune.initAdapter=" + first]);
+        await full.Should().ThrowAsync<Forgetless.Configuration.ConfigException>().WithMessage("*finetune.initAdapter*FORGETLESS_WEIGHTS*");
+    }
+}
