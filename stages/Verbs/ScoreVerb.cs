@@ -32,7 +32,7 @@ public static class ScoreVerb
         {
             var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless");
             var loaded = LoadWithAdapter(model, adapter, logger);
-            var summary = ScoreFile.Run(new Scorer(loaded.Model, loaded.Tokenizer!, batch), input, output, ct);
+            var summary = JsonlScoring.Run(new Scorer(loaded.Model, loaded.Tokenizer!, batch), input, output, ct);
             logger.LogInformation("score: {Rows} rows, {Tokens} tokens, mean log-prob {Mean:F4} per token, {Seconds:F1} s → {Output}",
                 summary.Rows, summary.ScoredTokens, summary.ScoredTokens > 0 ? summary.SumLogProb / summary.ScoredTokens : 0,
                 summary.Elapsed.TotalSeconds, output);
