@@ -115,7 +115,7 @@ public sealed class FineTuneFixture : IDisposable
         var run = config.Section<RunOptions>("run");
         var stages = StageRegistry.Build(new StageFactoryContext(config, run, NullLoggerFactory.Instance));
         var store = new RunStore(config.ResolvePath(run.Root), "test", NullLogger.Instance);
-        foreach (var stage in stages) await store.RunAsync(stage, force: false, cancellationToken);
+        foreach (var stage in PipelineStatus.Plan(store, stages, "finetune")) await store.RunAsync(stage, force: false, cancellationToken);
         return Summary(Path.Combine(config.ResolvePath(run.Root), "finetune"));
     }
 
