@@ -60,8 +60,14 @@ public static class TeacherAgreement
                                          "the teacher must use the base model's tokenizer");
         foreach (var text in probes)
         {
-            var a = baseTokenizer.Encode(text);
-            var b = teacherTokenizer.Encode(text);
+            int[] a, b;
+            try { a = baseTokenizer.Encode(text); }
+            catch (InvalidOperationException) { continue; } // a probe the base tokenizer cannot encode tells nothing
+            string? failure = null;
+            try { b = teacherTokenizer.Encode(text); }
+            catch (InvalidOperationException e) { b = []; failure = e.Message; }
+            if (failure is not null)
+                throw new UserInputException($"{Where()}: its tokenizer differs from the base model's — it cannot encode text the base model's encodes ({failure})");
             if (!a.AsSpan().SequenceEqual(b))
             {
                 string shown = text.Length > 60 ? text[..60] + "…" : text;
