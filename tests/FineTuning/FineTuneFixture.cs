@@ -115,7 +115,8 @@ public sealed class FineTuneFixture : IDisposable
         var run = config.Section<RunOptions>("run");
         var stages = StageRegistry.Build(new StageFactoryContext(config, run, NullLoggerFactory.Instance));
         var store = new RunStore(config.ResolvePath(run.Root), "test", NullLogger.Instance);
-        foreach (var stage in stages) await store.RunAsync(stage, force: false, cancellationToken);
+        // Only up to finetune: evaluate and package (registered after this fixture was written) need suites it has not.
+        foreach (var stage in stages.TakeWhile(s => s.Name is "prepare" or "finetune")) await store.RunAsync(stage, force: false, cancellationToken);
         return Summary(Path.Combine(config.ResolvePath(run.Root), "finetune"));
     }
 
