@@ -4,5 +4,6 @@
 #load "build/solution.cake"
 #load "build/pipeline.cake"
 #load "build/finetune.cake"
+#load "build/distill.cake"
 
 RunTarget(Argument("target", "Build"));

@@ -17,6 +17,7 @@ public static class StageRegistry
     [
         new("prepare", typeof(Data.PrepareOptions), "mix task and replay data into tokenized, packed Parquet", CreatePrepare),
         new("finetune", typeof(FineTuning.FineTuneOptions), "fine-tune the base model with a PEFT method and anti-forgetting regularizers", CreateFineTune),
+        new("distill", typeof(global::Forgetless.Distill.DistillOptions), "consolidate the finetune adapter toward the teacher on replay rows (cached top-k teacher pass; off unless distill.enabled)", CreateDistill),
         new("evaluate", typeof(Evaluation.EvaluateOptions), "measure forgetting and gain against the base model; gate the release (exit 4 on a failed gate)", CreateEvaluate),
         new("package", typeof(Packaging.PackageOptions), "package the gated adapter: PEFT folder, provenance, checksums, deterministic archive (refuses when a gate failed)", CreatePackage),
     ];
@@ -26,6 +27,16 @@ public static class StageRegistry
         var options = c.Config.Section<FineTuning.FineTuneOptions>("finetune");
         return new FineTune.FineTuneStage(options, c.Config.ResolvePath(c.Run.BaseModel), c.Config.ResolvePath(options.Heldout), c.Run.Seed,
             c.Config.ResolvePath(c.Run.Root), options.InitAdapter is { Length: > 0 } init ? c.Config.ResolvePath(init) : null, c.Run.Device);
+    }
+
+    private static IStage? CreateDistill(StageFactoryContext c)
+    {
+        var options = c.Config.Section<global::Forgetless.Distill.DistillOptions>("distill");
+        if (!options.Enabled) return null;
+        string baseModel = c.Config.ResolvePath(c.Run.BaseModel);
+        string? teacher = options.Teacher.Length > 0 ? c.Config.ResolvePath(options.Teacher) : null;
+        return new Distill.DistillStage(options, c.Config.Section<FineTuning.FineTuneOptions>("finetune"), baseModel,
+            teacher == baseModel ? null : teacher, c.Config.ResolvePath(options.Heldout), c.Run.Seed, c.Config.ResolvePath(c.Run.Root), c.Run.Device);
     }
 
     private static IStage CreatePrepare(StageFactoryContext c)

@@ -34,6 +34,26 @@ public sealed class AntiForgetting : IDisposable
     public KdOptions? Kd { get; private set; }
     public double KdWeight { get; private set; }
 
+    /// <summary>
+    /// A teacher kept as cached soft targets instead of a live model (the Distill stage); the Trainer asks it for the
+    /// distillation loss of the replay rows of each micro-batch. Null for FineTune's live <see cref="Teacher"/>.
+    /// </summary>
+    public ITeacherTargets? CachedTeacher { get; private set; }
+
+    /// <summary>Cross-entropy weight of task rows in a batch that gets a KD term (1 for FineTune's kd).</summary>
+    public double TaskCeWeight { get; private set; } = 1;
+    /// <summary>Cross-entropy weight of replay rows in a batch that gets a KD term (1 − w for FineTune's kd).</summary>
+    public double ReplayCeWeight { get; private set; } = 1;
+
+    /// <summary>
+    /// The Distill stage's terms: loss = (1 − α)·CE(task rows) + α·D(teacher_T ‖ student_T)·T² on replay rows, with
+    /// the teacher's soft targets from <paramref name="teacher"/> (no cross-entropy on replay rows).
+    /// </summary>
+    public static AntiForgetting ForCachedTeacher(ITeacherTargets teacher, KdOptions kd, double alpha) => new()
+    {
+        CachedTeacher = teacher, Kd = kd, KdWeight = alpha, TaskCeWeight = 1 - alpha, ReplayCeWeight = 0,
+    };
+
     /// <summary>The Fisher EWC uses (written next to the adapter so a later run can continue online EWC).</summary>
     public Dictionary<string, Tensor>? Fisher { get; private set; }
 
@@ -81,6 +101,7 @@ public sealed class AntiForgetting : IDisposable
             set.owned.Add(teacher);
             set.Kd = new KdOptions { Divergence = KdDivergence.ForwardKl, Temperature = options.Kd.Temperature };
             set.KdWeight = options.Kd.Weight;
+            set.ReplayCeWeight = 1 - options.Kd.Weight;
             if (replayRows.Count == 0)
                 logger.LogWarning("finetune: kd is on, but the training data has no replay rows (kind replay/generated); it will never apply");
         }
@@ -167,4 +188,15 @@ public sealed class AntiForgetting : IDisposable
         owned.Clear();
         if (Fisher is not null) foreach (var f in Fisher.Values) f.Dispose();
     }
+}
+
+/// <summary>Soft targets of a teacher for given rows, e.g. read from a cached teacher pass.</summary>
+public interface ITeacherTargets
+{
+    /// <summary>
+    /// The distillation loss (reduced over the rows' scored target positions, T²-scaled per <paramref name="options"/>)
+    /// of <paramref name="studentLogits"/> [R, W − 1, V] — next-token logits of <paramref name="rows"/> as batched by
+    /// <see cref="TokenBatch.Of"/> — against the teacher's targets for those rows.
+    /// </summary>
+    Tensor Loss(IReadOnlyList<PreparedRow> rows, Tensor studentLogits, KdOptions options);
 }

@@ -42,6 +42,9 @@ public sealed class Trainer(FineTuneOptions options, TunedModel tuned, PreparedB
 
     private readonly Dictionary<string, Tensor> best = new(StringComparer.Ordinal);
 
+    /// <summary>The stage that trains, for log lines and the progress bar (the Distill stage reuses this loop).</summary>
+    public string StageName { get; init; } = "finetune";
+
     /// <summary>Test seam: runs after every completed step with its number.</summary>
     internal Action<long>? AfterStep { get; init; }
 
@@ -63,7 +66,7 @@ public sealed class Trainer(FineTuneOptions options, TunedModel tuned, PreparedB
             state = LoopState.From(restored);
             batches.Restore(restored.Sampler ?? throw new InvalidDataException($"{checkpoint}: no sampler state"));
             foreach (var (k, v) in TrainingCheckpoint.ReadExtraTensors(checkpoint)) best[k] = v;
-            logger.LogInformation("finetune: resuming from step {Step} (checkpoint {Path})", state.Step, checkpoint);
+            logger.LogInformation("{Stage}: resuming from step {Step} (checkpoint {Path})", StageName, state.Step, checkpoint);
         }
         long resumedFrom = state.Step;
         metrics.TrimAfter(state.Step);
@@ -74,13 +77,13 @@ public sealed class Trainer(FineTuneOptions options, TunedModel tuned, PreparedB
             state.ValidationBefore = probe.ValidationLoss(model);
             state.HeldoutBefore = probe.HeldoutLoss(model);
             metrics.Append(new() { ["step"] = 0L, ["tokens"] = 0L, ["val_task_loss"] = R(state.ValidationBefore), ["heldout_loss"] = R(state.HeldoutBefore) });
-            logger.LogInformation("finetune: before training — validation task loss {Val:F4}, held-out loss {Heldout:F4}",
+            logger.LogInformation("{Stage}: before training — validation task loss {Val:F4}, held-out loss {Heldout:F4}", StageName,
                 state.ValidationBefore, state.HeldoutBefore);
         }
 
         string stop = "steps";
         double lastVal = double.NaN, lastHeldout = double.NaN;
-        using (var progress = new ProgressBar("finetune", options.Steps, "steps", alreadyDone: state.Step))
+        using (var progress = new ProgressBar(StageName, options.Steps, "steps", alreadyDone: state.Step))
         {
             var window = Stopwatch.StartNew();
             long windowTokens = 0;
@@ -89,7 +92,7 @@ public sealed class Trainer(FineTuneOptions options, TunedModel tuned, PreparedB
                 if (cancellationToken.IsCancellationRequested)
                 {
                     Save(checkpoint, state, trainable, optimizer, generatorOwner);
-                    logger.LogWarning("finetune: stopped at step {Step}; checkpoint saved, rerun to resume", state.Step);
+                    logger.LogWarning("{Stage}: stopped at step {Step}; checkpoint saved, rerun to resume", StageName, state.Step);
                     cancellationToken.ThrowIfCancellationRequested();
                 }
                 double lr = options.LearningRate * schedule.Factor(state.Step);
@@ -105,7 +108,7 @@ public sealed class Trainer(FineTuneOptions options, TunedModel tuned, PreparedB
                     lastVal = probe.ValidationLoss(model);
                     lastHeldout = probe.HeldoutLoss(model);
                     Judge(state, lastVal, trainable);
-                    logger.LogInformation("finetune: step {Step} — train loss {Loss:F4}, validation task loss {Val:F4}, held-out loss {Heldout:F4}",
+                    logger.LogInformation("{Stage}: step {Step} — train loss {Loss:F4}, validation task loss {Val:F4}, held-out loss {Heldout:F4}", StageName,
                         state.Step, step.Loss, lastVal, lastHeldout);
                 }
                 if (state.Step % options.LogEvery == 0 || evaluate || state.Stop is not null)
@@ -135,7 +138,7 @@ public sealed class Trainer(FineTuneOptions options, TunedModel tuned, PreparedB
         {
             using var _ = no_grad();
             foreach (var (name, p) in trainable) p.copy_(best[name]);
-            logger.LogInformation("finetune: keeping the best weights (step {Step}, validation task loss {Loss:F4})", state.BestStep, state.BestLoss);
+            logger.LogInformation("{Stage}: keeping the best weights (step {Step}, validation task loss {Loss:F4})", StageName, state.BestStep, state.BestLoss);
         }
         foreach (var t in best.Values) t.Dispose();
         best.Clear();
@@ -164,37 +167,47 @@ public sealed class Trainer(FineTuneOptions options, TunedModel tuned, PreparedB
     {
         using var scope = NewDisposeScope();
         var model = tuned.Model;
-        var micro = Enumerable.Range(0, options.GradientAccumulation).Select(_ => TokenBatch.Of(batches.Next())).ToList();
+        var microRows = Enumerable.Range(0, options.GradientAccumulation).Select(_ => batches.Next()).ToList();
+        var micro = microRows.Select(TokenBatch.Of).ToList();
         double targetTokens = Math.Max(1, micro.Sum(b => b.TargetTokens));
         double lossSum = 0, kdSum = 0;
         long tokens = 0;
         bool anyKd = false;
-        foreach (var batch in micro)
+        for (int m = 0; m < micro.Count; m++)
         {
+            var batch = micro[m];
             tokens += batch.Tokens;
             var logits = model.Forward(batch.Inputs, batch.AttentionMask);
             var nll = LossProbe.TokenNll(logits, batch.Targets);
             var plain = nll.mul(batch.TargetMask).sum();
             lossSum += plain.item<float>();
             Tensor loss;
-            if (terms.Teacher is { } teacher && batch.IsReplay.any().item<bool>())
+            if ((terms.Teacher is not null || terms.CachedTeacher is not null) && batch.IsReplay.any().item<bool>())
             {
-                // Replay rows: (1 − w)·CE + w·KD; task rows keep the plain CE.
-                var rowWeight = where(batch.IsReplay, tensor(1 - terms.KdWeight), tensor(1.0)).to(ScalarType.Float32).unsqueeze(1);
+                // Replay rows: (1 − w)·CE + w·KD (FineTune's kd) or α·KD alone (Distill); task rows keep their CE weight.
+                var rowWeight = where(batch.IsReplay, tensor(terms.ReplayCeWeight), tensor(terms.TaskCeWeight)).to(ScalarType.Float32).unsqueeze(1);
                 loss = nll.mul(batch.TargetMask).mul(rowWeight).sum().div(targetTokens);
                 var replay = batch.IsReplay.nonzero().squeeze(1);
-                Tensor teacherLogits;
-                using (no_grad()) teacherLogits = teacher.Forward(batch.Inputs.index_select(0, replay), batch.AttentionMask.index_select(0, replay));
                 var width = batch.Targets.shape[1];
-                var kd = Distillation.Loss(logits.index_select(0, replay).narrow(1, 0, width), teacherLogits.narrow(1, 0, width),
-                    batch.TargetMask.index_select(0, replay), terms.Kd!);
+                Tensor kd;
+                if (terms.Teacher is { } teacher)
+                {
+                    Tensor teacherLogits;
+                    using (no_grad()) teacherLogits = teacher.Forward(batch.Inputs.index_select(0, replay), batch.AttentionMask.index_select(0, replay));
+                    kd = Distillation.Loss(logits.index_select(0, replay).narrow(1, 0, width), teacherLogits.narrow(1, 0, width),
+                        batch.TargetMask.index_select(0, replay), terms.Kd!);
+                }
+                else
+                {
+                    kd = terms.CachedTeacher!.Loss(microRows[m].Where(r => r.IsReplay).ToList(), logits.index_select(0, replay).narrow(1, 0, width), terms.Kd!);
+                }
                 kdSum += kd.item<float>() / micro.Count;
                 anyKd = true;
                 loss = loss.add(kd.mul(terms.KdWeight / micro.Count));
             }
             else
             {
-                loss = plain.div(targetTokens);
+                loss = terms.TaskCeWeight == 1 || terms.CachedTeacher is null ? plain.div(targetTokens) : plain.mul(terms.TaskCeWeight).div(targetTokens);
             }
             if (!double.IsFinite(loss.item<float>()))
                 throw NonFinite(stepNumber, "loss", checkpoint);
@@ -243,12 +256,12 @@ public sealed class Trainer(FineTuneOptions options, TunedModel tuned, PreparedB
         if (options.TargetValidationLoss > 0 && validation <= options.TargetValidationLoss)
         {
             state.Stop = "target_validation_loss";
-            logger.LogInformation("finetune: validation task loss {Loss:F4} reached the target {Target} at step {Step}", validation, options.TargetValidationLoss, state.Step);
+            logger.LogInformation("{Stage}: validation task loss {Loss:F4} reached the target {Target} at step {Step}", StageName, validation, options.TargetValidationLoss, state.Step);
         }
         else if (options.EarlyStoppingPatience > 0 && state.EvalsWithoutImprovement >= options.EarlyStoppingPatience)
         {
             state.Stop = "early_stopping";
-            logger.LogInformation("finetune: early stopping at step {Step}: {N} evaluations without a better validation task loss", state.Step, state.EvalsWithoutImprovement);
+            logger.LogInformation("{Stage}: early stopping at step {Step}: {N} evaluations without a better validation task loss", StageName, state.Step, state.EvalsWithoutImprovement);
         }
     }
 

@@ -97,25 +97,64 @@ public static class Distillation
     /// agree on the shape of the tail. Multiplied by T² per <see cref="KdOptions.ScaleByTemperatureSquared"/>.
     /// </summary>
     public static Tensor TopKForwardKl(Tensor studentLogits, Tensor teacherTopIndices, Tensor teacherTopLogProbs, Tensor mask,
-        double temperature = 1, bool scaleByTemperatureSquared = true)
+        double temperature = 1, bool scaleByTemperatureSquared = true) =>
+        TopKLoss(studentLogits, teacherTopIndices, teacherTopLogProbs, null, mask,
+            new KdOptions { Divergence = KdDivergence.ForwardKl, Temperature = temperature, ScaleByTemperatureSquared = scaleByTemperatureSquared });
+
+    /// <summary>
+    /// Any divergence of <see cref="Loss"/> against a teacher kept as its top-k log-probabilities at temperature T
+    /// plus the tail mass r (the Distill stage's cached teacher). Both distributions are collapsed onto the same k + 1
+    /// outcomes — the teacher's k tokens and one bucket for everything else — and the divergence is taken between the
+    /// collapsed distributions. Collapsing never increases an f-divergence (data processing), so for forward KL,
+    /// reverse KL and JSD_β alike the result is a lower bound of the full-vocabulary value, exact when k = V; for
+    /// forward KL the gap is r · KL(p_tail/r ‖ q_tail/q_rest) (see <see cref="TopKForwardKl"/>).
+    /// <paramref name="teacherTailMass"/> [...] is r as the teacher computed it (more exact than 1 − Σ p_k in float);
+    /// null derives it from the top-k. Reduced and T²-scaled like <see cref="Loss"/>.
+    /// </summary>
+    public static Tensor TopKLoss(Tensor studentLogits, Tensor teacherTopIndices, Tensor teacherTopLogProbs, Tensor? teacherTailMass,
+        Tensor mask, KdOptions options)
     {
         using var scope = NewDisposeScope();
-        var scaled = studentLogits.div(temperature);
+        var t = options.Temperature;
+        if (t <= 0) throw new ArgumentException("Temperature must be positive.");
+        var scaled = studentLogits.div(t);
         var logZ = scaled.logsumexp(-1);
         var logQk = scaled.gather(-1, teacherTopIndices).sub(logZ.unsqueeze(-1));
-        var logPk = teacherTopLogProbs.detach();
-        var head = logPk.exp().mul(logPk.sub(logQk)).sum(-1);
-        var r = logPk.exp().sum(-1).neg().add(1).clamp_min(0);
+        var logPk = teacherTopLogProbs.detach().to(ScalarType.Float32);
+        var r = (teacherTailMass?.detach().to(ScalarType.Float32) ?? logPk.exp().sum(-1).neg().add(1)).clamp_min(0);
         // log q_rest as a log-sum-exp over the logits outside the top-k (no 1 − Σ cancellation when the student is sure);
-        // a large finite fill instead of −inf keeps the gradient finite when k = V.
+        // a large finite fill instead of −inf keeps values and gradients finite when k = V (then both tails are empty).
         var isTop = zeros_like(scaled).scatter(-1, teacherTopIndices, ones_like(teacherTopIndices, ScalarType.Float32)).gt(0);
-        var logQRest = scaled.masked_fill(isTop, -1e30f).logsumexp(-1).sub(logZ);
-        var hasTail = isTop.logical_not().any(-1).logical_and(r.gt(0));
-        var tail = where(hasTail, r.mul(r.clamp_min(1e-30).log().sub(logQRest)), zeros_like(r));
-        var perToken = head.add(tail);
-        var m = mask.to(ScalarType.Float32);
-        var loss = perToken.mul(m).sum().div(m.sum().clamp_min(1));
-        if (scaleByTemperatureSquared) loss = loss.mul(temperature * temperature);
-        return loss.MoveToOuterDisposeScope();
+        var logQRest = scaled.masked_fill(isTop, -1e30f).logsumexp(-1).sub(logZ).clamp_min(-1e30f);
+        var hasTail = isTop.logical_not().any(-1);
+        // An empty tail on either side is an outcome of probability 0 for both: it contributes nothing.
+        var logPRest = where(hasTail, r.clamp_min(1e-30).log(), full_like(r, -1e30f));
+        logQRest = where(hasTail, logQRest, full_like(logQRest, -1e30f));
+        var logP = cat([logPk, logPRest.unsqueeze(-1)], -1);
+        var logQ = cat([logQk, logQRest.unsqueeze(-1)], -1);
+        var perToken = options.Divergence switch
+        {
+            KdDivergence.ForwardKl => Kl(logP, logQ),
+            KdDivergence.ReverseKl => Kl(logQ, logP),
+            KdDivergence.GeneralizedJsd => Gjsd(logP, logQ, options.Beta),
+            _ => throw new ArgumentOutOfRangeException(nameof(options)),
+        };
+        return Reduce(perToken, mask, options).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The teacher's top-k at temperature T and the tail mass r = Σ_{i∉K} p_i = 1 − Σ_{i∈K} p_i, summed in double:
+    /// indices [..., k], log-probabilities [..., k], r [...].
+    /// </summary>
+    public static (Tensor indices, Tensor logProbs, Tensor tailMass) TeacherTopKWithTail(Tensor teacherLogits, int k, double temperature = 1)
+    {
+        using var scope = NewDisposeScope();
+        var logP = nn.functional.log_softmax(teacherLogits.detach().div(temperature), -1);
+        var (values, indices) = logP.topk(k, -1);
+        // 1 − Σ p_k in double: no full-vocabulary pass beyond the softmax and top-k, and the cancellation error
+        // (~1e-16) is far below the float32 the tail is kept in.
+        var tail = k >= logP.shape[^1] ? zeros_like(values.select(-1, 0))
+            : values.to(ScalarType.Float64).exp().sum(-1).neg().add(1).clamp_min(0).to(ScalarType.Float32);
+        return (indices.MoveToOuterDisposeScope(), values.MoveToOuterDisposeScope(), tail.MoveToOuterDisposeScope());
     }
 }

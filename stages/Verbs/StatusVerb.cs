@@ -26,7 +26,12 @@ public static class StatusVerb
             var statuses = PipelineStatus.Of(sp.GetRequiredService<RunStore>(), stages);
             foreach (var status in statuses)
             {
-                Console.Out.WriteLine($"{status.Stage,-10} {Label(status.State)}");
+                // The upstream stages this stage reads (e.g. evaluate after distill, or after finetune when distill is off).
+                var declared = new StageInputs();
+                stages.First(s => s.Name == status.Stage).DeclareInputs(declared);
+                var upstream = declared.Entries.Where(e => e.Kind == StageInputKind.Upstream).Select(e => e.Source).ToList();
+                string after = upstream.Count > 0 ? $"  (after {string.Join(", ", upstream)})" : "";
+                Console.Out.WriteLine($"{status.Stage,-10} {Label(status.State),-10}{after}");
                 if (status.State == StageState.Stale)
                     foreach (var reason in status.Reasons) Console.Out.WriteLine($"{"",-10}   - {reason}");
             }
