@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Forgetless.Model;
+using Forgetless.Model.Safetensors;
 using Forgetless.Peft;
 using static TorchSharp.torch;
 using AtomicFile = Forgetless.Runs.AtomicFile;
@@ -46,8 +47,8 @@ public static class AdapterWriter
                 var prefix = tuned.Prefix!;
                 using var _ = no_grad();
                 using var table = prefix.PromptEmbeddings().detach().clone();
-                SafetensorsFile.Write(Path.Combine(folder, PeftAdapter.WeightsFile),
-                    new Dictionary<string, Tensor> { [AdapterFolder.PromptEmbeddingsKey] = table },
+                SafetensorsWriter.Write(Path.Combine(folder, PeftAdapter.WeightsFile),
+                    new Dictionary<string, Tensor> { [AdapterFolder.PromptEmbeddingsKey] = table }, SafetensorsDType.Keep,
                     new Dictionary<string, string> { ["format"] = "pt" });
                 AtomicFile.WriteAllText(Path.Combine(folder, AdapterFolder.PeftConfigFile), prefix.ConfigJson(model.Config, baseModel));
                 break;
@@ -57,7 +58,7 @@ public static class AdapterWriter
             {
                 var names = tuned.Trainable.Select(t => t.name).ToHashSet(StringComparer.Ordinal);
                 var changed = model.CheckpointTensors().Where(kv => names.Contains(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
-                SafetensorsFile.Write(Path.Combine(folder, PeftAdapter.WeightsFile), changed,
+                SafetensorsWriter.Write(Path.Combine(folder, PeftAdapter.WeightsFile), changed, SafetensorsDType.Keep,
                     new Dictionary<string, string> { ["format"] = "pt", ["forgetless.method"] = FineTuneOptions.Name(tuned.Method) });
                 WriteConfig(folder, new JsonObject
                 {

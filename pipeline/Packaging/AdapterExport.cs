@@ -3,6 +3,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Forgetless.Model;
+using Forgetless.Model.Safetensors;
 using Forgetless.Peft;
 using static TorchSharp.torch;
 
@@ -75,15 +76,15 @@ public static class AdapterExport
         }
         if (type == PrefixType)
         {
-            var contents = SafetensorsFile.Read(Path.Combine(adapterFolder, PeftAdapter.WeightsFile));
+            var tensors = SafetensorsFile.Open(Path.Combine(adapterFolder, PeftAdapter.WeightsFile)).ReadAll();
             try
             {
-                if (!contents.Tensors.ContainsKey(PromptEmbeddingsKey))
+                if (!tensors.ContainsKey(PromptEmbeddingsKey))
                     throw new UserInputException($"{adapterFolder}: a PREFIX_TUNING adapter must hold one tensor '{PromptEmbeddingsKey}'");
             }
             finally
             {
-                foreach (var t in contents.Tensors.Values) t.Dispose();
+                foreach (var t in tensors.Values) t.Dispose();
             }
         }
         File.Copy(Path.Combine(adapterFolder, PeftAdapter.WeightsFile), Path.Combine(target, PeftAdapter.WeightsFile), overwrite: true);

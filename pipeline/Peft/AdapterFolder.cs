@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Forgetless.Model;
+using Forgetless.Model.Safetensors;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -95,11 +96,9 @@ public static class AdapterFolder
     {
         var path = Path.Combine(folder, PeftAdapter.WeightsFile);
         if (!File.Exists(path)) throw new UserInputException($"{folder}: no {PeftAdapter.WeightsFile}");
-        var contents = SafetensorsFile.Read(path);
-        Tensor? table = null;
-        foreach (var (k, v) in contents.Tensors)
-            if (k == PromptEmbeddingsKey) table = v; else v.Dispose();
-        return table ?? throw new UserInputException($"{path}: no '{PromptEmbeddingsKey}' tensor");
+        var file = SafetensorsFile.Open(path);
+        if (!file.Entries.ContainsKey(PromptEmbeddingsKey)) throw new UserInputException($"{path}: no '{PromptEmbeddingsKey}' tensor");
+        return file.ReadTensor(PromptEmbeddingsKey);
     }
 
     /// <summary>Copies changed tensors (HF checkpoint keys, GPT-2 Conv1D weights in [in, out]) into the model.</summary>
@@ -108,11 +107,11 @@ public static class AdapterFolder
         var path = Path.Combine(folder, PeftAdapter.WeightsFile);
         if (!File.Exists(path)) throw new UserInputException($"{folder}: no {PeftAdapter.WeightsFile}");
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
-        var contents = SafetensorsFile.Read(path);
+        var tensors = SafetensorsFile.Open(path).ReadAll();
         try
         {
             using var _ = no_grad();
-            foreach (var (key, t) in contents.Tensors)
+            foreach (var (key, t) in tensors)
             {
                 var name = parameters.ContainsKey(key) ? key
                     : parameters.ContainsKey(model.BaseModelPrefix + "." + key) ? model.BaseModelPrefix + "." + key
@@ -127,7 +126,7 @@ public static class AdapterFolder
         }
         finally
         {
-            foreach (var t in contents.Tensors.Values) t.Dispose();
+            foreach (var t in tensors.Values) t.Dispose();
         }
     }
 

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using Forgetless.Model.Safetensors;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -163,7 +164,7 @@ public static class PeftAdapter
     public static void SaveLora(string folder, nn.Module model, LoraAdapterConfig config)
     {
         Directory.CreateDirectory(folder);
-        SafetensorsFile.Write(Path.Combine(folder, WeightsFile), StateDict(model), new Dictionary<string, string> { ["format"] = "pt" });
+        SafetensorsWriter.Write(Path.Combine(folder, WeightsFile), StateDict(model), SafetensorsDType.Keep, new Dictionary<string, string> { ["format"] = "pt" });
         WriteAtomically(Path.Combine(folder, ConfigFile), config.ToJson());
         WriteAtomically(Path.Combine(folder, "README.md"), ModelCard(config));
     }
@@ -172,7 +173,7 @@ public static class PeftAdapter
     public static void SaveWeights(string folder, nn.Module model)
     {
         Directory.CreateDirectory(folder);
-        SafetensorsFile.Write(Path.Combine(folder, WeightsFile), StateDict(model), new Dictionary<string, string> { ["format"] = "pt" });
+        SafetensorsWriter.Write(Path.Combine(folder, WeightsFile), StateDict(model), SafetensorsDType.Keep, new Dictionary<string, string> { ["format"] = "pt" });
     }
 
     /// <summary>
@@ -194,14 +195,14 @@ public static class PeftAdapter
     {
         var path = Path.Combine(folder, WeightsFile);
         if (!File.Exists(path)) throw new FileNotFoundException($"No {WeightsFile} in {folder}.", path);
-        var contents = SafetensorsFile.Read(path);
+        var tensors = SafetensorsFile.Open(path).ReadAll();
         try
         {
-            LoadStateDict(model, contents.Tensors, path);
+            LoadStateDict(model, tensors, path);
         }
         finally
         {
-            foreach (var t in contents.Tensors.Values) t.Dispose();
+            foreach (var t in tensors.Values) t.Dispose();
         }
     }
 

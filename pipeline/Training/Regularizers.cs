@@ -1,3 +1,4 @@
+using Forgetless.Model.Safetensors;
 using Forgetless.Peft;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -95,15 +96,15 @@ public sealed class Ewc : IRegularizer, IDisposable
         var all = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (k, v) in fisher) all["fisher/" + k] = v;
         foreach (var (k, v) in anchors) all["anchor/" + k] = v;
-        SafetensorsFile.Write(path, all, new Dictionary<string, string> { ["kind"] = "ewc" });
+        SafetensorsWriter.Write(path, all, SafetensorsDType.Keep, new Dictionary<string, string> { ["kind"] = "ewc" });
     }
 
     public static (Dictionary<string, Tensor> fisher, Dictionary<string, Tensor> anchors) Load(string path)
     {
-        var c = SafetensorsFile.Read(path);
+        var tensors = SafetensorsFile.Open(path).ReadAll();
         return (
-            c.Tensors.Where(kv => kv.Key.StartsWith("fisher/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key["fisher/".Length..], kv => kv.Value),
-            c.Tensors.Where(kv => kv.Key.StartsWith("anchor/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key["anchor/".Length..], kv => kv.Value));
+            tensors.Where(kv => kv.Key.StartsWith("fisher/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key["fisher/".Length..], kv => kv.Value),
+            tensors.Where(kv => kv.Key.StartsWith("anchor/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key["anchor/".Length..], kv => kv.Value));
     }
 
     /// <summary>θ* for the given parameters: detached copies of their current values.</summary>

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Forgetless.Model.Safetensors;
 using Forgetless.Peft;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -39,15 +40,14 @@ public static class TrainingCheckpoint
         if (sampler is not null) meta["sampler"] = sampler.ToJson();
         foreach (var (k, v) in extraTensors ?? new Dictionary<string, Tensor>()) tensors[ExtraPrefix + k] = v;
         foreach (var (k, v) in extraMetadata ?? new Dictionary<string, string>()) meta[k] = v;
-        SafetensorsFile.Write(path, tensors, meta);
+        SafetensorsWriter.Write(path, tensors, SafetensorsDType.Keep, meta);
     }
 
     /// <summary>The caller-supplied tensors of a checkpoint (without their prefix); the caller owns them.</summary>
     public static Dictionary<string, Tensor> ReadExtraTensors(string path)
     {
-        var c = SafetensorsFile.Read(path);
         var extra = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (k, v) in c.Tensors)
+        foreach (var (k, v) in SafetensorsFile.Open(path).ReadAll())
             if (k.StartsWith(ExtraPrefix, StringComparison.Ordinal)) extra[k[ExtraPrefix.Length..]] = v;
             else v.Dispose();
         return extra;
@@ -56,14 +56,15 @@ public static class TrainingCheckpoint
     /// <summary>Loads into existing objects (same parameter names and shapes) and restores the generator.</summary>
     public static Restored Load(string path, IEnumerable<(string name, Parameter parameter)> trainable, AdamWOptimizer optimizer, nn.Module? model = null)
     {
-        var c = SafetensorsFile.Read(path);
+        var file = SafetensorsFile.Open(path);
+        var tensors = file.ReadAll();
         try
         {
             using (no_grad())
             {
                 foreach (var (name, p) in trainable)
                 {
-                    if (!c.Tensors.TryGetValue("param/" + name, out var t))
+                    if (!tensors.TryGetValue("param/" + name, out var t))
                         throw new InvalidOperationException($"{path}: trainable tensor '{name}' is not in the checkpoint.");
                     if (!t.shape.SequenceEqual(p.shape))
                         throw new InvalidOperationException($"{path}: '{name}' has shape [{string.Join(", ", t.shape)}], the model [{string.Join(", ", p.shape)}].");
@@ -71,23 +72,23 @@ public static class TrainingCheckpoint
                 }
             }
             optimizer.LoadStateTensors(
-                c.Tensors.Where(kv => kv.Key.StartsWith("optim/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key["optim/".Length..], kv => kv.Value), path);
-            if (c.Tensors.TryGetValue("rng/torch_cpu", out var rng)) TorchRng.Restore(rng.data<byte>().ToArray());
+                tensors.Where(kv => kv.Key.StartsWith("optim/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key["optim/".Length..], kv => kv.Value), path);
+            if (tensors.TryGetValue("rng/torch_cpu", out var rng)) TorchRng.Restore(rng.data<byte>().ToArray());
             if (model is not null)
                 foreach (var (name, m) in model.named_modules())
                     if (m is IOwnsGenerator owner)
                     {
-                        if (!c.Tensors.TryGetValue("rng/module/" + name, out var state))
+                        if (!tensors.TryGetValue("rng/module/" + name, out var state))
                             throw new InvalidOperationException($"{path}: no generator state for module '{name}'.");
                         owner.Generator.set_state(state);
                     }
-            var step = long.Parse(c.Metadata.GetValueOrDefault("step", "0"), CultureInfo.InvariantCulture);
-            var sampler = c.Metadata.TryGetValue("sampler", out var s) ? SamplerState.FromJson(s) : null;
-            return new Restored(step, sampler, new Dictionary<string, string>(c.Metadata));
+            var step = long.Parse(file.Metadata.GetValueOrDefault("step", "0"), CultureInfo.InvariantCulture);
+            var sampler = file.Metadata.TryGetValue("sampler", out var s) ? SamplerState.FromJson(s) : null;
+            return new Restored(step, sampler, new Dictionary<string, string>(file.Metadata));
         }
         finally
         {
-            foreach (var t in c.Tensors.Values) t.Dispose();
+            foreach (var t in tensors.Values) t.Dispose();
         }
     }
 }

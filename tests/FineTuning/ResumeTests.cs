@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Forgetless.FineTuning;
 using Forgetless.Model;
+using Forgetless.Model.Safetensors;
 using Forgetless.Peft;
 using Forgetless.Tests.Peft;
 using Forgetless.Training;
@@ -74,10 +75,11 @@ public sealed class ResumeTests
         var act = () => trainer.Run(work, CancellationToken.None);
 
         act.Should().Throw<NonFiniteLossException>().WithMessage("*NaN or infinite at step 6*last good checkpoint*");
-        var checkpoint = SafetensorsFile.Read(Path.Combine(work, Trainer.CheckpointFile));
+        var checkpoint = SafetensorsFile.Open(Path.Combine(work, Trainer.CheckpointFile));
         checkpoint.Metadata["step"].Should().Be("4");
-        checkpoint.Tensors.Values.Should().OnlyContain(t => Gradients.IsFinite(t) || t.dtype != ScalarType.Float32);
-        foreach (var t in checkpoint.Tensors.Values) t.Dispose();
+        var tensors = checkpoint.ReadAll();
+        tensors.Values.Should().OnlyContain(t => Gradients.IsFinite(t) || t.dtype != ScalarType.Float32);
+        foreach (var t in tensors.Values) t.Dispose();
     }
 
     [Fact]

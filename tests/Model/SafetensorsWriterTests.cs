@@ -33,4 +33,31 @@ public sealed class SafetensorsWriterTests
         BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan((int)(data + offsets[0] + 20))).Should().Be(6f);
         bytes.Length.Should().Be((int)(data + 28));
     }
+
+    [Fact]
+    public void Keep_stores_each_tensor_in_its_own_dtype_and_reads_back_the_same_type()
+    {
+        using var dir = new TempDir();
+        var path = dir.Sub("k.safetensors");
+        using var f = tensor(new float[] { 0.5f, -1f });
+        using var l = tensor(new long[] { 7, -8 });
+        using var i = tensor(new int[] { 3 });
+        using var u = tensor(new byte[] { 1, 255 });
+        using var s = tensor(new sbyte[] { -2 });
+        SafetensorsWriter.Write(path, [new("f", f), new("l", l), new("i", i), new("u", u), new("s", s)], SafetensorsDType.Keep,
+            new Dictionary<string, string>());
+
+        var bytes = File.ReadAllBytes(path);
+        using var header = JsonDocument.Parse(bytes.AsMemory(8, (int)BinaryPrimitives.ReadInt64LittleEndian(bytes)));
+        header.RootElement.EnumerateObject().Select(p => p.Name).Should().Equal("f", "i", "l", "s", "u"); // empty metadata: left out
+        header.RootElement.EnumerateObject().Select(p => p.Value.GetProperty("dtype").GetString()).Should().Equal("F32", "I32", "I64", "I8", "U8");
+
+        var back = SafetensorsFile.Open(path).ReadAll();
+        back["f"].data<float>().ToArray().Should().Equal(0.5f, -1f);
+        back["l"].data<long>().ToArray().Should().Equal(7L, -8L);
+        back["i"].data<int>().ToArray().Should().Equal(3);
+        back["u"].data<byte>().ToArray().Should().Equal((byte)1, (byte)255);
+        back["s"].data<sbyte>().ToArray().Should().Equal((sbyte)-2);
+        foreach (var t in back.Values) t.Dispose();
+    }
 }

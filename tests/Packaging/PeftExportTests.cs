@@ -1,10 +1,10 @@
 using System.Text.Json.Nodes;
 using Forgetless.Model;
+using Forgetless.Model.Safetensors;
 using Forgetless.Packaging;
 using Forgetless.Peft;
 using Forgetless.Tests.Peft;
 using static TorchSharp.torch;
-using PeftSafetensors = Forgetless.Peft.SafetensorsFile;
 
 namespace Forgetless.Tests.Packaging;
 
@@ -14,15 +14,7 @@ public sealed class PeftExportTests
 {
     private static Dictionary<string, long[]> Shapes(string folder)
     {
-        var contents = PeftSafetensors.Read(Path.Combine(folder, PeftAdapter.WeightsFile));
-        try
-        {
-            return contents.Tensors.ToDictionary(t => t.Key, t => t.Value.shape);
-        }
-        finally
-        {
-            foreach (var t in contents.Tensors.Values) t.Dispose();
-        }
+        return SafetensorsFile.Open(Path.Combine(folder, PeftAdapter.WeightsFile)).Entries.ToDictionary(e => e.Key, e => e.Value.Shape);
     }
 
     [Fact]
@@ -164,10 +156,10 @@ public sealed class PeftExportTests
         // Rewrite it the way other PEFT versions and tools do: ".default" adapter-name infixes, more config fields.
         string foreign = Path.Combine(dir.Path, "foreign");
         Directory.CreateDirectory(foreign);
-        var contents = PeftSafetensors.Read(Path.Combine(ours, PeftAdapter.WeightsFile));
-        var renamed = contents.Tensors.ToDictionary(t => t.Key.Replace(".lora_A.", ".lora_A.default.").Replace(".lora_B.", ".lora_B.default."), t => t.Value);
-        PeftSafetensors.Write(Path.Combine(foreign, PeftAdapter.WeightsFile), renamed, new Dictionary<string, string> { ["format"] = "pt" });
-        foreach (var t in contents.Tensors.Values) t.Dispose();
+        var contents = SafetensorsFile.Open(Path.Combine(ours, PeftAdapter.WeightsFile)).ReadAll();
+        var renamed = contents.ToDictionary(t => t.Key.Replace(".lora_A.", ".lora_A.default.").Replace(".lora_B.", ".lora_B.default."), t => t.Value);
+        SafetensorsWriter.Write(Path.Combine(foreign, PeftAdapter.WeightsFile), renamed, SafetensorsDType.Keep, new Dictionary<string, string> { ["format"] = "pt" });
+        foreach (var t in contents.Values) t.Dispose();
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(ours, PeftAdapter.ConfigFile)))!.AsObject();
         config["auto_mapping"] = null;
         config["megatron_config"] = null;

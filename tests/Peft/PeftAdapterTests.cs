@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Forgetless.Model.Safetensors;
 using Forgetless.Peft;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -122,15 +123,20 @@ public sealed class PeftAdapterTests : IDisposable
     {
         using var a = tensor(new float[] { 1, 2, 3 });
         using var b = tensor(new long[] { 7, -8 });
-        var bytes = SafetensorsFile.Serialize(new Dictionary<string, Tensor> { ["z"] = a, ["a"] = b }, new Dictionary<string, string> { ["format"] = "pt" });
+        var bytes = SafetensorsWriter.Serialize(new Dictionary<string, Tensor> { ["z"] = a, ["a"] = b }, SafetensorsDType.Keep, new Dictionary<string, string> { ["format"] = "pt" });
         var n = BitConverter.ToUInt64(bytes, 0);
         (n % 8).Should().Be(0UL);
         var header = System.Text.Encoding.UTF8.GetString(bytes, 8, (int)n);
         header.Should().StartWith("{\"__metadata__\":{\"format\":\"pt\"},\"a\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]},\"z\":");
-        var back = SafetensorsFile.Parse(bytes);
-        back.Metadata["format"].Should().Be("pt");
-        back.Tensors["z"].data<float>().ToArray().Should().Equal(1f, 2f, 3f);
-        back.Tensors["a"].data<long>().ToArray().Should().Equal(7L, -8L);
+        Directory.CreateDirectory(dir);
+        var path = Path.Combine(dir, "t.safetensors");
+        File.WriteAllBytes(path, bytes);
+        var file = SafetensorsFile.Open(path);
+        file.Metadata["format"].Should().Be("pt");
+        var back = file.ReadAll();
+        back["z"].data<float>().ToArray().Should().Equal(1f, 2f, 3f);
+        back["a"].data<long>().ToArray().Should().Equal(7L, -8L);
+        foreach (var t in back.Values) t.Dispose();
     }
 
     [Fact]
@@ -146,7 +152,7 @@ public sealed class PeftAdapterTests : IDisposable
             kv => kv.Value);
         renamed.Keys.Should().Contain("base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight");
         Directory.CreateDirectory(dir);
-        SafetensorsFile.Write(Path.Combine(dir, PeftAdapter.WeightsFile), renamed);
+        SafetensorsWriter.Write(Path.Combine(dir, PeftAdapter.WeightsFile), renamed, SafetensorsDType.Keep);
         File.WriteAllText(Path.Combine(dir, PeftAdapter.ConfigFile),
             """{"peft_type": "LORA", "target_modules": ["q_proj", "v_proj"], "r": 4, "lora_alpha": 16, "use_dora": true}""");
         PeftAdapter.LoadLora(dir, target);

@@ -1,11 +1,16 @@
 namespace Forgetless.Model.Safetensors;
 
-/// <summary>Element types we read (and, for F32/BF16, write). Compute is always F32.</summary>
+/// <summary>
+/// Element types we read (and, for F32/BF16, write). Compute is always F32. <see cref="Keep"/> is a write
+/// option only: each tensor is stored in its own dtype (F32, I64, I32, U8, I8), as training checkpoints need
+/// for step counters and generator state.
+/// </summary>
 public enum SafetensorsDType
 {
     F32,
     F16,
     BF16,
+    Keep,
 }
 
 internal static class SafetensorsDTypes

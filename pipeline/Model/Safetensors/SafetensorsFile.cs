@@ -160,5 +160,56 @@ public sealed class SafetensorsFile
         return torch.tensor(values, e.Shape, dtype: ScalarType.Float32);
     }
 
+    /// <summary>
+    /// Reads a tensor in its stored type (F32, I64, I32, U8, I8); F16 and BF16 are widened to F32 exactly.
+    /// The result is owned by the caller.
+    /// </summary>
+    public Tensor ReadTensor(string name)
+    {
+        using var stream = File.OpenRead(Path);
+        return ReadTensor(stream, name);
+    }
+
+    /// <summary>All tensors (see <see cref="ReadTensor(string)"/>) in ordinal key order; the caller owns them.</summary>
+    public SortedDictionary<string, Tensor> ReadAll()
+    {
+        var result = new SortedDictionary<string, Tensor>(StringComparer.Ordinal);
+        using var stream = File.OpenRead(Path);
+        try
+        {
+            foreach (var name in Entries.Keys) result[name] = ReadTensor(stream, name);
+        }
+        catch
+        {
+            foreach (var t in result.Values) t.Dispose();
+            throw;
+        }
+        return result;
+    }
+
+    private Tensor ReadTensor(FileStream stream, string name)
+    {
+        if (!Entries.TryGetValue(name, out var e))
+            throw new KeyNotFoundException($"{FileName}: no tensor '{name}'");
+        ScalarType? stored = e.DType switch
+        {
+            "F32" => ScalarType.Float32,
+            "I64" => ScalarType.Int64,
+            "I32" => ScalarType.Int32,
+            "U8" => ScalarType.Byte,
+            "I8" => ScalarType.Int8,
+            "F16" or "BF16" => null,
+            _ => throw new InvalidDataException(
+                $"{FileName}: tensor '{name}' has dtype {e.DType}; only F32, F16, BF16, I64, I32, U8 and I8 are supported"),
+        };
+        if (stored is null) return ReadFloat32(name);
+        var bytes = new byte[e.End - e.Begin];
+        stream.Position = dataStart + e.Begin;
+        stream.ReadExactly(bytes);
+        var t = torch.empty(e.Shape, stored.Value);
+        if (bytes.Length > 0) t.bytes = bytes;
+        return t;
+    }
+
     public override string ToString() => $"{FileName} ({Entries.Count} tensors)";
 }
