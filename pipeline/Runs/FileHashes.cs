@@ -48,6 +48,16 @@ public sealed class FileHashes
         return hash;
     }
 
+    /// <summary>
+    /// One SHA-256 for every file under a folder: each file's relative path and content hash, in
+    /// ordinal path order. Renaming, adding, removing or editing any file changes it.
+    /// </summary>
+    public string DirectoryDigest(string directory) =>
+        Of(string.Join('\n', Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories)
+            .Select(f => (Relative: Path.GetRelativePath(directory, f).Replace('\\', '/'), Full: f))
+            .OrderBy(f => f.Relative, StringComparer.Ordinal)
+            .Select(f => f.Relative + "\t" + Sha256(f.Full))));
+
     public static string Compute(string path)
     {
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);

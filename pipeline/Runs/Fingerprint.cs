@@ -27,12 +27,8 @@ public sealed record Fingerprint(string Value, IReadOnlyList<StageManifest.Input
             case StageInputKind.Directory:
                 if (!Directory.Exists(input.Source))
                     return new(input.Name, kind, input.Source, "missing", null);
-                var files = Directory.EnumerateFiles(input.Source, "*", SearchOption.AllDirectories)
-                    .Select(f => (Relative: Path.GetRelativePath(input.Source, f).Replace('\\', '/'), Full: f))
-                    .OrderBy(f => f.Relative, StringComparer.Ordinal)
-                    .ToList();
-                string digest = FileHashes.Of(string.Join('\n', files.Select(f => f.Relative + "\t" + hashes.Sha256(f.Full))));
-                return new(input.Name, kind, input.Source, digest, files.Sum(f => new FileInfo(f.Full).Length));
+                long size = Directory.EnumerateFiles(input.Source, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
+                return new(input.Name, kind, input.Source, hashes.DirectoryDigest(input.Source), size);
             case StageInputKind.Value:
                 return new(input.Name, kind, input.Source, FileHashes.Of(input.Source), null);
             case StageInputKind.Upstream:

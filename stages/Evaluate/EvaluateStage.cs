@@ -123,11 +123,7 @@ public sealed class EvaluateStage(
     internal static string FolderDigest(string directory, FileHashes hashes)
     {
         if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"base model folder not found: {directory}");
-        var lines = Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories)
-            .Select(f => (Relative: Path.GetRelativePath(directory, f).Replace('\\', '/'), Full: f))
-            .OrderBy(f => f.Relative, StringComparer.Ordinal)
-            .Select(f => f.Relative + "\t" + hashes.Sha256(f.Full));
-        string digest = FileHashes.Of(string.Join('\n', lines));
+        string digest = hashes.DirectoryDigest(directory);
         hashes.Save();
         return digest;
     }
