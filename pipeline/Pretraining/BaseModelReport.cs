@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Forgetless.Corpora;
 using Forgetless.Evaluation;
 using Forgetless.Model;
 using Forgetless.Model.Inference;
@@ -15,7 +16,11 @@ namespace Forgetless.Pretraining;
 public sealed class BaseModelReport
 {
     public required IReadOnlyDictionary<string, object?> Numbers { get; init; }
-    public required string Sample { get; init; }
+    /// <summary>Samples from a few fixed prompts (prompt included), so a reader sees what the model writes.</summary>
+    public required IReadOnlyList<string> Samples { get; init; }
+
+    /// <summary>Prompts for the card's samples: ordinary Brown-style sentence openings.</summary>
+    public static readonly string[] SamplePrompts = ["The jury said that", "In the morning, the", "He looked at the"];
 
     public static BaseModelReport Measure(CausalLM model, ITokenizer tokenizer, int[] trainTokens, string heldoutJsonl, string factsJsonl,
         string clozeJsonl, int seed, CancellationToken cancellationToken)
@@ -53,12 +58,16 @@ public sealed class BaseModelReport
         numbers["cloze.acc_greedy"] = Round(cloze.Value("acc"));
         numbers["cloze.acc_choice"] = Round(cloze.Value("acc_choice"));
         numbers["cloze.target_perplexity"] = Round(cloze.Value("perplexity"));
+        var clozeItems = SuiteFile.Read(clozeJsonl).Select(r => new ClozeItem("", r.String("context"), r.String("target"),
+            r.Strings("candidates"), "")).ToList();
+        numbers["cloze.baseline_most_frequent"] = Round(ClozeBuilder.Baselines(clozeItems).MostFrequent);
 
-        var sample = new TextGenerator(model, tokenizer).Generate("The president said", new GenerationOptions
+        var generator = new TextGenerator(model, tokenizer);
+        var samples = SamplePrompts.Select(prompt => prompt + generator.Generate(prompt, new GenerationOptions
         {
             MaxNewTokens = 60, Temperature = 0.8, TopP = 0.95, Seed = seed,
-        }, cancellationToken).Text;
-        return new BaseModelReport { Numbers = numbers, Sample = "The president said" + sample };
+        }, cancellationToken).Text).ToList();
+        return new BaseModelReport { Numbers = numbers, Samples = samples };
     }
 
     /// <summary>Bootstrap interval of mean(seen) − mean(unseen), resampling each group on its own.</summary>

@@ -43,14 +43,17 @@ public static class ModelCard
         card.AppendLine($"| facts, unseen (control), acc / acc_norm | {F("facts.acc.unseen")} / {F("facts.acc_norm.unseen")} | chance 0.25 |");
         card.AppendLine($"| facts, seen − unseen, acc (95% CI) | {F("facts.acc.gap")} {F("facts.acc.gap_ci95")} | 0 |");
         card.AppendLine($"| facts, seen − unseen, acc_norm (95% CI) | {F("facts.acc_norm.gap")} {F("facts.acc_norm.gap_ci95")} | 0 |");
-        card.AppendLine($"| cloze, choice among context words | {F("cloze.acc_choice")} | most frequent context word 0.0801 |");
+        card.AppendLine($"| cloze, choice among context words | {F("cloze.acc_choice")} | most frequent context word {F("cloze.baseline_most_frequent")} |");
         card.AppendLine($"| cloze, greedy exact match | {F("cloze.acc_greedy")} | — |");
         card.AppendLine($"| cloze, target perplexity | {F("cloze.target_perplexity")} | — |");
         card.AppendLine();
-        card.AppendLine("A sample (temperature 0.8, top-p 0.95):");
+        card.AppendLine("Samples (temperature 0.8, top-p 0.95; the prompt is the first words):");
         card.AppendLine();
-        card.AppendLine("> " + report.Sample.Replace("\n", " "));
-        card.AppendLine();
+        foreach (var sample in report.Samples)
+        {
+            card.AppendLine("> " + sample.Replace("\n", " "));
+            card.AppendLine();
+        }
         card.AppendLine("`eval.json` holds these numbers. Licences of the data: see `data/corpora/NOTICE.*`.");
         return card.ToString();
     }
