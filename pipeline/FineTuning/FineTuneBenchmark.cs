@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using Forgetless.Model;
 using Forgetless.Training;
+using Microsoft.Extensions.Logging.Abstractions;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -62,38 +63,72 @@ public static class FineTuneBenchmark
         return 6 * n * tokens + 12.0 * c.NumHiddenLayers * c.HiddenSize * seqLen * tokens;
     }
 
-    /// <summary>Times <paramref name="steps"/> training steps (after one warm-up step) of one method on random tokens.</summary>
-    public static BenchmarkCase Measure(string modelName, string method, double peakGflops, int batch = 0, int seqLen = 256, int steps = 2)
+    /// <summary>
+    /// Cases beyond the plain methods: the regularizers' overhead on top of LoRA (EWC adds a penalty over the trainable
+    /// tensors; KD adds a frozen teacher forward and a KL on the replay rows).
+    /// </summary>
+    public static IReadOnlyList<string> RegularizerCases { get; } = ["lora+ewc", "lora+kd"];
+
+    public static IEnumerable<string> Cases => Methods.Concat(RegularizerCases);
+
+    /// <summary>
+    /// Times <paramref name="steps"/> steps of the real <see cref="Trainer"/> (after one warm-up step) for a case
+    /// "method" or "method+regularizer+…", on random tokens with half the rows marked replay (as KD and EWC see them).
+    /// The random base model is written to a temporary folder because the regularizers load it from there, as in a run.
+    /// </summary>
+    public static BenchmarkCase Measure(string modelName, string caseName, double peakGflops, int batch = 0, int seqLen = 256, int steps = 2) =>
+        Measure(modelName, Models[modelName], caseName, peakGflops, batch > 0 ? batch : modelName.StartsWith("large", StringComparison.Ordinal) ? 2 : 4, seqLen, steps);
+
+    public static BenchmarkCase Measure(string modelName, ModelConfig config, string caseName, double peakGflops, int batch, int seqLen, int steps)
     {
-        if (batch <= 0) batch = modelName.StartsWith("large", StringComparison.Ordinal) ? 2 : 4;
-        var config = Models[modelName];
-        var options = new FineTuneOptions { Method = Enum.Parse<FineTuneMethod>(method, ignoreCase: true) };
-        using var tuned = MethodBuilder.Apply(ModelFactory.Create(config, 1), options, seed: 1);
-        tuned.Model.train();
-        using var optimizer = AdamWOptimizer.ForParameters(tuned.Trainable, new AdamWOptions { LearningRate = 1e-4 });
-        using var g = new Generator(3);
-        using var ids = randint(0, config.VocabSize, new long[] { batch, seqLen + 1 }, generator: g);
-        using var inputs = ids.narrow(1, 0, seqLen);
-        using var targets = ids.narrow(1, 1, seqLen);
-        void Step()
+        var parts = caseName.Split('+');
+        var options = new FineTuneOptions
         {
-            using var scope = NewDisposeScope();
-            var logits = tuned.Model.Forward(inputs);
-            var loss = nn.functional.cross_entropy(logits.reshape(-1, config.VocabSize), targets.reshape(-1));
-            loss.backward();
-            Gradients.ClipGlobalNorm(optimizer.Parameters.Select(p => p.parameter), 1.0);
-            optimizer.Step();
-            optimizer.ZeroGrad();
+            Method = Enum.Parse<FineTuneMethod>(parts[0], ignoreCase: true),
+            Regularizers = parts.Skip(1).Select(r => Enum.Parse<RegularizerKind>(r, ignoreCase: true)).ToList(),
+            Steps = steps + 1, WarmupSteps = 0, TokensPerBatch = batch * seqLen, LearningRate = 1e-4,
+            EvalEvery = int.MaxValue, CheckpointEvery = int.MaxValue, LogEvery = int.MaxValue, KeepBest = false,
+        };
+        options.Ewc.Samples = Math.Min(options.Ewc.Samples, 4);
+        string scratch = Directory.CreateTempSubdirectory("forgetless-bench-").FullName;
+        try
+        {
+            string baseDirectory = Path.Combine(scratch, "base");
+            using (var random = ModelFactory.Create(config, 1)) ModelFolder.Save(random, baseDirectory);
+            var rows = RandomRows(config.VocabSize, seqLen, rowCount: batch * 4, seed: 3);
+            var replay = rows.Where(r => r.IsReplay).ToList();
+            using var tuned = MethodBuilder.Apply(ModelFolder.LoadModel(baseDirectory), options, seed: 1);
+            using var terms = AntiForgetting.Build(tuned, options, baseDirectory, replay, [], Path.Combine(scratch, "cache"), null, NullLogger.Instance);
+            var work = Directory.CreateDirectory(Path.Combine(scratch, "work")).FullName;
+            var stepEnds = new List<TimeSpan>();
+            var clock = Stopwatch.StartNew();
+            new Trainer(options, tuned, new PreparedBatches(rows, options.TokensPerBatch, seed: 1), new LossProbe([], []), terms, NullLogger.Instance)
+                { StageName = "bench", AfterStep = _ => stepEnds.Add(clock.Elapsed) }
+                .Run(work, CancellationToken.None);
+            double seconds = (stepEnds[^1] - stepEnds[0]).TotalSeconds / steps;
+            double flops = ModelFlops(config, batch, seqLen);
+            var (nf4, f32) = tuned.QuantizedBytes;
+            return new BenchmarkCase(modelName, caseName, steps, batch * seqLen, seconds, batch * seqLen / seconds, flops / 1e12,
+                flops / seconds / (peakGflops * 1e9), tuned.TrainableParameters, tuned.TotalParameters,
+                Process.GetCurrentProcess().PeakWorkingSet64, nf4 > 0 ? nf4 : null, nf4 > 0 ? f32 : null);
         }
-        Step();
-        var clock = Stopwatch.StartNew();
-        for (int i = 0; i < steps; i++) Step();
-        double seconds = clock.Elapsed.TotalSeconds / steps;
-        double flops = ModelFlops(config, batch, seqLen);
-        var (nf4, f32) = tuned.QuantizedBytes;
-        return new BenchmarkCase(modelName, method, steps, batch * seqLen, seconds, batch * seqLen / seconds, flops / 1e12,
-            flops / seconds / (peakGflops * 1e9), tuned.TrainableParameters, tuned.TotalParameters,
-            Process.GetCurrentProcess().PeakWorkingSet64, nf4 > 0 ? nf4 : null, nf4 > 0 ? f32 : null);
+        finally
+        {
+            Directory.Delete(scratch, recursive: true);
+        }
+    }
+
+    /// <summary>Rows of uniformly random tokens, every other one marked replay, all positions scored.</summary>
+    private static List<PreparedRow> RandomRows(int vocabSize, int seqLen, int rowCount, int seed)
+    {
+        var random = new Random(seed);
+        return Enumerable.Range(0, rowCount).Select(i =>
+        {
+            var ids = new int[seqLen + 1];
+            for (int t = 0; t < ids.Length; t++) ids[t] = random.Next(vocabSize);
+            var mask = Enumerable.Repeat(true, ids.Length).ToArray();
+            return new PreparedRow(ids, mask, ids.Length, i % 2 == 0 ? "replay" : "task");
+        }).ToList();
     }
 
     /// <summary>The Markdown table of docs/benchmarks/finetune.md.</summary>

@@ -14,7 +14,14 @@ public sealed class MetricsLog(string path)
 
     public string Path { get; } = path;
 
-    public void Append(Dictionary<string, object?> entry) => File.AppendAllText(Path, JsonSerializer.Serialize(entry) + "\n");
+    /// <summary>Appends one line. A NaN or infinite number (e.g. the validation loss of a run without validation rows)
+    /// has no JSON form: it is left out of the line rather than failing the run.</summary>
+    public void Append(Dictionary<string, object?> entry)
+    {
+        var finite = entry.Where(kv => kv.Value is not (double d and (double.NaN or double.PositiveInfinity or double.NegativeInfinity)))
+            .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+        File.AppendAllText(Path, JsonSerializer.Serialize(finite) + "\n");
+    }
 
     /// <summary>After a resume, lines past the checkpoint would repeat: drop them so the log reads like an uninterrupted one.</summary>
     public void TrimAfter(long step)

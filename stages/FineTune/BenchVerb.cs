@@ -44,7 +44,7 @@ public static class BenchVerb
             logger.LogInformation("bench: f32 matmul peak {Peak:F1} GFLOP/s", measuredPeak);
             var cases = new List<BenchmarkCase>();
             foreach (var model in FineTuneBenchmark.Models.Keys)
-                foreach (var method in FineTuneBenchmark.Methods)
+                foreach (var method in FineTuneBenchmark.Cases)
                 {
                     ct.ThrowIfCancellationRequested();
                     var c = await RunChild(model, method, measuredPeak, steps, ct);

@@ -1,0 +1,41 @@
+using FluentAssertions;
+using Forgetless.FineTuning;
+using Forgetless.Model;
+
+namespace Forgetless.Tests.FineTuning;
+
+/// <summary>The benchmark drives the real trainer, so regularizer cases really run their terms.</summary>
+public sealed class BenchmarkTests
+{
+    private static readonly ModelConfig Tiny = ModelConfig.Llama(64, 32, 2, 4, 2, maxPositions: 64, tieWordEmbeddings: true);
+
+    [Theory]
+    [InlineData("lora")]
+    [InlineData("lora+ewc")]
+    [InlineData("lora+kd")]
+    [InlineData("qlora")]
+    public void A_case_reports_throughput_and_its_own_trainable_parameters(string caseName)
+    {
+        var c = FineTuneBenchmark.Measure("tiny", Tiny, caseName, peakGflops: 10, batch: 2, seqLen: 16, steps: 2);
+
+        c.Method.Should().Be(caseName);
+        c.TokensPerStep.Should().Be(32);
+        c.TokensPerSecond.Should().BePositive();
+        c.Mfu.Should().BePositive();
+        c.TrainableParameters.Should().BeGreaterThan(0).And.BeLessThan(c.TotalParameters);
+        (c.Nf4Bytes is not null).Should().Be(caseName == "qlora");
+    }
+
+    [Fact]
+    public void The_default_run_covers_every_method_and_the_regularizer_overheads()
+    {
+        FineTuneBenchmark.Cases.Should().Contain(["full", "freeze", "lora", "qlora", "adapter", "prefix", "lora+ewc", "lora+kd"]);
+    }
+
+    [Fact]
+    public void An_unknown_regularizer_in_a_case_is_refused()
+    {
+        var act = () => FineTuneBenchmark.Measure("tiny", Tiny, "lora+magic", peakGflops: 10, batch: 2, seqLen: 16, steps: 1);
+        act.Should().Throw<ArgumentException>();
+    }
+}
