@@ -14,35 +14,14 @@ public static class TeacherAgreement
     /// softmax at temperature 1 (no top-k approximation): the stage's "KL to teacher" metric. Eval mode, no random
     /// generator touched.
     /// </summary>
-    public static double MeanKl(CausalLM student, CausalLM teacher, IReadOnlyList<PreparedRow> rows, int batchRows = 8)
-    {
-        if (rows.Count == 0) return double.NaN;
-        bool studentTraining = student.training, teacherTraining = teacher.training;
-        student.eval();
-        teacher.eval();
-        try
+    public static double MeanKl(CausalLM student, CausalLM teacher, IReadOnlyList<PreparedRow> rows, int batchRows = 8) =>
+        TargetTokenMean.Of([student, teacher], rows, batchRows, batch =>
         {
-            using var _ = no_grad();
-            double sum = 0, count = 0;
-            foreach (var chunk in rows.Chunk(batchRows))
-            {
-                using var scope = NewDisposeScope();
-                using var batch = TokenBatch.Of(chunk);
-                long width = batch.Targets.shape[1];
-                var s = student.Forward(batch.Inputs, batch.AttentionMask).narrow(1, 0, width);
-                var t = teacher.Forward(batch.Inputs, batch.AttentionMask).narrow(1, 0, width);
-                var mean = Distillation.ForwardKl(s, t, batch.TargetMask).item<float>();
-                sum += mean * batch.TargetTokens;
-                count += batch.TargetTokens;
-            }
-            return count > 0 ? sum / count : double.NaN;
-        }
-        finally
-        {
-            if (studentTraining) student.train();
-            if (teacherTraining) teacher.train();
-        }
-    }
+            long width = batch.Targets.shape[1];
+            var s = student.Forward(batch.Inputs, batch.AttentionMask).narrow(1, 0, width);
+            var t = teacher.Forward(batch.Inputs, batch.AttentionMask).narrow(1, 0, width);
+            return Distillation.ForwardKl(s, t, batch.TargetMask).item<float>() * (double)batch.TargetTokens;
+        });
 
     /// <summary>
     /// Throws a <see cref="UserInputException"/> unless the teacher's tokenizer maps text to the same ids as the base

@@ -71,13 +71,7 @@ public static class TeacherPass
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         void Text(string s) => hash.AppendData(Encoding.UTF8.GetBytes(s + "\0"));
         Text(FormatVersion);
-        foreach (var file in System.IO.Directory.EnumerateFiles(teacherDirectory, "*", SearchOption.AllDirectories)
-                     .Select(f => (Relative: Path.GetRelativePath(teacherDirectory, f).Replace('\\', '/'), Full: f))
-                     .OrderBy(f => f.Relative, StringComparer.Ordinal))
-        {
-            Text(file.Relative);
-            hash.AppendData(Convert.FromHexString(Runs.FileHashes.Compute(file.Full)));
-        }
+        Text(Runs.FileHashes.DigestOf(teacherDirectory));
         Text(k.ToString(CultureInfo.InvariantCulture));
         Text(temperature.ToString("R", CultureInfo.InvariantCulture));
         foreach (var (index, row) in rows)

@@ -164,11 +164,7 @@ public sealed class AntiForgetting : IDisposable
     private static string FisherKey(TunedModel tuned, IReadOnlyList<PreparedRow> rows, string baseModelDirectory)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        foreach (var file in Directory.EnumerateFiles(baseModelDirectory).Order(StringComparer.Ordinal))
-        {
-            hash.AppendData(System.Text.Encoding.UTF8.GetBytes(Path.GetFileName(file) + "\0"));
-            hash.AppendData(Convert.FromHexString(Runs.FileHashes.Compute(file)));
-        }
+        hash.AppendData(Convert.FromHexString(Runs.FileHashes.DigestOf(baseModelDirectory)));
         foreach (var row in rows)
         {
             foreach (var id in row.InputIds.AsSpan(0, row.Length)) hash.AppendData(BitConverter.GetBytes(id));

@@ -65,31 +65,10 @@ public sealed class LossProbe
         return rows;
     }
 
-    public static double MeanLoss(CausalLM model, IReadOnlyList<PreparedRow> rows, int batchRows)
-    {
-        if (rows.Count == 0) return double.NaN;
-        bool wasTraining = model.training;
-        model.eval();
-        try
-        {
-            using var _ = no_grad();
-            double sum = 0, count = 0;
-            foreach (var chunk in rows.Chunk(batchRows))
-            {
-                using var scope = NewDisposeScope();
-                using var batch = TokenBatch.Of(chunk);
-                var logits = model.Forward(batch.Inputs, batch.AttentionMask);
-                var nll = TokenNll(logits, batch.Targets);
-                sum += nll.mul(batch.TargetMask).sum().item<float>();
-                count += batch.TargetTokens;
-            }
-            return count > 0 ? sum / count : double.NaN;
-        }
-        finally
-        {
-            if (wasTraining) model.train();
-        }
-    }
+    /// <summary>Mean next-token cross-entropy in nats per scored target token.</summary>
+    public static double MeanLoss(CausalLM model, IReadOnlyList<PreparedRow> rows, int batchRows) =>
+        TargetTokenMean.Of([model], rows, batchRows, batch =>
+            TokenNll(model.Forward(batch.Inputs, batch.AttentionMask), batch.Targets).mul(batch.TargetMask).sum().item<float>());
 
     /// <summary>Per-token negative log-likelihood [B, T − 1] of next-token targets from logits [B, T, V].</summary>
     public static Tensor TokenNll(Tensor logits, Tensor targets)

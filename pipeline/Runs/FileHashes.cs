@@ -58,6 +58,9 @@ public sealed class FileHashes
             .OrderBy(f => f.Relative, StringComparer.Ordinal)
             .Select(f => f.Relative + "\t" + Sha256(f.Full))));
 
+    /// <summary><see cref="DirectoryDigest(string)"/> without a hash cache: for cache keys and metadata outside the run store.</summary>
+    public static string DigestOf(string directory) => new FileHashes().DirectoryDigest(directory);
+
     public static string Compute(string path)
     {
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);

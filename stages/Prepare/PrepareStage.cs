@@ -70,21 +70,8 @@ public sealed class PrepareStage(
 
     private string Resolve(string path) => Path.GetFullPath(path, baseDirectory);
 
-    /// <summary>SHA-256 over the tokenizer folder's files (relative path, length, content), in ordinal path order.</summary>
-    internal static string HashTokenizer(string directory)
-    {
-        if (!Directory.Exists(directory))
-            throw new DirectoryNotFoundException($"Tokenizer folder '{directory}' does not exist.");
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        foreach (var file in Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories)
-                     .Select(f => (Full: f, Relative: Path.GetRelativePath(directory, f).Replace('\\', '/')))
-                     .OrderBy(f => f.Relative, StringComparer.Ordinal))
-        {
-            using var stream = File.OpenRead(file.Full);
-            hash.AppendData(Encoding.UTF8.GetBytes($"{file.Relative}\0{stream.Length}\0"));
-            var buffer = new byte[1 << 16];
-            for (int read; (read = stream.Read(buffer)) > 0;) hash.AppendData(buffer, 0, read);
-        }
-        return Convert.ToHexStringLower(hash.GetHashAndReset());
-    }
+    /// <summary>The tokenizer folder's digest (<see cref="FileHashes.DirectoryDigest"/>), written into the Parquet metadata.</summary>
+    internal static string HashTokenizer(string directory) => Directory.Exists(directory)
+        ? FileHashes.DigestOf(directory)
+        : throw new DirectoryNotFoundException($"Tokenizer folder '{directory}' does not exist.");
 }
