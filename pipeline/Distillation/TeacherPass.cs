@@ -45,6 +45,12 @@ public sealed record TeacherPassInfo
     /// <summary>Tokens the teacher read (non-padding tokens of the rows).</summary>
     public required long Tokens { get; init; }
     public required double Seconds { get; init; }
+    /// <summary>
+    /// Mean over positions of the teacher's probability outside its top-k (at T): the share of the distribution the
+    /// cached targets collapse into one bucket. The student's distribution inside that bucket is not constrained, so
+    /// a large value means a larger k (or a lower T) for the distillation to reach the full KL.
+    /// </summary>
+    public double MeanTailMass { get; init; }
     public double TokensPerSecond => Seconds > 0 ? Math.Round(Tokens / Seconds, 1) : 0;
     /// <summary>True when this run found the pass in the cache and scored nothing.</summary>
     [JsonIgnore] public bool Reused { get; init; }
@@ -107,6 +113,7 @@ public static class TeacherPass
         {
             Key = key, Teacher = teacherDirectory, TopK = Math.Min(k, teacher.Config.VocabSize), Temperature = temperature, Rows = scored.Count,
             Positions = scored.Sum(r => (long)r.Positions.Length), Tokens = rows.Sum(r => (long)r.Row.Length), Seconds = Math.Round(seconds, 3),
+            MeanTailMass = Math.Round(scored.SelectMany(r => r.TailMass).DefaultIfEmpty(0).Average(m => (double)m), 5),
         };
         string temp = Path.Combine(cacheDirectory, "teacher", $".tmp-{Guid.NewGuid():N}");
         System.IO.Directory.CreateDirectory(temp);
@@ -121,8 +128,8 @@ public static class TeacherPass
         {
             System.IO.Directory.Delete(temp, recursive: true); // another run finished the same pass first
         }
-        logger.LogInformation("distill: teacher pass scored {Rows} rows, {Tokens:N0} tokens in {Seconds:F1} s ({Rate:N0} tokens/s) → {Folder}",
-            info.Rows, info.Tokens, seconds, info.TokensPerSecond, folder);
+        logger.LogInformation("distill: teacher pass scored {Rows} rows, {Tokens:N0} tokens in {Seconds:F1} s ({Rate:N0} tokens/s), " +
+            "mean mass outside the top-{K}: {Tail:P1} → {Folder}", info.Rows, info.Tokens, seconds, info.TokensPerSecond, info.TopK, info.MeanTailMass, folder);
         return info with { Reused = false, Directory = folder };
     }
 

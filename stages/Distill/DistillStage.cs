@@ -125,6 +125,7 @@ public sealed class DistillStage(DistillOptions options, FineTuneOptions finetun
             ["teacherTokens"] = pass.Tokens,
             ["teacherPassSeconds"] = pass.Seconds,
             ["teacherTokensPerSecond"] = pass.TokensPerSecond,
+            ["teacherMeanTailMass"] = pass.MeanTailMass,
             ["taskRows"] = task.Count,
             ["steps"] = result.Steps,
             ["tokens"] = result.Tokens,

@@ -29,6 +29,7 @@ public sealed class DistillStageTests
         klAfter.Should().BeLessThan(klBefore * 0.8, "distillation pulls the student back toward the teacher on general text");
         summary["validationTaskLossAfter"]!.GetValue<double>().Should().BeLessThanOrEqualTo(summary["validationTaskLossBefore"]!.GetValue<double>() + 0.5);
         summary["teacherPassReused"]!.GetValue<bool>().Should().BeFalse();
+        summary["teacherMeanTailMass"]!.GetValue<double>().Should().BeInRange(0, 1, "it is the teacher's mean probability outside its top-k");
 
         string output = Path.Combine(f.Root, "runs", "distill");
         AdapterFolder.Describe(Path.Combine(output, "adapter")).PeftType.Should().Be(AdapterFolder.Describe(Path.Combine(f.Root, "runs", "finetune", "adapter")).PeftType);
