@@ -38,7 +38,7 @@ public sealed class PretrainOptions : IValidatableOptions
 
     public int SeqLen { get; set; } = 256;
     public int Batch { get; set; } = 8;
-    public int Steps { get; set; } = 900;
+    public int Steps { get; set; } = 3000;
     public int WarmupSteps { get; set; } = 60;
     public double LearningRate { get; set; } = 2e-3;
     public double MinLrRatio { get; set; } = 0.1;
