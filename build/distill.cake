@@ -1,7 +1,6 @@
-// The distill stage: consolidate finetune's adapter toward the teacher (docs/distill.md). It is off in the
-// default forgetless.json (distill.enabled=false keeps the default run short); this target turns it on for its
-// own invocation. To make evaluate and package take distill's adapter, set distill.enabled=true in the config
-// (or pass --set=distill.enabled=true to those targets too).
+// The distill stage: consolidate finetune's adapter toward the teacher (docs/distill.md). The default
+// forgetless.json has it on, so evaluate and package take distill's adapter; a config with distill.enabled=false
+// skips it in the pipeline, and this target still runs it for its own invocation (it turns it on).
 //   dotnet cake --target=Distill --set=distill.divergence=generalizedJsd --set=distill.beta=0.5
 Task("Distill")
     .Description("Consolidate the finetune adapter toward the teacher on replay rows (runs/distill; cached teacher pass in runs/.cache/teacher)")

@@ -9,4 +9,4 @@ Task("FineTune")
 Task("Benchmark")
     .Description("Measure tokens/s, MFU and memory of every fine-tuning method (writes docs/benchmarks/finetune.table.md)")
     .IsDependentOn("Build")
-    .Does(() => Forgetless("bench", new[] { "finetune", "--output", "docs/benchmarks/finetune.table.md" }));
+    .Does(() => Forgetless("bench", new[] { "finetune", "--steps", Argument("steps", 6).ToString(), "--output", "docs/benchmarks/finetune.table.md" }));

@@ -8,9 +8,9 @@ namespace Forgetless.Distill;
 /// <summary>
 /// The <c>distill</c> section of forgetless.json (docs/distill.md). The stage continues the FineTune stage's adapter
 /// with loss = (1 − α)·CE(task rows) + α·T²·D(teacher_T ‖ student_T) on replay rows, the teacher's soft targets
-/// read from a cached top-k teacher pass. Off by default: the embedded default run stays prepare → finetune →
-/// evaluate → package; <c>--set distill.enabled=true</c> (or the Cake target <c>Distill</c>) puts it between
-/// finetune and evaluate.
+/// read from a cached top-k teacher pass. Off unless a config turns it on (a user's own pipeline opts in); the
+/// embedded default forgetless.json turns it on, so its run is prepare → finetune → distill → evaluate → package.
+/// <c>--set distill.enabled=false</c> takes it out; then evaluate and package take finetune's adapter.
 /// </summary>
 public sealed class DistillOptions : IValidatableOptions
 {

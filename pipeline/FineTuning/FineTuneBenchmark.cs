@@ -102,9 +102,12 @@ public static class FineTuneBenchmark
             var work = Directory.CreateDirectory(Path.Combine(scratch, "work")).FullName;
             var stepEnds = new List<TimeSpan>();
             var clock = Stopwatch.StartNew();
-            new Trainer(options, tuned, new PreparedBatches(rows, options.TokensPerBatch, seed: 1), new LossProbe([], []), terms, NullLogger.Instance)
+            var result = new Trainer(options, tuned, new PreparedBatches(rows, options.TokensPerBatch, seed: 1), new LossProbe([], []), terms, NullLogger.Instance)
                 { StageName = "bench", AfterStep = _ => stepEnds.Add(clock.Elapsed) }
                 .Run(work, CancellationToken.None);
+            // Every step must have read exactly `batch` rows, or tokens/s and MFU would be charged for work not done.
+            if (result.Tokens != (long)options.Steps * batch * seqLen)
+                throw new InvalidOperationException($"bench: the trainer read {result.Tokens} tokens in {options.Steps} steps, expected {batch} rows of {seqLen} per step");
             double seconds = (stepEnds[^1] - stepEnds[0]).TotalSeconds / steps;
             double flops = ModelFlops(config, batch, seqLen);
             var (nf4, f32) = tuned.QuantizedBytes;
@@ -124,7 +127,7 @@ public static class FineTuneBenchmark
         var random = new Random(seed);
         return Enumerable.Range(0, rowCount).Select(i =>
         {
-            var ids = new int[seqLen + 1];
+            var ids = new int[seqLen]; // a row of seqLen tokens: the token budget batch·seqLen then takes exactly `batch` rows
             for (int t = 0; t < ids.Length; t++) ids[t] = random.Next(vocabSize);
             var mask = Enumerable.Repeat(true, ids.Length).ToArray();
             return new PreparedRow(ids, mask, ids.Length, i % 2 == 0 ? "replay" : "task");
