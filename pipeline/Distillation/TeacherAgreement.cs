@@ -2,7 +2,6 @@ using Forgetless.FineTuning;
 using Forgetless.Model;
 using Forgetless.Model.Tokenizers;
 using Forgetless.Training;
-using static TorchSharp.torch;
 
 namespace Forgetless.Distill;
 

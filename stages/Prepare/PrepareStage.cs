@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
 using Forgetless.Data;
 using Forgetless.Model.Tokenizers;
 using Forgetless.Runs;
