@@ -14,13 +14,19 @@ internal static class ConfigShape
     public static void Check(IConfiguration section, Type type, string path, string source, List<string> errors)
     {
         var properties = BindableProperties(type);
+        var plugins = PluginSectionTypes(type);
         foreach (var child in section.GetChildren())
         {
             string childPath = Join(path, child.Key);
+            if (plugins.FirstOrDefault(p => string.Equals(p.Key, child.Key, StringComparison.OrdinalIgnoreCase)) is { Value: not null } plugin)
+            {
+                CheckValue(child, plugin.Value, childPath, source, errors);
+                continue;
+            }
             var property = properties.FirstOrDefault(p => string.Equals(p.Name, child.Key, StringComparison.OrdinalIgnoreCase));
             if (property is null)
             {
-                var names = properties.Select(p => CamelCase(p.Name)).ToList();
+                var names = properties.Select(p => CamelCase(p.Name)).Concat(plugins.Keys).ToList();
                 string? guess = NearestName.Find(child.Key, names);
                 errors.Add($"{source}: unknown key '{childPath}'" +
                            (guess is not null ? $" — did you mean '{Join(path, guess)}'?" : $"; valid keys here: {string.Join(", ", names)}"));
@@ -131,6 +137,12 @@ internal static class ConfigShape
         type.IsGenericType && type.GetGenericArguments().Length == 2 && typeof(IDictionary).IsAssignableFrom(type)
             ? type.GetGenericArguments()[1]
             : null;
+
+    /// <summary>The plug-in sections an options type holds (<see cref="IHasPluginSections"/>), by name.</summary>
+    private static IReadOnlyDictionary<string, Type> PluginSectionTypes(Type type) =>
+        typeof(IHasPluginSections).IsAssignableFrom(type) && Activator.CreateInstance(type) is IHasPluginSections holder
+            ? holder.Plugins.Types
+            : new Dictionary<string, Type>();
 
     private static List<PropertyInfo> BindableProperties(Type type) =>
         type.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite).ToList();

@@ -63,6 +63,19 @@ public sealed class PipelineConfig
         return config;
     }
 
+    /// <summary>
+    /// A configuration made only of <c>section.key=value</c> settings (no file), checked like a pipeline file: for code
+    /// that builds a stage's options from settings, such as the benchmark's cases. Paths resolve against
+    /// <paramref name="baseDirectory"/>.
+    /// </summary>
+    public static PipelineConfig FromSettings(IEnumerable<string> settings, IReadOnlyDictionary<string, Type> sections, string baseDirectory)
+    {
+        var root = new ConfigurationBuilder().AddInMemoryCollection(ParseOverrides(settings)).Build();
+        var config = new PipelineConfig(Path.Combine(Path.GetFullPath(baseDirectory), "(settings)"), root, sections);
+        config.CheckShape("settings");
+        return config;
+    }
+
     private void CheckShape(string source)
     {
         var errors = new List<string>();
@@ -90,6 +103,14 @@ public sealed class PipelineConfig
         var options = new T();
         ConfigShape.ClearConfiguredLists(options, section);
         section.Bind(options);
+        if (options is IHasPluginSections holder)
+            foreach (var plugin in holder.Plugins.Names)
+            {
+                var child = section.GetSection(plugin);
+                var pluginOptions = holder.Plugins[plugin];
+                ConfigShape.ClearConfiguredLists(pluginOptions, child);
+                child.Bind(pluginOptions);
+            }
         if (options is IValidatableOptions validatable)
         {
             var errors = validatable.Validate().Select(e => $"{Path.GetFileName(FilePath)}: {name}.{e}").ToList();

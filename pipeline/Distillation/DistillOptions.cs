@@ -70,35 +70,23 @@ public sealed class DistillOptions : IValidatableOptions
     };
 
     /// <summary>
-    /// The training-loop options: FineTune's section (method, adapter shape, weight decay) with this section's
-    /// schedule. No regularizers (the distillation term is the regularizer), no best-weights keeping or early
-    /// stopping on the task loss (that would undo the consolidation).
+    /// The training-loop options: this section's schedule with FineTune's weight decay. No best-weights keeping or
+    /// early stopping on the task loss (that would undo the consolidation); the distillation term is the regularizer.
     /// </summary>
-    public FineTuneOptions TrainerOptions(FineTuneOptions finetune) => new()
+    public TrainingOptions Training(double weightDecay) => new()
     {
-        Method = finetune.Method,
-        Regularizers = [],
         Steps = Steps,
         TokensPerBatch = TokensPerBatch,
         GradientAccumulation = GradientAccumulation,
         LearningRate = LearningRate,
         WarmupSteps = WarmupSteps,
         MinLrRatio = MinLrRatio,
-        WeightDecay = finetune.WeightDecay,
+        WeightDecay = weightDecay,
         ClipNorm = ClipNorm,
         LogEvery = LogEvery,
         EvalEvery = EvalEvery,
         CheckpointEvery = CheckpointEvery,
-        ValidationSequences = ValidationSequences,
-        Heldout = Heldout,
-        HeldoutWindows = HeldoutWindows,
-        HeldoutWindowLength = HeldoutWindowLength,
         KeepBest = false,
-        Lora = finetune.Lora,
-        Freeze = finetune.Freeze,
-        Qlora = finetune.Qlora,
-        Adapter = finetune.Adapter,
-        Prefix = finetune.Prefix,
     };
 
     public IEnumerable<string> Validate()

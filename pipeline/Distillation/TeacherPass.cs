@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Forgetless.FineTuning;
+using Forgetless.Training.Terms;
 using Forgetless.Model;
 using Forgetless.Progress;
 using Forgetless.Training;

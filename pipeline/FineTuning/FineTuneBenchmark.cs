@@ -1,7 +1,10 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using Forgetless.Configuration;
 using Forgetless.Model;
+using Forgetless.Peft;
+using Forgetless.Training.Terms;
 using Forgetless.Training;
 using Microsoft.Extensions.Logging.Abstractions;
 using TorchSharp;
@@ -10,11 +13,11 @@ using static TorchSharp.torch;
 namespace Forgetless.FineTuning;
 
 /// <summary>One measured (model, method) case.</summary>
-public sealed record BenchmarkCase(string Model, string Method, int Steps, int TokensPerStep, double SecondsPerStep, double TokensPerSecond,
+public sealed record BenchmarkResult(string Model, string Method, int Steps, int TokensPerStep, double SecondsPerStep, double TokensPerSecond,
     double ModelTflopsPerStep, double Mfu, long TrainableParameters, long TotalParameters, long PeakRssBytes, long? Nf4Bytes, long? Nf4AsF32Bytes)
 {
     public string ToJson() => JsonSerializer.Serialize(this);
-    public static BenchmarkCase FromJson(string json) => JsonSerializer.Deserialize<BenchmarkCase>(json)!;
+    public static BenchmarkResult FromJson(string json) => JsonSerializer.Deserialize<BenchmarkResult>(json)!;
 }
 
 /// <summary>
@@ -33,7 +36,9 @@ public static class FineTuneBenchmark
         ["large 8L d512"] = ModelConfig.Llama(8192, 512, 8, 8, 8, maxPositions: 512, tieWordEmbeddings: true),
     };
 
-    public static IReadOnlyList<string> Methods { get; } = ["full", "freeze", "lora", "qlora", "adapter", "prefix"];
+    /// <summary>Every registered method's cases (<see cref="PeftMethod.BenchmarkCases"/>), by name.</summary>
+    public static IReadOnlyDictionary<string, (PeftMethod Method, BenchmarkSetting Setting)> MethodCases { get; } =
+        PeftMethods.All.SelectMany(m => m.BenchmarkCases.Select(c => (Method: m, Setting: c))).ToDictionary(c => c.Setting.Name, StringComparer.Ordinal);
 
     /// <summary>GFLOP/s of a warm f32 n×n matmul, median of <paramref name="repeats"/>.</summary>
     public static double MatmulPeakGflops(int n = 1024, int repeats = 7)
@@ -64,32 +69,38 @@ public static class FineTuneBenchmark
     }
 
     /// <summary>
-    /// Cases beyond the plain methods: the regularizers' overhead on top of LoRA (EWC adds a penalty over the trainable
-    /// tensors; KD adds a frozen teacher forward and a KL on the replay rows).
+    /// Cases beyond the plain methods: every registered term's overhead on top of LoRA (EWC and SI add a penalty over
+    /// the trainable tensors, SI also its path bookkeeping; KD adds a frozen teacher forward and a KL on the replay rows).
     /// </summary>
-    public static IReadOnlyList<string> RegularizerCases { get; } = ["lora+ewc", "lora+kd"];
+    public static IReadOnlyList<string> TermCases { get; } = TrainingTerms.Names.Select(t => "lora+" + t).ToList();
 
-    public static IEnumerable<string> Cases => Methods.Concat(RegularizerCases);
+    public static IEnumerable<string> Cases => MethodCases.Keys.Concat(TermCases);
 
     /// <summary>
     /// Times <paramref name="steps"/> steps of the real <see cref="Trainer"/> (after one warm-up step) for a case
-    /// "method" or "method+regularizer+…", on random tokens with half the rows marked replay (as KD and EWC see them).
-    /// The random base model is written to a temporary folder because the regularizers load it from there, as in a run.
+    /// "method" or "method+term+…", on random tokens with half the rows marked replay (as KD, EWC and SI see them).
+    /// The random base model is written to a temporary folder because the terms load it from there, as in a run.
     /// </summary>
-    public static BenchmarkCase Measure(string modelName, string caseName, double peakGflops, int batch = 0, int seqLen = 256, int steps = 2) =>
+    public static BenchmarkResult Measure(string modelName, string caseName, double peakGflops, int batch = 0, int seqLen = 256, int steps = 2) =>
         Measure(modelName, Models[modelName], caseName, peakGflops, batch > 0 ? batch : modelName.StartsWith("large", StringComparison.Ordinal) ? 2 : 4, seqLen, steps);
 
-    public static BenchmarkCase Measure(string modelName, ModelConfig config, string caseName, double peakGflops, int batch, int seqLen, int steps)
+    public static BenchmarkResult Measure(string modelName, ModelConfig config, string caseName, double peakGflops, int batch, int seqLen, int steps)
     {
         var parts = caseName.Split('+');
-        var options = new FineTuneOptions
+        var (method, setting) = MethodCases.TryGetValue(parts[0], out var found) ? found
+            : throw new ArgumentException($"bench: unknown case '{caseName}'; cases: {string.Join(", ", Cases)}");
+        var options = PipelineConfig.FromSettings(
+        [
+            .. setting.Overrides,
+            "finetune.method=" + method.Name,
+            "finetune.regularizers=[" + string.Join(",", parts.Skip(1)) + "]",
+            "finetune.ewc.samples=4", "finetune.si.pathSteps=2",
+        ], new Dictionary<string, Type> { ["finetune"] = typeof(FineTuneOptions) }, Directory.GetCurrentDirectory()).Section<FineTuneOptions>("finetune");
+        var training = options.Training with
         {
-            Method = Enum.Parse<FineTuneMethod>(parts[0], ignoreCase: true),
-            Regularizers = parts.Skip(1).Select(r => Enum.Parse<RegularizerKind>(r, ignoreCase: true)).ToList(),
             Steps = steps + 1, WarmupSteps = 0, TokensPerBatch = batch * seqLen, LearningRate = 1e-4,
             EvalEvery = int.MaxValue, CheckpointEvery = int.MaxValue, LogEvery = int.MaxValue, KeepBest = false,
         };
-        options.Ewc.Samples = Math.Min(options.Ewc.Samples, 4);
         string scratch = Directory.CreateTempSubdirectory("forgetless-bench-").FullName;
         try
         {
@@ -97,23 +108,34 @@ public static class FineTuneBenchmark
             using (var random = ModelFactory.Create(config, 1)) ModelFolder.Save(random, baseDirectory);
             var rows = RandomRows(config.VocabSize, seqLen, rowCount: batch * 4, seed: 3);
             var replay = rows.Where(r => r.IsReplay).ToList();
-            using var tuned = MethodBuilder.Apply(ModelFolder.LoadModel(baseDirectory), options, seed: 1);
-            using var terms = AntiForgetting.Build(tuned, options, baseDirectory, replay, [], Path.Combine(scratch, "cache"), null, NullLogger.Instance);
-            var work = Directory.CreateDirectory(Path.Combine(scratch, "work")).FullName;
-            var stepEnds = new List<TimeSpan>();
-            var clock = Stopwatch.StartNew();
-            var result = new Trainer(options, tuned, new PreparedBatches(rows, options.TokensPerBatch, seed: 1), new LossProbe([], []), terms, NullLogger.Instance)
-                { StageName = "bench", AfterStep = _ => stepEnds.Add(clock.Elapsed) }
-                .Run(work, CancellationToken.None);
-            // Every step must have read exactly `batch` rows, or tokens/s and MFU would be charged for work not done.
-            if (result.Tokens != (long)options.Steps * batch * seqLen)
-                throw new InvalidOperationException($"bench: the trainer read {result.Tokens} tokens in {options.Steps} steps, expected {batch} rows of {seqLen} per step");
-            double seconds = (stepEnds[^1] - stepEnds[0]).TotalSeconds / steps;
-            double flops = ModelFlops(config, batch, seqLen);
-            var (nf4, f32) = tuned.QuantizedBytes;
-            return new BenchmarkCase(modelName, caseName, steps, batch * seqLen, seconds, batch * seqLen / seconds, flops / 1e12,
-                flops / seconds / (peakGflops * 1e9), tuned.TrainableParameters, tuned.TotalParameters,
-                Process.GetCurrentProcess().PeakWorkingSet64, nf4 > 0 ? nf4 : null, nf4 > 0 ? f32 : null);
+            using var tuned = options.Apply(ModelFolder.LoadModel(baseDirectory), seed: 1);
+            var terms = TrainingTerms.Compose(options.Regularizers, term => new TermContext
+            {
+                Tuned = tuned, Options = options.Plugins[term.Name], BaseModelDirectory = baseDirectory, ReplayRows = replay, HeldoutRows = [],
+                CacheDirectory = Path.Combine(scratch, "cache"), Logger = NullLogger.Instance,
+            });
+            try
+            {
+                var work = Directory.CreateDirectory(Path.Combine(scratch, "work")).FullName;
+                var stepEnds = new List<TimeSpan>();
+                var clock = Stopwatch.StartNew();
+                var result = new Trainer(training, tuned, new PreparedBatches(rows, training.TokensPerBatch, seed: 1), new LossProbe([], []), terms, NullLogger.Instance)
+                    { StageName = "bench", AfterStep = _ => stepEnds.Add(clock.Elapsed) }
+                    .Run(work, CancellationToken.None);
+                // Every step must have read exactly `batch` rows, or tokens/s and MFU would be charged for work not done.
+                if (result.Tokens != (long)training.Steps * batch * seqLen)
+                    throw new InvalidOperationException($"bench: the trainer read {result.Tokens} tokens in {training.Steps} steps, expected {batch} rows of {seqLen} per step");
+                double seconds = (stepEnds[^1] - stepEnds[0]).TotalSeconds / steps;
+                double flops = ModelFlops(config, batch, seqLen);
+                var (nf4, f32) = QLora.WeightBytes(tuned.Model);
+                return new BenchmarkResult(modelName, caseName, steps, batch * seqLen, seconds, batch * seqLen / seconds, flops / 1e12,
+                    flops / seconds / (peakGflops * 1e9), tuned.TrainableParameters, tuned.TotalParameters,
+                    Process.GetCurrentProcess().PeakWorkingSet64, nf4 > 0 ? nf4 : null, nf4 > 0 ? f32 : null);
+            }
+            finally
+            {
+                foreach (var t in terms) t.Dispose();
+            }
         }
         finally
         {
@@ -135,7 +157,7 @@ public static class FineTuneBenchmark
     }
 
     /// <summary>The Markdown table of docs/benchmarks/finetune.md.</summary>
-    public static string Table(double peakGflops, IReadOnlyList<BenchmarkCase> cases)
+    public static string Table(double peakGflops, IReadOnlyList<BenchmarkResult> cases)
     {
         var lines = new List<string>
         {

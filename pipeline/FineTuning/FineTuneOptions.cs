@@ -1,28 +1,25 @@
 using System.Globalization;
+using System.Text.Json.Serialization;
 using Forgetless.Configuration;
 using Forgetless.Peft;
+using Forgetless.Training.Terms;
 
 namespace Forgetless.FineTuning;
-
-/// <summary>How the base model is adapted. DoRA and rsLoRA are switches of <c>lora</c> (and <c>qlora</c>).</summary>
-public enum FineTuneMethod { Full, Freeze, Lora, Qlora, Adapter, Prefix }
-
-/// <summary>Anti-forgetting terms added to the task loss; any subset, with any method.</summary>
-public enum RegularizerKind { Ewc, L2sp, Kd }
 
 /// <summary>
 /// The <c>finetune</c> section of forgetless.json. Every key is documented in docs/finetune.md; the defaults
 /// are the embedded default run (LoRA r8 on q,v over the prepared CMUdict + replay mix), sized to finish in a
-/// few minutes on a 2-core CPU.
+/// few minutes on a 2-core CPU. The sections of the methods and terms (<c>finetune.lora</c>, <c>finetune.ewc</c>, …)
+/// belong to their plug-ins (<see cref="PeftMethods"/>, <see cref="TrainingTerms"/>) and are held in <see cref="Plugins"/>.
 /// </summary>
-public sealed class FineTuneOptions : IValidatableOptions
+public sealed class FineTuneOptions : IValidatableOptions, IHasPluginSections
 {
-    public FineTuneMethod Method { get; set; } = FineTuneMethod.Lora;
-    public List<RegularizerKind> Regularizers { get; set; } = [];
+    /// <summary>A registered method's name (<see cref="PeftMethods"/>).</summary>
+    public string Method { get; set; } = "lora";
+    /// <summary>Registered terms added to the task loss, in this order (<see cref="TrainingTerms"/>).</summary>
+    public List<string> Regularizers { get; set; } = [];
 
-    /// <summary>Optimizer steps (each of <see cref="GradientAccumulation"/> micro-batches).</summary>
     public int Steps { get; set; } = 160;
-    /// <summary>Non-padding tokens per micro-batch: whole sequences are added while they fit (at least one).</summary>
     public int TokensPerBatch { get; set; } = 2048;
     public int GradientAccumulation { get; set; } = 1;
     public double LearningRate { get; set; } = 2e-3;
@@ -51,80 +48,61 @@ public sealed class FineTuneOptions : IValidatableOptions
     /// <summary>Write the adapter of the evaluation with the best validation task loss instead of the last step's.</summary>
     public bool KeepBest { get; set; } = true;
 
-    /// <summary>Start from an earlier adapter folder of the same method (sequential tasks; online EWC).</summary>
+    /// <summary>Start from an earlier adapter folder of the same method (sequential tasks; online EWC, SI).</summary>
     public string? InitAdapter { get; set; }
-    /// <summary>Also write <c>merged/</c>: the base model with the adapter folded in (lora, full, freeze).</summary>
+    /// <summary>Also write <c>merged/</c>: the base model with the adapter folded in (methods that can merge).</summary>
     public bool Merge { get; set; }
 
-    public LoraSection Lora { get; set; } = new();
-    public FreezeSection Freeze { get; set; } = new();
-    public QLoraSection Qlora { get; set; } = new();
-    public AdapterSection Adapter { get; set; } = new();
-    public PrefixSection Prefix { get; set; } = new();
-    public EwcSection Ewc { get; set; } = new();
-    public L2SpSection L2sp { get; set; } = new();
-    public KdSection Kd { get; set; } = new();
+    /// <summary>Every registered method's and term's section, bound from <c>finetune.NAME</c>.</summary>
+    [JsonIgnore]
+    public PluginSections Plugins { get; } = new(SectionTypes);
 
-    public sealed class LoraSection
+    /// <summary>Sections of every registered method and term.</summary>
+    public static IReadOnlyDictionary<string, Type> SectionTypes { get; } =
+        PeftMethods.SectionTypes.Concat(TrainingTerms.SectionTypes).ToDictionary(StringComparer.Ordinal);
+
+    /// <summary>The chosen method (the name is checked by <see cref="Validate"/>).</summary>
+    [JsonIgnore]
+    public PeftMethod MethodPlugin => PeftMethods.Get(Method);
+
+    /// <summary>The chosen method applied to a freshly loaded base model (continuing <paramref name="initAdapter"/> when given).</summary>
+    public TunedModel Apply(Model.CausalLM model, long seed, string? initAdapter = null) => MethodPlugin.Apply(model, Plugins, seed, initAdapter);
+
+    /// <summary>
+    /// The sections that can change this run's result — the chosen method's and the enabled terms' — as the stage
+    /// fingerprints them; the sections of methods and terms not in use do not make the stage stale.
+    /// </summary>
+    public SortedDictionary<string, object> ActiveSections
     {
-        public int R { get; set; } = 8;
-        public double Alpha { get; set; } = 16;
-        public double Dropout { get; set; }
-        /// <summary>PEFT target_modules as a list of names (suffix match).</summary>
-        public List<string> TargetModules { get; set; } = ["q_proj", "v_proj"];
-        /// <summary>PEFT target_modules as a full-match regex; when set it replaces <see cref="TargetModules"/>.</summary>
-        public string? TargetRegex { get; set; }
-        public List<int>? LayersToTransform { get; set; }
-        public bool UseRsLora { get; set; }
-        public bool UseDora { get; set; }
+        get
+        {
+            var active = MethodSections;
+            foreach (var term in Regularizers.Where(TrainingTerms.SectionTypes.ContainsKey)) active[term] = Plugins[term];
+            return active;
+        }
     }
 
-    public sealed class FreezeSection
+    /// <summary>The chosen method's sections alone (what a stage that continues this method's adapter depends on).</summary>
+    [JsonIgnore]
+    public SortedDictionary<string, object> MethodSections
     {
-        /// <summary>Bottom layers frozen (embeddings are always frozen by this method).</summary>
-        public int Layers { get; set; } = 2;
+        get
+        {
+            var sections = new SortedDictionary<string, object>(StringComparer.Ordinal);
+            if (PeftMethods.Exists(Method))
+                foreach (var (name, _) in MethodPlugin.Sections) sections[name] = Plugins[name];
+            return sections;
+        }
     }
 
-    public sealed class QLoraSection
+    [JsonIgnore]
+    public TrainingOptions Training => new()
     {
-        public bool DoubleQuant { get; set; } = true;
-    }
-
-    public sealed class AdapterSection
-    {
-        public int Size { get; set; } = 16;
-        public AdapterActivation Activation { get; set; } = AdapterActivation.Gelu;
-        /// <summary>Outputs the bottleneck follows: o_proj (after attention) and down_proj (after the MLP).</summary>
-        public List<string> TargetModules { get; set; } = ["o_proj", "down_proj"];
-    }
-
-    public sealed class PrefixSection
-    {
-        public int VirtualTokens { get; set; } = 16;
-        /// <summary>Reparameterise through an MLP (PEFT prefix_projection).</summary>
-        public bool Projection { get; set; }
-        public int EncoderHiddenSize { get; set; } = 128;
-    }
-
-    public sealed class EwcSection
-    {
-        public double Lambda { get; set; } = 100;
-        /// <summary>Replay/general rows (or held-out windows when there are none) for the diagonal Fisher.</summary>
-        public int Samples { get; set; } = 32;
-        /// <summary>Online EWC decay of an earlier run's Fisher when starting from <c>initAdapter</c>.</summary>
-        public double Gamma { get; set; } = 0.9;
-    }
-
-    public sealed class L2SpSection
-    {
-        public double Lambda { get; set; } = 1e-3;
-    }
-
-    public sealed class KdSection
-    {
-        public double Weight { get; set; } = 0.5;
-        public double Temperature { get; set; } = 2.0;
-    }
+        Steps = Steps, TokensPerBatch = TokensPerBatch, GradientAccumulation = GradientAccumulation, LearningRate = LearningRate,
+        WarmupSteps = WarmupSteps, MinLrRatio = MinLrRatio, WeightDecay = WeightDecay, ClipNorm = ClipNorm, LogEvery = LogEvery,
+        EvalEvery = EvalEvery, CheckpointEvery = CheckpointEvery, KeepBest = KeepBest, EarlyStoppingPatience = EarlyStoppingPatience,
+        TargetValidationLoss = TargetValidationLoss,
+    };
 
     public IEnumerable<string> Validate()
     {
@@ -143,68 +121,25 @@ public sealed class FineTuneOptions : IValidatableOptions
         if (EarlyStoppingPatience < 0) yield return $"earlyStoppingPatience = {EarlyStoppingPatience}: must be 0 (off) or more";
         if (TargetValidationLoss < 0 || double.IsNaN(TargetValidationLoss)) yield return $"targetValidationLoss = {F(TargetValidationLoss)}: must be 0 (off) or more";
         if (string.IsNullOrWhiteSpace(Heldout)) yield return "heldout: must name a text file of general text";
-        if (Regularizers.Distinct().Count() != Regularizers.Count) yield return $"regularizers = [{string.Join(", ", Regularizers)}]: lists a regularizer twice";
 
-        bool loraLike = Method is FineTuneMethod.Lora or FineTuneMethod.Qlora;
-        if (loraLike)
+        if (!PeftMethods.Exists(Method))
         {
-            if (Lora.R <= 0) yield return $"lora.r = {Lora.R}: must be a positive whole number";
-            if (!(Lora.Alpha > 0)) yield return $"lora.alpha = {F(Lora.Alpha)}: must be greater than 0";
-            if (Lora.Dropout is < 0 or >= 1 || double.IsNaN(Lora.Dropout)) yield return $"lora.dropout = {F(Lora.Dropout)}: must be in [0, 1)";
-            if (string.IsNullOrEmpty(Lora.TargetRegex) && Lora.TargetModules.Count == 0)
-                yield return "lora.targetModules: is empty; name the projections to adapt (e.g. [q_proj, v_proj]) or set lora.targetRegex";
-            if (!string.IsNullOrEmpty(Lora.TargetRegex))
-            {
-                string? problem = null;
-                try { _ = new System.Text.RegularExpressions.Regex(Lora.TargetRegex); }
-                catch (ArgumentException e) { problem = e.Message; }
-                if (problem is not null) yield return $"lora.targetRegex = '{Lora.TargetRegex}': not a valid regular expression ({problem})";
-                if (Lora.LayersToTransform is not null) yield return "lora.layersToTransform: works only with lora.targetModules, not with lora.targetRegex (as in PEFT)";
-            }
+            yield return PeftMethods.UnknownMethod(Method)["finetune.".Length..];
         }
-        if (Method == FineTuneMethod.Freeze && Freeze.Layers < 0) yield return $"freeze.layers = {Freeze.Layers}: must be 0 or more";
-        if (Method == FineTuneMethod.Adapter)
+        else
         {
-            if (Adapter.Size <= 0) yield return $"adapter.size = {Adapter.Size}: must be a positive whole number";
-            if (Adapter.TargetModules.Count == 0) yield return "adapter.targetModules: is empty; expected e.g. [o_proj, down_proj]";
+            foreach (var error in MethodPlugin.Validate(Plugins)) yield return error;
+            if (Merge && MethodPlugin.MergeRefusal is { } why) yield return $"merge = true: cannot be used with method {Method} ({why})";
         }
-        if (Method == FineTuneMethod.Prefix)
+
+        if (Regularizers.Distinct().Count() != Regularizers.Count) yield return $"regularizers = [{string.Join(", ", Regularizers)}]: lists a term twice";
+        foreach (var term in Regularizers)
         {
-            if (Prefix.VirtualTokens <= 0) yield return $"prefix.virtualTokens = {Prefix.VirtualTokens}: must be a positive whole number";
-            if (Prefix.Projection && Prefix.EncoderHiddenSize <= 0) yield return $"prefix.encoderHiddenSize = {Prefix.EncoderHiddenSize}: must be positive with prefix.projection";
-        }
-        if (Merge && Method is FineTuneMethod.Prefix or FineTuneMethod.Adapter or FineTuneMethod.Qlora)
-            yield return $"merge = true: cannot be used with method {Name(Method)} " + Method switch
-            {
-                FineTuneMethod.Prefix => "(prefix tuning adds attention keys; there is no weight to fold it into)",
-                FineTuneMethod.Adapter => "(a bottleneck adapter is a non-linear layer; it cannot be folded into a weight)",
-                _ => "(the base is NF4; train with method lora to merge, or apply the adapter to the f32 base)",
-            };
-        if (Regularizers.Contains(RegularizerKind.Ewc))
-        {
-            if (!(Ewc.Lambda > 0)) yield return $"ewc.lambda = {F(Ewc.Lambda)}: must be greater than 0";
-            if (Ewc.Samples <= 0) yield return $"ewc.samples = {Ewc.Samples}: must be a positive whole number";
-            if (Ewc.Gamma is < 0 or > 1 || double.IsNaN(Ewc.Gamma)) yield return $"ewc.gamma = {F(Ewc.Gamma)}: must be in [0, 1]";
-        }
-        if (Regularizers.Contains(RegularizerKind.L2sp) && !(L2sp.Lambda > 0)) yield return $"l2sp.lambda = {F(L2sp.Lambda)}: must be greater than 0";
-        if (Regularizers.Contains(RegularizerKind.Kd))
-        {
-            if (!(Kd.Weight > 0) || Kd.Weight > 1) yield return $"kd.weight = {F(Kd.Weight)}: must be in (0, 1] (loss = (1 − w)·CE + w·KD on replay rows)";
-            if (!(Kd.Temperature > 0)) yield return $"kd.temperature = {F(Kd.Temperature)}: must be greater than 0";
+            if (TrainingTerms.Find(term) is null) { yield return TrainingTerms.UnknownTerm(term)["finetune.".Length..]; continue; }
+            if (Plugins[term] is IValidatableOptions section)
+                foreach (var error in section.Validate()) yield return term + "." + error;
         }
     }
-
-    /// <summary>The PEFT-style target description of the lora section.</summary>
-    public ModuleTargets LoraTargets() => !string.IsNullOrEmpty(Lora.TargetRegex)
-        ? ModuleTargets.FullMatch(Lora.TargetRegex)
-        : new ModuleTargets { Names = Lora.TargetModules.ToArray(), LayersToTransform = Lora.LayersToTransform?.ToArray() };
-
-    public LoraOptions LoraOptions(long seed) => new()
-    {
-        R = Lora.R, Alpha = Lora.Alpha, Dropout = Lora.Dropout, UseRsLora = Lora.UseRsLora, UseDora = Lora.UseDora, Seed = seed,
-    };
-
-    public static string Name(FineTuneMethod method) => method.ToString().ToLowerInvariant();
 
     private static string F(double v) => v.ToString(CultureInfo.InvariantCulture);
 }

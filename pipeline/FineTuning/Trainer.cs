@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
+using Forgetless.Peft;
 using Forgetless.Progress;
 using Forgetless.Training;
+using Forgetless.Training.Terms;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -29,14 +31,14 @@ public sealed record TrainingResult
 public sealed class NonFiniteLossException(string message) : Exception(message);
 
 /// <summary>
-/// The training loop: token-budget batches, gradient accumulation, AdamW with warm-up + cosine, clipping, the
-/// anti-forgetting terms, validation task loss and held-out general loss every <c>evalEvery</c> steps (best weights
+/// The training loop: token-budget batches, gradient accumulation, AdamW with warm-up + cosine, clipping, the sum of
+/// the objective's named <see cref="TrainingTerm"/>s (each logged under its name), validation task loss and held-out general loss every <c>evalEvery</c> steps (best weights
 /// kept, early stopping, a stop at a target validation loss), metrics as JSON lines, and an atomic checkpoint every
 /// <c>checkpointEvery</c> steps and on cancellation. Everything that decides the next step — trainable tensors,
-/// optimizer moments, every random generator, the data position, the best weights so far and the stopping counters —
-/// is in the checkpoint, so a resumed run ends with the same bytes as an uninterrupted one.
+/// optimizer moments, every random generator, the data position, the best weights so far, the stopping counters and
+/// every term's state — is in the checkpoint, so a resumed run ends with the same bytes as an uninterrupted one.
 /// </summary>
-public sealed class Trainer(FineTuneOptions options, TunedModel tuned, PreparedBatches batches, LossProbe probe, AntiForgetting terms, ILogger logger)
+public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedBatches batches, LossProbe probe, IReadOnlyList<TrainingTerm> terms, ILogger logger)
 {
     public const string CheckpointFile = "checkpoint.safetensors";
 
@@ -65,7 +67,7 @@ public sealed class Trainer(FineTuneOptions options, TunedModel tuned, PreparedB
             var restored = TrainingCheckpoint.Load(checkpoint, trainable, optimizer, generatorOwner);
             state = LoopState.From(restored);
             batches.Restore(restored.Sampler ?? throw new InvalidDataException($"{checkpoint}: no sampler state"));
-            foreach (var (k, v) in TrainingCheckpoint.ReadExtraTensors(checkpoint)) best[k] = v;
+            RestoreExtras(checkpoint);
             logger.LogInformation("{Stage}: resuming from step {Step} (checkpoint {Path})", StageName, state.Step, checkpoint);
         }
         long resumedFrom = state.Step;
@@ -115,11 +117,10 @@ public sealed class Trainer(FineTuneOptions options, TunedModel tuned, PreparedB
                 {
                     var entry = new Dictionary<string, object?>
                     {
-                        ["step"] = state.Step, ["tokens"] = state.Tokens, ["lr"] = lr, ["loss"] = R(step.Loss),
+                        ["step"] = state.Step, ["tokens"] = state.Tokens, ["lr"] = lr, [TaskLoss.LoggedName] = R(step.Loss),
                         ["tokens_per_s"] = Math.Round(windowTokens / Math.Max(1e-9, window.Elapsed.TotalSeconds), 1),
                     };
-                    if (step.Penalty is { } p) entry["penalty"] = R(p);
-                    if (step.Kd is { } kd) entry["kd"] = R(kd);
+                    foreach (var (name, value) in step.Terms) entry[name] = R(value);
                     if (evaluate) { entry["val_task_loss"] = R(lastVal); entry["heldout_loss"] = R(lastHeldout); }
                     metrics.Append(entry);
                     window.Restart();
@@ -161,7 +162,8 @@ public sealed class Trainer(FineTuneOptions options, TunedModel tuned, PreparedB
         };
     }
 
-    private sealed record StepNumbers(double Loss, double? Penalty, double? Kd, long Tokens);
+    /// <summary>A step's numbers: the task loss (unweighted mean cross-entropy) and every other term's reported value.</summary>
+    private sealed record StepNumbers(double Loss, IReadOnlyList<(string Name, double Value)> Terms, long Tokens);
 
     private StepNumbers TrainStep(AdamWOptimizer optimizer, double lrFactor, long stepNumber, string checkpoint)
     {
@@ -170,68 +172,54 @@ public sealed class Trainer(FineTuneOptions options, TunedModel tuned, PreparedB
         var microRows = Enumerable.Range(0, options.GradientAccumulation).Select(_ => batches.Next()).ToList();
         var micro = microRows.Select(TokenBatch.Of).ToList();
         double targetTokens = Math.Max(1, micro.Sum(b => b.TargetTokens));
-        double lossSum = 0, kdSum = 0;
+        var reported = new Dictionary<string, double>(StringComparer.Ordinal);
         long tokens = 0;
-        bool anyKd = false;
         for (int m = 0; m < micro.Count; m++)
         {
             var batch = micro[m];
             tokens += batch.Tokens;
-            var logits = model.Forward(batch.Inputs, batch.AttentionMask);
-            var nll = LossProbe.TokenNll(logits, batch.Targets);
-            var plain = nll.mul(batch.TargetMask).sum();
-            lossSum += plain.item<float>();
-            Tensor loss;
-            if ((terms.Teacher is not null || terms.CachedTeacher is not null) && batch.IsReplay.any().item<bool>())
+            var termBatch = new TermBatch
             {
-                // Replay rows: (1 − w)·CE + w·KD (FineTune's kd) or α·KD alone (Distill); task rows keep their CE weight.
-                var rowWeight = where(batch.IsReplay, tensor(terms.ReplayCeWeight), tensor(terms.TaskCeWeight)).to(ScalarType.Float32).unsqueeze(1);
-                loss = nll.mul(batch.TargetMask).mul(rowWeight).sum().div(targetTokens);
-                var replay = batch.IsReplay.nonzero().squeeze(1);
-                var width = batch.Targets.shape[1];
-                Tensor kd;
-                if (terms.Teacher is { } teacher)
-                {
-                    Tensor teacherLogits;
-                    using (no_grad()) teacherLogits = teacher.Forward(batch.Inputs.index_select(0, replay), batch.AttentionMask.index_select(0, replay));
-                    kd = Distillation.Loss(logits.index_select(0, replay).narrow(1, 0, width), teacherLogits.narrow(1, 0, width),
-                        batch.TargetMask.index_select(0, replay), terms.Kd!);
-                }
-                else
-                {
-                    kd = terms.CachedTeacher!.Loss(microRows[m].Where(r => r.IsReplay).ToList(), logits.index_select(0, replay).narrow(1, 0, width), terms.Kd!);
-                }
-                kdSum += kd.item<float>() / micro.Count;
-                anyKd = true;
-                loss = loss.add(kd.mul(terms.KdWeight / micro.Count));
-            }
-            else
+                Rows = microRows[m], Tokens = batch, Logits = model.Forward(batch.Inputs, batch.AttentionMask),
+                StepTargetTokens = targetTokens, MicroBatches = micro.Count,
+            };
+            Tensor? loss = null;
+            foreach (var term in terms)
             {
-                loss = terms.TaskCeWeight == 1 || terms.CachedTeacher is null ? plain.div(targetTokens) : plain.mul(terms.TaskCeWeight).div(targetTokens);
+                if (term.BatchLoss(termBatch) is not { } value) continue;
+                loss = loss is null ? value.Loss : loss.add(value.Loss);
+                reported[term.Name] = reported.GetValueOrDefault(term.Name) + value.Reported;
             }
+            if (loss is null) throw new InvalidOperationException($"{StageName}: no training term applies to the batch (the objective has no task loss)");
             if (!double.IsFinite(loss.item<float>()))
                 throw NonFinite(stepNumber, "loss", checkpoint);
             loss.backward();
         }
-        double? penaltyValue = null;
-        if (terms.Penalty() is { } penalty)
+        foreach (var term in terms) term.AfterBatchGradients();
+        Tensor? penalty = null;
+        foreach (var term in terms)
         {
-            penaltyValue = penalty.item<float>();
-            if (!double.IsFinite(penaltyValue.Value)) throw NonFinite(stepNumber, "regularizer penalty", checkpoint);
-            penalty.backward();
+            if (term.StepLoss() is not { } value) continue;
+            if (!double.IsFinite(value.Reported)) throw NonFinite(stepNumber, $"{term.Name} penalty", checkpoint);
+            penalty = penalty is null ? value.Loss : penalty.add(value.Loss);
+            reported[term.Name] = value.Reported;
         }
+        penalty?.backward();
         var norm = Gradients.ClipGlobalNorm(optimizer.Parameters.Select(p => p.parameter), options.ClipNorm);
         if (!double.IsFinite(norm)) throw NonFinite(stepNumber, "gradient norm", checkpoint);
         optimizer.Step(lrFactor);
+        foreach (var term in terms) term.AfterOptimizerStep();
         optimizer.ZeroGrad();
         foreach (var b in micro) b.Dispose();
-        return new StepNumbers(lossSum / targetTokens, penaltyValue, anyKd ? kdSum : null, tokens);
+        double taskLoss = reported.GetValueOrDefault(TaskLoss.LoggedName, double.NaN);
+        return new StepNumbers(taskLoss, terms.Where(t => t.Name != TaskLoss.LoggedName && reported.ContainsKey(t.Name))
+            .Select(t => (t.Name, reported[t.Name])).ToList(), tokens);
     }
 
     private static NonFiniteLossException NonFinite(long step, string what, string checkpoint) => new(
         $"finetune: the {what} became NaN or infinite at step {step}; training stopped. " +
         (File.Exists(checkpoint) ? $"The last good checkpoint is kept in {checkpoint}. " : "No checkpoint had been written yet. ") +
-        "Lower finetune.learningRate (or the regularizer weights), or check the data.");
+        "Lower the learning rate (or the terms' weights), or check the data.");
 
     /// <summary>Best-weights bookkeeping, early stopping and the target loss after an evaluation.</summary>
     private void Judge(LoopState state, double validation, IReadOnlyList<(string name, Parameter parameter)> trainable)
@@ -265,8 +253,38 @@ public sealed class Trainer(FineTuneOptions options, TunedModel tuned, PreparedB
         }
     }
 
-    private void Save(string path, LoopState state, IReadOnlyList<(string name, Parameter parameter)> trainable, AdamWOptimizer optimizer, nn.Module generatorOwner) =>
-        TrainingCheckpoint.Save(path, state.Step, trainable, optimizer, batches.State, generatorOwner, best, state.ToMetadata());
+    private const string BestPrefix = "best/";
+    private const string TermPrefix = "term/";
+
+    /// <summary>The best weights so far (<c>best/NAME</c>) and every term's state (<c>term/TERM/KEY</c>) ride in the checkpoint.</summary>
+    private void Save(string path, LoopState state, IReadOnlyList<(string name, Parameter parameter)> trainable, AdamWOptimizer optimizer, nn.Module generatorOwner)
+    {
+        var extras = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (k, v) in best) extras[BestPrefix + k] = v;
+        foreach (var term in terms)
+            foreach (var (k, v) in term.CheckpointState()) extras[$"{TermPrefix}{term.Name}/{k}"] = v;
+        TrainingCheckpoint.Save(path, state.Step, trainable, optimizer, batches.State, generatorOwner, extras, state.ToMetadata());
+    }
+
+    private void RestoreExtras(string checkpoint)
+    {
+        var extras = TrainingCheckpoint.ReadExtraTensors(checkpoint);
+        try
+        {
+            foreach (var (k, v) in extras.Where(e => e.Key.StartsWith(BestPrefix, StringComparison.Ordinal)))
+                best[k[BestPrefix.Length..]] = v.detach().clone().DetachFromDisposeScope();
+            foreach (var term in terms)
+            {
+                string prefix = $"{TermPrefix}{term.Name}/";
+                var state = extras.Where(e => e.Key.StartsWith(prefix, StringComparison.Ordinal)).ToDictionary(e => e.Key[prefix.Length..], e => e.Value, StringComparer.Ordinal);
+                if (state.Count > 0 || term.CheckpointState().Count > 0) term.RestoreCheckpointState(state);
+            }
+        }
+        finally
+        {
+            foreach (var t in extras.Values) t.Dispose();
+        }
+    }
 
     private static double R(double v) => Math.Round(v, 5);
 

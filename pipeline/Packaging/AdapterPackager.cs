@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Forgetless.Peft;
 using Forgetless.Runs;
 
 namespace Forgetless.Packaging;
@@ -84,7 +85,7 @@ public sealed class AdapterPackager
 
         string peftType = AdapterExport.Write(Adapter, BaseModel, BaseModelName, folder);
         cancellationToken.ThrowIfCancellationRequested();
-        if (Options.ExportMerged) AdapterExport.WriteMerged(Adapter, BaseModel, Path.Combine(folder, "merged"));
+        if (Options.ExportMerged) MergedModel.Write(Adapter, BaseModel, Path.Combine(folder, "merged"), "package.exportMerged");
         cancellationToken.ThrowIfCancellationRequested();
 
         var evaluateManifest = StageManifest.TryRead(Evaluation);
@@ -105,8 +106,8 @@ public sealed class AdapterPackager
                 .Where(i => i.Name.StartsWith("evaluate.suites.", StringComparison.Ordinal))
                 .ToDictionary(i => i.Name["evaluate.suites.".Length..], i => i.Sha256),
         };
-        AtomicFile.WriteAllText(Path.Combine(folder, Provenance.FileName), AdapterExport.SortedJson(provenance.ToJson()));
-        var adapterConfig = AdapterExport.ReadConfig(folder);
+        AtomicFile.WriteAllText(Path.Combine(folder, Provenance.FileName), SortedJson.Serialize(provenance.ToJson()));
+        var adapterConfig = AdapterFolder.Describe(folder).Config;
         AtomicFile.WriteAllText(Path.Combine(folder, "README.md"), ModelCard.Write(provenance, adapterConfig, Options.ExportMerged));
         Sha256Sums.Write(folder);
 

@@ -58,6 +58,23 @@ public static class AdapterInjector
         return paths;
     }
 
+    /// <summary>
+    /// Runs an injection whose targets come from the user's configuration: a target list that matches nothing, or
+    /// matches a module that is not linear, becomes a <see cref="Configuration.ConfigException"/> naming <paramref name="key"/>.
+    /// </summary>
+    public static IReadOnlyList<string> AsConfigError(string key, ModuleTargets targets, Func<IReadOnlyList<string>> inject)
+    {
+        try
+        {
+            return inject();
+        }
+        catch (InvalidOperationException e) when (e.Message.StartsWith("No module matched", StringComparison.Ordinal)
+                                                   || e.Message.Contains("not a Linear", StringComparison.Ordinal))
+        {
+            throw new Configuration.ConfigException($"{key} = {targets}: {e.Message}");
+        }
+    }
+
     /// <summary>Replaces the child <paramref name="name"/> of <paramref name="parent"/> (field and registration).</summary>
     public static void Replace(nn.Module parent, string name, nn.Module<Tensor, Tensor> replacement, string pathForErrors)
     {

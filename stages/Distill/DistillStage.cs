@@ -7,6 +7,7 @@ using Forgetless.Distill;
 using Forgetless.FineTuning;
 using Forgetless.Model;
 using Forgetless.Model.Tokenizers;
+using Forgetless.Training.Terms;
 using Forgetless.Runs;
 using Microsoft.Extensions.Logging;
 
@@ -33,7 +34,7 @@ public sealed class DistillStage(DistillOptions options, FineTuneOptions finetun
             .Directory("baseModel", baseModelDirectory)
             .File("distill.heldout", heldoutPath)
             .Value("config:distill", PipelineConfig.Canonical(options))
-            .Value("config:finetune.method", PipelineConfig.Canonical(options.TrainerOptions(finetune)))
+            .Value("config:finetune.method", PipelineConfig.Canonical(new { method = finetune.Method, sections = finetune.MethodSections, weightDecay = finetune.WeightDecay }))
             .Value("seed", seed.ToString(CultureInfo.InvariantCulture))
             .Value("torch.threads", TorchSharp.torch.get_num_threads().ToString(CultureInfo.InvariantCulture));
         if (teacherDirectory is not null) inputs.Directory("distill.teacher", teacherDirectory);
@@ -48,14 +49,14 @@ public sealed class DistillStage(DistillOptions options, FineTuneOptions finetun
         var log = run.Logger;
         DeviceSelector.Select(device, log); // CPU, as finetune
         TorchSharp.torch.random.manual_seed(seed);
-        var trainerOptions = options.TrainerOptions(finetune);
+        var training = options.Training(finetune.WeightDecay);
 
         string upstreamAdapter = Path.Combine(run.UpstreamOutput("finetune"), "adapter");
         if (!Directory.Exists(upstreamAdapter))
             throw new UserInputException($"distill: {upstreamAdapter} does not exist; run `forgetless finetune` first");
         var loaded = ModelFolder.Load(baseModelDirectory);
         var tokenizer = loaded.Tokenizer ?? throw new UserInputException($"{baseModelDirectory}: the base model folder has no tokenizer");
-        using var tuned = MethodBuilder.Apply(loaded.Model, trainerOptions, seed, upstreamAdapter);
+        using var tuned = finetune.Apply(loaded.Model, seed, upstreamAdapter);
 
         string prepared = run.UpstreamOutput("prepare");
         var trainRows = PreparedBatches.Read(Path.Combine(prepared, PreparedDataset.TrainFileName), cancellationToken: cancellationToken);
@@ -92,13 +93,14 @@ public sealed class DistillStage(DistillOptions options, FineTuneOptions finetun
         log.LogInformation("distill: {Replay} replay rows with teacher targets, {Task} task rows; KL to teacher on held-out text {Kl:F4} before",
             replay.Count, task.Count, klHeldoutBefore);
 
-        using var terms = AntiForgetting.ForCachedTeacher(targets, options.Kd, options.Alpha);
-        var result = new Trainer(trainerOptions, tuned, new PreparedBatches(rows, options.TokensPerBatch, seed), new LossProbe(validation, heldout), terms, log)
+        // The objective: (1 − α)·CE on task rows, α·T²·D(teacher ‖ student) on replay rows (no CE there).
+        TrainingTerm[] terms = [new TaskLoss(taskRowWeight: 1 - options.Alpha, replayRowWeight: 0), new CachedKd(targets, options.Kd, options.Alpha)];
+        var result = new Trainer(training, tuned, new PreparedBatches(rows, options.TokensPerBatch, seed), new LossProbe(validation, heldout), terms, log)
             { StageName = Name }.Run(run.WorkDirectory, cancellationToken);
         double klHeldoutAfter = TeacherAgreement.MeanKl(tuned.Model, teacher, heldout);
         double klReplayAfter = TeacherAgreement.MeanKl(tuned.Model, teacher, validationReplay);
 
-        AdapterWriter.Write(tuned, trainerOptions, seed, Path.Combine(run.OutputDirectory, "adapter"), baseModelDirectory);
+        tuned.Method.Save(tuned, Path.Combine(run.OutputDirectory, "adapter"), baseModelDirectory);
         string metricsPath = Path.Combine(run.OutputDirectory, MetricsLog.FileName);
         File.Copy(Path.Combine(run.WorkDirectory, MetricsLog.FileName), metricsPath);
         new MetricsLog(metricsPath).Append(new()
@@ -108,11 +110,11 @@ public sealed class DistillStage(DistillOptions options, FineTuneOptions finetun
             ["kl_to_teacher_val_replay_before"] = R(klReplayBefore), ["kl_to_teacher_val_replay_after"] = R(klReplayAfter),
             ["val_task_loss_before"] = R(result.ValidationLossBefore), ["val_task_loss_after"] = R(result.ValidationLossAfter),
         });
-        LossCurve.Draw(metricsPath, Path.Combine(run.OutputDirectory, LossCurve.FileName), $"distill: {FineTuneOptions.Name(trainerOptions.Method)}");
+        LossCurve.Draw(metricsPath, Path.Combine(run.OutputDirectory, LossCurve.FileName), $"distill: {finetune.Method}");
 
         var summary = new Dictionary<string, object?>
         {
-            ["method"] = FineTuneOptions.Name(trainerOptions.Method),
+            ["method"] = finetune.Method,
             ["teacher"] = teacherDirectory is null ? "base model" : teacherDirectory,
             ["divergence"] = JsonNamingPolicy.CamelCase.ConvertName(options.Divergence.ToString()),
             ["alpha"] = options.Alpha,

@@ -42,7 +42,7 @@ public static class BenchVerb
             var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless");
             double measuredPeak = FineTuneBenchmark.MatmulPeakGflops();
             logger.LogInformation("bench: f32 matmul peak {Peak:F1} GFLOP/s", measuredPeak);
-            var cases = new List<BenchmarkCase>();
+            var cases = new List<BenchmarkResult>();
             foreach (var model in FineTuneBenchmark.Models.Keys)
                 foreach (var method in FineTuneBenchmark.Cases)
                 {
@@ -58,7 +58,7 @@ public static class BenchVerb
         });
     }
 
-    private static async Task<BenchmarkCase> RunChild(string model, string method, double peak, int steps, CancellationToken ct)
+    private static async Task<BenchmarkResult> RunChild(string model, string method, double peak, int steps, CancellationToken ct)
     {
         var start = new ProcessStartInfo(Environment.ProcessPath ?? "dotnet")
         {
@@ -75,6 +75,6 @@ public static class BenchVerb
         var line = (await stdout).Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault(l => l.StartsWith('{'));
         if (child.ExitCode != 0 || line is null)
             throw new InvalidOperationException($"bench case {model} / {method} failed (exit {child.ExitCode}): {await stderr}");
-        return BenchmarkCase.FromJson(line);
+        return BenchmarkResult.FromJson(line);
     }
 }

@@ -5,6 +5,8 @@ using Forgetless.Configuration;
 using Forgetless.Data;
 using Forgetless.FineTuning;
 using Forgetless.Model;
+using Forgetless.Peft;
+using Forgetless.Training.Terms;
 using Forgetless.Runs;
 using Microsoft.Extensions.Logging;
 
@@ -44,9 +46,9 @@ public sealed class FineTuneStage(FineTuneOptions options, string baseModelDirec
 
         var loaded = ModelFolder.Load(baseModelDirectory);
         var tokenizer = loaded.Tokenizer ?? throw new UserInputException($"{baseModelDirectory}: the base model folder has no tokenizer");
-        using var tuned = MethodBuilder.Apply(loaded.Model, options, seed, initAdapter);
+        using var tuned = options.Apply(loaded.Model, seed, initAdapter);
         log.LogInformation("finetune: method {Method}, {Trainable:N0} of {Total:N0} parameters train; regularizers [{Regs}]",
-            FineTuneOptions.Name(options.Method), tuned.TrainableParameters, tuned.TotalParameters, string.Join(", ", options.Regularizers));
+            options.Method, tuned.TrainableParameters, tuned.TotalParameters, string.Join(", ", options.Regularizers));
 
         string prepared = run.UpstreamOutput("prepare");
         var trainRows = PreparedBatches.Read(Path.Combine(prepared, PreparedDataset.TrainFileName), cancellationToken: cancellationToken);
@@ -56,28 +58,33 @@ public sealed class FineTuneStage(FineTuneOptions options, string baseModelDirec
         if (validation.Count == 0) log.LogWarning("finetune: validation.parquet has no rows; no validation loss, best-checkpoint keeping or early stopping");
         var batches = new PreparedBatches(trainRows, options.TokensPerBatch, seed);
 
-        using var terms = AntiForgetting.Build(tuned, options, baseModelDirectory, trainRows.Where(r => r.IsReplay).ToList(), heldout,
-            Path.Combine(runRoot, ".cache"), initAdapter, log);
-        var result = new Trainer(options, tuned, batches, new LossProbe(validation, heldout), terms, log).Run(run.WorkDirectory, cancellationToken);
-
-        string adapter = Path.Combine(run.OutputDirectory, "adapter");
-        AdapterWriter.Write(tuned, options, seed, adapter, baseModelDirectory);
-        if (terms.Fisher is { } fisher)
+        var replay = trainRows.Where(r => r.IsReplay).ToList();
+        var terms = TrainingTerms.Compose(options.Regularizers, term => new TermContext
         {
-            var anchors = Training.Ewc.Snapshot(tuned.Trainable);
-            Training.Ewc.Save(Path.Combine(adapter, AntiForgetting.EwcStateFile), fisher, anchors);
-            foreach (var a in anchors.Values) a.Dispose();
+            Tuned = tuned, Options = options.Plugins[term.Name], BaseModelDirectory = baseModelDirectory, ReplayRows = replay, HeldoutRows = heldout,
+            CacheDirectory = Path.Combine(runRoot, ".cache"), InitAdapter = initAdapter, Logger = log,
+        });
+        string adapter = Path.Combine(run.OutputDirectory, "adapter");
+        TrainingResult result;
+        try
+        {
+            result = new Trainer(options.Training, tuned, batches, new LossProbe(validation, heldout), terms, log).Run(run.WorkDirectory, cancellationToken);
+            tuned.Method.Save(tuned, adapter, baseModelDirectory);
+            foreach (var term in terms) term.WriteArtifacts(adapter);
         }
-        if (options.Merge) AdapterWriter.WriteMerged(tuned, Path.Combine(run.OutputDirectory, "merged"), baseModelDirectory);
+        finally
+        {
+            foreach (var term in terms) term.Dispose();
+        }
+        if (options.Merge) MergedModel.Write(adapter, baseModelDirectory, Path.Combine(run.OutputDirectory, "merged"), "finetune.merge");
         string metrics = Path.Combine(run.OutputDirectory, MetricsLog.FileName);
         File.Copy(Path.Combine(run.WorkDirectory, MetricsLog.FileName), metrics);
-        LossCurve.Draw(metrics, Path.Combine(run.OutputDirectory, LossCurve.FileName), $"finetune: {FineTuneOptions.Name(options.Method)}");
+        LossCurve.Draw(metrics, Path.Combine(run.OutputDirectory, LossCurve.FileName), $"finetune: {options.Method}");
 
-        var (nf4, f32) = tuned.QuantizedBytes;
         var summary = new Dictionary<string, object?>
         {
-            ["method"] = FineTuneOptions.Name(options.Method),
-            ["regularizers"] = options.Regularizers.Select(r => r.ToString().ToLowerInvariant()).ToArray(),
+            ["method"] = options.Method,
+            ["regularizers"] = options.Regularizers.ToArray(),
             ["steps"] = result.Steps,
             ["tokens"] = result.Tokens,
             ["stopReason"] = result.StopReason,
@@ -90,12 +97,11 @@ public sealed class FineTuneStage(FineTuneOptions options, string baseModelDirec
             ["heldoutLossAfter"] = Math.Round(result.HeldoutLossAfter, 5),
             ["trainableParameters"] = tuned.TrainableParameters,
             ["totalParameters"] = tuned.TotalParameters,
-            ["nf4WeightBytes"] = nf4 > 0 ? nf4 : null,
-            ["nf4WeightsAsF32Bytes"] = nf4 > 0 ? f32 : null,
             ["peakRssBytes"] = Process.GetCurrentProcess().PeakWorkingSet64,
             ["trainSeconds"] = Math.Round(result.WallSeconds, 1),
             ["wallSeconds"] = Math.Round(clock.Elapsed.TotalSeconds, 1),
         };
+        foreach (var (key, value) in tuned.Method.Facts(tuned)) summary[key] = value;
         AtomicFile.WriteAllText(Path.Combine(run.OutputDirectory, "summary.json"),
             JsonSerializer.Serialize(summary, new JsonSerializerOptions { WriteIndented = true }) + "\n");
         log.LogInformation("finetune: {Steps} steps ({Stop}); validation task loss {VBefore:F4} → {VAfter:F4}, held-out loss {HBefore:F4} → {HAfter:F4}",

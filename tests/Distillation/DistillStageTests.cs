@@ -33,8 +33,8 @@ public sealed class DistillStageTests
 
         string output = Path.Combine(f.Root, "runs", "distill");
         AdapterFolder.Describe(Path.Combine(output, "adapter")).PeftType.Should().Be(AdapterFolder.Describe(Path.Combine(f.Root, "runs", "finetune", "adapter")).PeftType);
-        File.ReadAllBytes(Path.Combine(output, "adapter", PeftAdapter.WeightsFile))
-            .Should().NotEqual(File.ReadAllBytes(Path.Combine(f.Root, "runs", "finetune", "adapter", PeftAdapter.WeightsFile)));
+        File.ReadAllBytes(Path.Combine(output, "adapter", AdapterTensors.WeightsFile))
+            .Should().NotEqual(File.ReadAllBytes(Path.Combine(f.Root, "runs", "finetune", "adapter", AdapterTensors.WeightsFile)));
         var manifest = StageManifest.TryRead(output)!;
         manifest.Metrics.Keys.Should().Contain(["klToTeacherHeldoutBefore", "klToTeacherHeldoutAfter", "validationTaskLossBefore", "validationTaskLossAfter"]);
         File.ReadLines(Path.Combine(output, MetricsLog.FileName)).Last().Should().Contain("kl_to_teacher_heldout_after");
@@ -81,7 +81,7 @@ public sealed class DistillStageTests
     {
         using var f = new DistillFixture();
         await f.RunAsync(runRoot: "straight");
-        var straight = File.ReadAllBytes(Path.Combine(f.Root, "straight", "distill", "adapter", PeftAdapter.WeightsFile));
+        var straight = File.ReadAllBytes(Path.Combine(f.Root, "straight", "distill", "adapter", AdapterTensors.WeightsFile));
 
         using var cts = new CancellationTokenSource();
         var work = Path.Combine(f.Root, "resumed", ".work");
@@ -102,7 +102,7 @@ public sealed class DistillStageTests
         await watcher;
         var summary = await f.RunAsync(runRoot: "resumed");
         summary["resumedFromStep"]!.GetValue<long>().Should().BeGreaterThan(0);
-        File.ReadAllBytes(Path.Combine(f.Root, "resumed", "distill", "adapter", PeftAdapter.WeightsFile)).Should().Equal(straight);
+        File.ReadAllBytes(Path.Combine(f.Root, "resumed", "distill", "adapter", AdapterTensors.WeightsFile)).Should().Equal(straight);
     }
 
     [Fact]

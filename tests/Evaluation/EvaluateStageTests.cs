@@ -34,7 +34,7 @@ public sealed class EvaluateStageTests
                 foreach (var (_, layer) in AdapterLayers.Find(model))
                     ((LoraLinear)layer).lora_B.weight.copy_(randn(((LoraLinear)layer).lora_B.weight.shape, generator: g) * loraScale);
             }
-            PeftAdapter.SaveLora(adapter, model, new LoraAdapterConfig { Targets = QV, Options = options });
+            LoraMethod.Write(adapter, model, new LoraAdapterConfig { Targets = QV, Options = options });
         }
         File.WriteAllText(Path.Combine(dir.Path, "metrics.jsonl"), "{\"step\":1,\"loss\":9.1}\n{\"step\":2,\"loss\":8.7}\n");
         return (basePath, adapter);

@@ -29,13 +29,13 @@ public sealed class BenchmarkTests
     [Fact]
     public void The_default_run_covers_every_method_and_the_regularizer_overheads()
     {
-        FineTuneBenchmark.Cases.Should().Contain(["full", "freeze", "lora", "qlora", "adapter", "prefix", "lora+ewc", "lora+kd"]);
+        FineTuneBenchmark.Cases.Should().Contain(["full", "freeze", "lora", "qlora", "adapter", "prefix", "ia3", "lora+ewc", "lora+l2sp", "lora+kd", "lora+si"]);
     }
 
     [Fact]
     public void An_unknown_regularizer_in_a_case_is_refused()
     {
         var act = () => FineTuneBenchmark.Measure("tiny", Tiny, "lora+magic", peakGflops: 10, batch: 2, seqLen: 16, steps: 1);
-        act.Should().Throw<ArgumentException>();
+        act.Should().Throw<Forgetless.Configuration.ConfigException>().WithMessage("*'magic' is not a registered term*registered: ewc, l2sp, kd, si*");
     }
 }

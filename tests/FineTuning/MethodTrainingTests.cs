@@ -24,6 +24,7 @@ public sealed class MethodTrainingTests
         { "adapter", ["finetune.method=adapter", "finetune.adapter.size=8"] },
         { "prefix", ["finetune.method=prefix", "finetune.prefix.virtualTokens=4", "finetune.learningRate=0.05"] },
         { "prefix-projection", ["finetune.method=prefix", "finetune.prefix.virtualTokens=4", "finetune.prefix.projection=true", "finetune.prefix.encoderHiddenSize=16"] },
+        { "ia3", ["finetune.method=ia3", "finetune.learningRate=0.2"] },
     };
 
     [Theory]
@@ -53,13 +54,13 @@ public sealed class MethodTrainingTests
     {
         using var f = new FineTuneFixture();
         await f.RunAsync(overrides: ["finetune.method=freeze", "finetune.freeze.layers=1", "finetune.steps=4"]);
-        var saved = SafetensorsFile.Open(Path.Combine(f.AdapterDirectory, PeftAdapter.WeightsFile)).ReadAll();
+        var saved = SafetensorsFile.Open(Path.Combine(f.AdapterDirectory, AdapterTensors.WeightsFile)).ReadAll();
         saved.Keys.Should().NotContain(k => k.Contains("embed_tokens") || k.Contains("layers.0."));
         saved.Keys.Should().Contain(k => k.Contains("layers.1."));
 
         using var basis = ModelFolder.LoadModel(f.ModelDirectory);
         using var tuned = ModelFolder.LoadModel(f.ModelDirectory);
-        AdapterFolder.Apply(tuned, f.AdapterDirectory).Should().Be(AdapterFolder.WeightsType);
+        AdapterFolder.Apply(tuned, f.AdapterDirectory).Should().Be(ChangedWeights.PeftType);
         var baseParams = basis.named_parameters().ToDictionary(p => p.name, p => p.parameter.bytes.ToArray());
         foreach (var (name, p) in tuned.named_parameters())
         {
@@ -83,7 +84,7 @@ public sealed class MethodTrainingTests
                      new[] { "finetune.method=adapter" },
                  })
         {
-            using var tuned = MethodBuilder.Apply(ModelFolder.LoadModel(f.ModelDirectory), f.Options(overrides), seed: 3);
+            using var tuned = f.Options(overrides).Apply(ModelFolder.LoadModel(f.ModelDirectory), seed: 3);
             using var logits = tuned.Model.Forward(ids);
             logits.allclose(expected, rtol: 0, atol: 1e-6).Should().BeTrue(string.Join(" ", overrides));
             if (overrides.Contains("finetune.lora.useDora=true"))
@@ -105,25 +106,26 @@ public sealed class MethodTrainingTests
         using var basis = ModelFolder.LoadModel(f.ModelDirectory);
         using var ids = tensor(new long[] { 1, 5, 9, 2, 7, 3 }).view(1, 6);
         using var expected = basis.Forward(ids);
-        using var tuned = MethodBuilder.Apply(ModelFolder.LoadModel(f.ModelDirectory), f.Options("finetune.method=prefix", "finetune.prefix.virtualTokens=4"), seed: 3);
+        using var tuned = f.Options("finetune.method=prefix", "finetune.prefix.virtualTokens=4").Apply(ModelFolder.LoadModel(f.ModelDirectory), seed: 3);
         using var fresh = tuned.Model.Forward(ids);
         fresh.allclose(expected, rtol: 0, atol: 1e-6).Should().BeFalse("extra keys always take some attention");
         // Our init (keys N(0, 0.02²), values 0) moves the logits far less than PEFT's nn.Embedding init N(0, 1).
         using var diff = fresh.sub(expected).abs().mean();
-        using (var pefty = MethodBuilder.Apply(ModelFolder.LoadModel(f.ModelDirectory), f.Options("finetune.method=prefix", "finetune.prefix.virtualTokens=4"), seed: 3))
+        using (var pefty = f.Options("finetune.method=prefix", "finetune.prefix.virtualTokens=4").Apply(ModelFolder.LoadModel(f.ModelDirectory), seed: 3))
         {
-            using (no_grad()) pefty.Prefix!.embedding.normal_(0, 1);
+            using (no_grad()) PrefixMethod.Encoder(pefty).embedding.normal_(0, 1);
             using var peftLogits = pefty.Model.Forward(ids);
             using var peftDiff = peftLogits.sub(expected).abs().mean();
             diff.item<float>().Should().BeLessThan(0.5f * peftDiff.item<float>());
         }
 
-        tuned.Prefix!.embedding.shape.Should().Equal(4, 2 * 2 * 16); // [P, layers·2·kv_heads·head_dim]
-        using (no_grad()) tuned.Prefix.embedding.add_(randn(tuned.Prefix.embedding.shape).mul(0.5));
+        var prefix = PrefixMethod.Encoder(tuned);
+        prefix.embedding.shape.Should().Equal(4, 2 * 2 * 16); // [P, layers·2·kv_heads·head_dim]
+        using (no_grad()) prefix.embedding.add_(randn(prefix.embedding.shape).mul(0.5));
         using var trained = tuned.Model.Forward(ids);
         var folder = Path.Combine(f.Root, "prefix-adapter");
-        AdapterWriter.Write(tuned, f.Options("finetune.method=prefix", "finetune.prefix.virtualTokens=4"), 3, folder, f.ModelDirectory);
-        var config = (JsonObject)JsonNode.Parse(File.ReadAllText(Path.Combine(folder, AdapterFolder.PeftConfigFile)))!;
+        tuned.Method.Save(tuned, folder, f.ModelDirectory);
+        var config = (JsonObject)JsonNode.Parse(File.ReadAllText(Path.Combine(folder, AdapterFolder.ConfigFile)))!;
         config["peft_type"]!.GetValue<string>().Should().Be("PREFIX_TUNING");
         config["token_dim"]!.GetValue<int>().Should().Be(16);
         config["num_attention_heads"]!.GetValue<int>().Should().Be(2);
@@ -154,14 +156,14 @@ public sealed class MethodTrainingTests
     public void QLora_with_zero_lora_equals_the_dequantized_base()
     {
         using var f = new FineTuneFixture();
-        using var tuned = MethodBuilder.Apply(ModelFolder.LoadModel(f.ModelDirectory), f.Options("finetune.method=qlora"), seed: 3);
+        using var tuned = f.Options("finetune.method=qlora").Apply(ModelFolder.LoadModel(f.ModelDirectory), seed: 3);
         using var reference = ModelFolder.LoadModel(f.ModelDirectory);
         QLora.Quantize(reference, ModuleTargets.Suffixes("q_proj", "v_proj"));
         using var ids = tensor(new long[] { 1, 5, 9, 2, 7, 3 }).view(1, 6);
         using var a = tuned.Model.Forward(ids);
         using var b = reference.Forward(ids);
         a.allclose(b, rtol: 0, atol: 0).Should().BeTrue();
-        var (nf4, f32) = tuned.QuantizedBytes;
+        var (nf4, f32) = QLora.WeightBytes(tuned.Model);
         nf4.Should().BeGreaterThan(0).And.BeLessThan(f32 / 6);
     }
 
@@ -173,7 +175,7 @@ public sealed class MethodTrainingTests
     public void Method_mistakes_are_config_errors_naming_the_key(string overrides, string key)
     {
         using var f = new FineTuneFixture();
-        var act = () => MethodBuilder.Apply(ModelFolder.LoadModel(f.ModelDirectory), f.Options(overrides.Split('|')), seed: 3);
+        var act = () => f.Options(overrides.Split('|')).Apply(ModelFolder.LoadModel(f.ModelDirectory), seed: 3);
         act.Should().Throw<ConfigException>().WithMessage($"*{key}*");
     }
 

@@ -1,5 +1,6 @@
 using Forgetless.FineTuning;
 using Forgetless.Model;
+using Forgetless.Training.Terms;
 using Forgetless.Tests.Peft;
 using Microsoft.Extensions.Logging.Abstractions;
 using static TorchSharp.torch;
@@ -16,6 +17,7 @@ public sealed class RegularizerIntegrationTests
     [InlineData("kd", new[] { "finetune.regularizers=[kd]", "finetune.kd.weight=0.5", "finetune.kd.temperature=2" })]
     [InlineData("all-adapter", new[] { "finetune.method=adapter", "finetune.regularizers=[ewc,l2sp,kd]", "finetune.ewc.samples=4" })]
     [InlineData("ewc-prefix", new[] { "finetune.method=prefix", "finetune.learningRate=0.05", "finetune.regularizers=[ewc]", "finetune.ewc.samples=4" })]
+    [InlineData("si", new[] { "finetune.regularizers=[si]", "finetune.si.pathSteps=4" })]
     public async Task Each_regularizer_still_lets_the_task_loss_fall_and_is_logged(string name, string[] overrides)
     {
         using var f = new FineTuneFixture();
@@ -23,12 +25,13 @@ public sealed class RegularizerIntegrationTests
         double before = summary["validationTaskLossBefore"]!.GetValue<double>(), after = summary["validationTaskLossAfter"]!.GetValue<double>();
         after.Should().BeLessThan(before - 0.05, $"{name}: {before} → {after}");
         var metrics = File.ReadAllText(Path.Combine(f.OutputDirectory, MetricsLog.FileName));
-        if (!name.StartsWith("kd", StringComparison.Ordinal)) metrics.Should().Contain("\"penalty\"");
-        if (name is "kd" or "all-adapter") metrics.Should().Contain("\"kd\"");
+        // Each term is logged under its own name.
+        foreach (var term in new[] { "ewc", "l2sp", "kd", "si" }.Where(t => overrides.Any(o => o.StartsWith("finetune.regularizers=", StringComparison.Ordinal) && o.Contains(t))))
+            metrics.Should().Contain($"\"{term}\":", name);
         if (name.Contains("ewc") || name.StartsWith("all", StringComparison.Ordinal))
         {
             Directory.EnumerateFiles(Path.Combine(f.RunRoot, ".cache", "fisher")).Should().ContainSingle();
-            File.Exists(Path.Combine(f.AdapterDirectory, AntiForgetting.EwcStateFile)).Should().BeTrue();
+            File.Exists(Path.Combine(f.AdapterDirectory, Ewc.StateFile)).Should().BeTrue();
         }
     }
 
@@ -37,22 +40,26 @@ public sealed class RegularizerIntegrationTests
     {
         using var f = new FineTuneFixture();
         var options = f.Options("finetune.method=freeze", "finetune.freeze.layers=1", "finetune.regularizers=[ewc]", "finetune.ewc.lambda=3", "finetune.ewc.samples=3");
-        using var tuned = MethodBuilder.Apply(ModelFolder.LoadModel(f.ModelDirectory), options, seed: 3);
+        using var tuned = options.Apply(ModelFolder.LoadModel(f.ModelDirectory), seed: 3);
         var rows = Enumerable.Range(0, 3).Select(i => new PreparedRow(
             Enumerable.Range(0, 10).Select(t => (3 * i + t) % 29).ToArray(), Enumerable.Repeat(true, 10).ToArray(), 10, "replay")).ToList();
-        using var terms = AntiForgetting.Build(tuned, options, f.ModelDirectory, rows, rows, Path.Combine(f.Root, "cache"), null, NullLogger.Instance);
+        using var ewc = Ewc.Create(new TermContext
+        {
+            Tuned = tuned, Options = options.Plugins["ewc"], BaseModelDirectory = f.ModelDirectory, ReplayRows = rows, HeldoutRows = rows,
+            CacheDirectory = Path.Combine(f.Root, "cache"), Logger = NullLogger.Instance,
+        });
         var anchors = tuned.Trainable.ToDictionary(t => t.name, t => t.parameter.detach().clone());
-        terms.Fisher!.Values.Sum(v => v.sum().item<float>()).Should().BeGreaterThan(0);
+        ewc.Fisher.Values.Sum(v => v.sum().item<float>()).Should().BeGreaterThan(0);
 
         using (no_grad())
         using (var g = new Generator(5))
             foreach (var (_, p) in tuned.Trainable) p.add_(randn(p.shape, generator: g).mul(0.1));
         foreach (var (_, p) in tuned.Trainable) p.grad?.zero_();
-        using (var penalty = terms.Penalty()!) penalty.backward();
+        using (var penalty = ewc.Penalty()) penalty.backward();
 
         foreach (var (name, p) in tuned.Trainable)
         {
-            using var expected = terms.Fisher[name].mul(p.detach().sub(anchors[name])).mul(2 * 3.0);
+            using var expected = ewc.Fisher[name].mul(p.detach().sub(anchors[name])).mul(2 * 3.0);
             p.grad!.allclose(expected, rtol: 1e-4, atol: 1e-7).Should().BeTrue(name);
         }
     }
@@ -72,5 +79,23 @@ public sealed class RegularizerIntegrationTests
         await act.Should().ThrowAsync<Forgetless.Configuration.ConfigException>().WithMessage("*finetune.initAdapter*LORA*");
         var full = async () => await f.RunAsync(runRoot: "fourth", overrides: ["finetune.method=full", "finetune.initAdapter=" + first]);
         await full.Should().ThrowAsync<Forgetless.Configuration.ConfigException>().WithMessage("*finetune.initAdapter*FORGETLESS_WEIGHTS*");
+    }
+
+    [Fact]
+    public async Task SI_leaves_its_importance_beside_the_adapter_and_a_continuing_run_is_penalised_by_it()
+    {
+        using var f = new FineTuneFixture();
+        await f.RunAsync(runRoot: "first", overrides: ["finetune.regularizers=[si]", "finetune.si.pathSteps=0"]);
+        var first = Path.Combine(f.Root, "first", "finetune");
+        File.ReadAllText(Path.Combine(first, MetricsLog.FileName)).Should().NotContain("\"si\":", "without an earlier importance and no path, SI has no penalty yet");
+        var (importance, anchors) = Si.Load(Path.Combine(first, "adapter", Si.StateFile));
+        importance.Keys.Should().BeEquivalentTo(anchors.Keys).And.Contain(k => k.EndsWith("lora_B.weight"));
+        importance.Values.Should().OnlyContain(t => t.min().item<float>() >= 0);
+        importance.Values.Sum(t => t.sum().item<float>()).Should().BeGreaterThan(0, "training moved the adapter downhill");
+
+        await f.RunAsync(runRoot: "second", overrides: ["finetune.regularizers=[si]", "finetune.initAdapter=" + Path.Combine(first, "adapter"), "finetune.steps=4"]);
+        var penalties = File.ReadAllLines(Path.Combine(f.Root, "second", "finetune", MetricsLog.FileName))
+            .Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!["si"]).Where(v => v is not null).Select(v => v!.GetValue<double>()).ToList();
+        penalties.Should().NotBeEmpty().And.Contain(p => p > 0, "the second run pays for moving the first run's important weights");
     }
 }

@@ -6,6 +6,7 @@ using Forgetless.Model.Safetensors;
 using Forgetless.Peft;
 using Forgetless.Tests.Peft;
 using Forgetless.Training;
+using Forgetless.Training.Terms;
 using Microsoft.Extensions.Logging.Abstractions;
 using static TorchSharp.torch;
 
@@ -15,12 +16,13 @@ namespace Forgetless.Tests.FineTuning;
 public sealed class ResumeTests
 {
     private static byte[] AdapterBytes(string outputDirectory) =>
-        File.ReadAllBytes(Path.Combine(outputDirectory, "adapter", PeftAdapter.WeightsFile));
+        File.ReadAllBytes(Path.Combine(outputDirectory, "adapter", AdapterTensors.WeightsFile));
 
     [Theory]
     [InlineData("lora-dropout", new[] { "finetune.lora.dropout=0.2" })]
     [InlineData("qlora", new[] { "finetune.method=qlora", "finetune.lora.dropout=0.1" })]
     [InlineData("full+ewc+kd", new[] { "finetune.method=full", "finetune.learningRate=0.005", "finetune.regularizers=[ewc,kd,l2sp]" })]
+    [InlineData("ia3+si", new[] { "finetune.method=ia3", "finetune.learningRate=0.2", "finetune.regularizers=[si]", "finetune.si.pathSteps=4" })]
     public async Task A_cancelled_run_resumes_to_the_same_bytes_and_two_runs_with_one_seed_agree(string name, string[] overrides)
     {
         using var f = new FineTuneFixture();
@@ -57,12 +59,12 @@ public sealed class ResumeTests
     {
         using var f = new FineTuneFixture();
         var options = f.Options("finetune.steps=8", "finetune.checkpointEvery=2");
-        using var tuned = MethodBuilder.Apply(ModelFolder.LoadModel(f.ModelDirectory), options, seed: 3);
+        using var tuned = options.Apply(ModelFolder.LoadModel(f.ModelDirectory), seed: 3);
         var rows = Enumerable.Range(0, 8).Select(i => new PreparedRow(
             Enumerable.Range(0, 12).Select(t => (i + t) % 20).ToArray(), Enumerable.Repeat(true, 12).ToArray(), 12, "task")).ToList();
-        using var terms = AntiForgetting.Build(tuned, options, f.ModelDirectory, [], rows, Path.Combine(f.Root, "cache"), null, NullLogger.Instance);
+        TrainingTerm[] terms = [new TaskLoss()];
         var work = Directory.CreateDirectory(Path.Combine(f.Root, "work")).FullName;
-        var trainer = new Trainer(options, tuned, new PreparedBatches(rows, 24, 1), new LossProbe(rows[..2], rows[..2]), terms, NullLogger.Instance)
+        var trainer = new Trainer(options.Training, tuned, new PreparedBatches(rows, 24, 1), new LossProbe(rows[..2], rows[..2]), terms, NullLogger.Instance)
         {
             AfterStep = step =>
             {

@@ -15,12 +15,12 @@ public sealed class VerbTests
     {
         using var f = new FineTuneFixture();
         var options = f.Options("finetune.method=adapter");
-        using (var tuned = MethodBuilder.Apply(ModelFolder.LoadModel(f.ModelDirectory), options, seed: 3))
+        using (var tuned = options.Apply(ModelFolder.LoadModel(f.ModelDirectory), seed: 3))
         {
             using (no_grad())
             using (var g = new Generator(4))
                 foreach (var (_, p) in tuned.Trainable) p.add_(randn(p.shape, generator: g).mul(0.3));
-            AdapterWriter.Write(tuned, options, 3, Path.Combine(f.Root, "adapter"), f.ModelDirectory);
+            tuned.Method.Save(tuned, Path.Combine(f.Root, "adapter"), f.ModelDirectory);
         }
         var input = Path.Combine(f.Root, "rows.jsonl");
         File.WriteAllText(input, "{\"text\": \"the cat sat\"}\n{\"context\": \"spell cat is\", \"continuation\": \" c a t\"}\n");

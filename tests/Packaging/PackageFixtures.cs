@@ -25,7 +25,7 @@ internal static class PackageFixtures
         return path;
     }
 
-    /// <summary>A LoRA adapter with non-zero B (so it changes the logits), saved the way PeftAdapter.SaveLora writes it.</summary>
+    /// <summary>A LoRA adapter with non-zero B (so it changes the logits), saved the way LoraMethod writes it.</summary>
     public static string SaveLora(string root, string baseModel, ModuleTargets targets, LoraOptions? options = null, string name = "adapter")
     {
         options ??= new LoraOptions { R = 2, Alpha = 4, Seed = 1 };
@@ -33,7 +33,7 @@ internal static class PackageFixtures
         using var model = ModelFolder.LoadModel(baseModel);
         Lora.Apply(model, targets, options);
         Perturb(model);
-        PeftAdapter.SaveLora(path, model, new LoraAdapterConfig { Targets = targets, Options = options, BaseModelNameOrPath = "/abs/path/to/base" });
+        LoraMethod.Write(path, model, new LoraAdapterConfig { Targets = targets, Options = options, BaseModelNameOrPath = "/abs/path/to/base" });
         return path;
     }
 

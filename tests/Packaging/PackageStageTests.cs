@@ -93,9 +93,9 @@ public sealed class PackageStageTests
         var result = PackageFixtures.Packager(adapter, basePath, evaluation).Build(Path.Combine(dir.Path, "out"));
         PackageVerifier.Verify(result.Folder, basePath).Ok.Should().BeTrue();
 
-        var bytes = File.ReadAllBytes(Path.Combine(result.Folder, PeftAdapter.WeightsFile));
+        var bytes = File.ReadAllBytes(Path.Combine(result.Folder, AdapterTensors.WeightsFile));
         bytes[^1] ^= 0x40;
-        File.WriteAllBytes(Path.Combine(result.Folder, PeftAdapter.WeightsFile), bytes);
+        File.WriteAllBytes(Path.Combine(result.Folder, AdapterTensors.WeightsFile), bytes);
         File.WriteAllText(Path.Combine(result.Folder, "extra.txt"), "added later");
 
         var report = PackageVerifier.Verify(result.Folder, basePath);

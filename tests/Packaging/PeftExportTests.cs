@@ -14,7 +14,7 @@ public sealed class PeftExportTests
 {
     private static Dictionary<string, long[]> Shapes(string folder)
     {
-        return SafetensorsFile.Open(Path.Combine(folder, PeftAdapter.WeightsFile)).Entries.ToDictionary(e => e.Key, e => e.Value.Shape);
+        return SafetensorsFile.Open(Path.Combine(folder, AdapterTensors.WeightsFile)).Entries.ToDictionary(e => e.Key, e => e.Value.Shape);
     }
 
     [Fact]
@@ -42,7 +42,7 @@ public sealed class PeftExportTests
         shapes.Keys.Should().BeEquivalentTo(expected.Keys);
         foreach (var (key, shape) in expected) shapes[key].Should().Equal(shape, key);
 
-        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(target, PeftAdapter.ConfigFile)))!.AsObject();
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(target, AdapterFolder.ConfigFile)))!.AsObject();
         config.Select(p => p.Key).Should().BeInAscendingOrder(StringComparer.Ordinal);
         config["peft_type"]!.GetValue<string>().Should().Be("LORA");
         config["task_type"]!.GetValue<string>().Should().Be("CAUSAL_LM");
@@ -70,7 +70,7 @@ public sealed class PeftExportTests
             "base_model.model.transformer.h.1.attn.c_attn.lora_A.weight", "base_model.model.transformer.h.1.attn.c_attn.lora_B.weight");
         shapes["base_model.model.transformer.h.0.attn.c_attn.lora_A.weight"].Should().Equal(2, 16);  // [r, in]
         shapes["base_model.model.transformer.h.0.attn.c_attn.lora_B.weight"].Should().Equal(48, 2);  // [out = 3 * hidden, r]
-        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(target, PeftAdapter.ConfigFile)))!.AsObject();
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(target, AdapterFolder.ConfigFile)))!.AsObject();
         config["fan_in_fan_out"]!.GetValue<bool>().Should().BeTrue();
         config["target_modules"]!.AsArray().Select(t => t!.GetValue<string>()).Should().Equal("c_attn");
     }
@@ -107,7 +107,7 @@ public sealed class PeftExportTests
         string adapter = PackageFixtures.SaveLora(dir.Path, basePath, ModuleTargets.Suffixes("q_proj", "v_proj", "down_proj"),
             new LoraOptions { R = 2, Alpha = 4, UseDora = dora, Seed = 1 });
         string merged = Path.Combine(dir.Path, "merged");
-        AdapterExport.WriteMerged(adapter, basePath, merged);
+        MergedModel.Write(adapter, basePath, merged, "package.exportMerged");
 
         File.Exists(Path.Combine(merged, "config.json")).Should().BeTrue();
         File.Exists(Path.Combine(merged, "model.safetensors")).Should().BeTrue();
@@ -127,7 +127,7 @@ public sealed class PeftExportTests
         string basePath = PackageFixtures.SaveBase(dir.Path, PackageFixtures.Gpt2());
         string adapter = PackageFixtures.SaveLora(dir.Path, basePath, ModuleTargets.Suffixes("c_attn", "c_fc"));
         string merged = Path.Combine(dir.Path, "merged");
-        AdapterExport.WriteMerged(adapter, basePath, merged);
+        MergedModel.Write(adapter, basePath, merged, "package.exportMerged");
         using var ids = PackageFixtures.Ids();
         using var adapted = ModelFolder.LoadModel(basePath);
         AdapterFolder.Apply(adapted, adapter);
@@ -142,8 +142,8 @@ public sealed class PeftExportTests
     {
         using var dir = new TempDirectory();
         string adapter = dir.File("prefix/adapter_config.json", """{"peft_type": "PREFIX_TUNING", "num_virtual_tokens": 4}""");
-        var act = () => AdapterExport.WriteMerged(Path.GetDirectoryName(adapter)!, dir.Path, Path.Combine(dir.Path, "merged"));
-        act.Should().Throw<UserInputException>().WithMessage("*prefix-tuning*cannot be folded*exportMerged=false*");
+        var act = () => MergedModel.Write(Path.GetDirectoryName(adapter)!, dir.Path, Path.Combine(dir.Path, "merged"), "package.exportMerged");
+        act.Should().Throw<UserInputException>().WithMessage("*prefix adapter*cannot be merged*attention keys*package.exportMerged=false*");
     }
 
     [Fact]
@@ -156,11 +156,11 @@ public sealed class PeftExportTests
         // Rewrite it the way other PEFT versions and tools do: ".default" adapter-name infixes, more config fields.
         string foreign = Path.Combine(dir.Path, "foreign");
         Directory.CreateDirectory(foreign);
-        var contents = SafetensorsFile.Open(Path.Combine(ours, PeftAdapter.WeightsFile)).ReadAll();
+        var contents = SafetensorsFile.Open(Path.Combine(ours, AdapterTensors.WeightsFile)).ReadAll();
         var renamed = contents.ToDictionary(t => t.Key.Replace(".lora_A.", ".lora_A.default.").Replace(".lora_B.", ".lora_B.default."), t => t.Value);
-        SafetensorsWriter.Write(Path.Combine(foreign, PeftAdapter.WeightsFile), renamed, SafetensorsDType.Keep, new Dictionary<string, string> { ["format"] = "pt" });
+        SafetensorsWriter.Write(Path.Combine(foreign, AdapterTensors.WeightsFile), renamed, SafetensorsDType.Keep, new Dictionary<string, string> { ["format"] = "pt" });
         foreach (var t in contents.Values) t.Dispose();
-        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(ours, PeftAdapter.ConfigFile)))!.AsObject();
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(ours, AdapterFolder.ConfigFile)))!.AsObject();
         config["auto_mapping"] = null;
         config["megatron_config"] = null;
         config["loftq_config"] = new JsonObject();
@@ -171,7 +171,7 @@ public sealed class PeftExportTests
         config["target_parameters"] = null;
         config["trainable_token_indices"] = null;
         config["peft_version"] = "0.17.1";
-        File.WriteAllText(Path.Combine(foreign, PeftAdapter.ConfigFile), config.ToJsonString());
+        File.WriteAllText(Path.Combine(foreign, AdapterFolder.ConfigFile), config.ToJsonString());
 
         using var ids = PackageFixtures.Ids();
         using var a = ModelFolder.LoadModel(basePath);
@@ -185,7 +185,7 @@ public sealed class PeftExportTests
         string target = Path.Combine(dir.Path, "pkg");
         AdapterExport.Write(foreign, basePath, "b", target);
         Shapes(target).Keys.Should().OnlyContain(k => !k.Contains(".default"));
-        File.ReadAllBytes(Path.Combine(target, PeftAdapter.WeightsFile)).Should().Equal(File.ReadAllBytes(Path.Combine(ours, PeftAdapter.WeightsFile)));
+        File.ReadAllBytes(Path.Combine(target, AdapterTensors.WeightsFile)).Should().Equal(File.ReadAllBytes(Path.Combine(ours, AdapterTensors.WeightsFile)));
     }
 
     [Fact]

@@ -20,7 +20,7 @@ public sealed class BottleneckTests
         paths.Should().HaveCount(4);
         using var after = model.forward(ids);
         TensorAssert.MaxAbsDiff(before, after).Should().Be(0f);
-        var sd = PeftAdapter.StateDict(model);
+        var sd = AdapterTensors.StateDict(model);
         sd.Keys.Should().Contain("base_model.model.model.layers.1.mlp.down_proj.adapter_up.weight");
         sd["base_model.model.model.layers.1.mlp.down_proj.adapter_down.weight"].shape.Should().Equal(3, ToyLm.Dim);
     }

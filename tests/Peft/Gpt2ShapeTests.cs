@@ -85,7 +85,7 @@ public sealed class Gpt2ShapeTests
         paths.Should().Equal("transformer.h.0.attn.c_attn", "transformer.h.2.attn.c_attn");
         using var after = model.forward(x);
         TensorAssert.MaxAbsDiff(before, after).Should().Be(0f);
-        var sd = PeftAdapter.StateDict(model);
+        var sd = AdapterTensors.StateDict(model);
         sd.Keys.Should().Equal(
             "base_model.model.transformer.h.0.attn.c_attn.lora_A.weight",
             "base_model.model.transformer.h.0.attn.c_attn.lora_B.weight",

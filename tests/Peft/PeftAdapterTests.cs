@@ -41,7 +41,7 @@ public sealed class PeftAdapterTests : IDisposable
         using var model = new ToyLm();
         var cfg = Config(dora: true);
         Lora.Apply(model, cfg.Targets, cfg.Options);
-        var sd = PeftAdapter.StateDict(model);
+        var sd = AdapterTensors.StateDict(model);
         sd.Keys.Should().Contain([
             "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight",
             "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight",
@@ -88,10 +88,9 @@ public sealed class PeftAdapterTests : IDisposable
         var cfg = Config(dora);
         Lora.Apply(trained, cfg.Targets, cfg.Options);
         Perturb(trained);
-        PeftAdapter.SaveLora(dir, trained, cfg);
-        File.Exists(Path.Combine(dir, "README.md")).Should().BeTrue();
+        LoraMethod.Write(dir, trained, cfg);
 
-        var loaded = PeftAdapter.LoadLora(dir, fresh);
+        var loaded = LoraMethod.LoadInto(fresh, AdapterFolder.Describe(dir));
         loaded.Options.Should().Be(cfg.Options with { Seed = 0 });
         trained.eval();
         fresh.eval();
@@ -111,9 +110,9 @@ public sealed class PeftAdapterTests : IDisposable
             var cfg = Config(dora: true);
             Lora.Apply(model, cfg.Targets, cfg.Options);
             var folder = Path.Combine(dir, sub);
-            PeftAdapter.SaveLora(folder, model, cfg);
-            return File.ReadAllBytes(Path.Combine(folder, PeftAdapter.WeightsFile))
-                .Concat(File.ReadAllBytes(Path.Combine(folder, PeftAdapter.ConfigFile))).ToArray();
+            LoraMethod.Write(folder, model, cfg);
+            return File.ReadAllBytes(Path.Combine(folder, AdapterTensors.WeightsFile))
+                .Concat(File.ReadAllBytes(Path.Combine(folder, AdapterFolder.ConfigFile))).ToArray();
         }
         Save("a").Should().Equal(Save("b"));
     }
@@ -147,15 +146,15 @@ public sealed class PeftAdapterTests : IDisposable
         var cfg = Config(dora: true);
         Lora.Apply(source, cfg.Targets, cfg.Options);
         Perturb(source);
-        var renamed = PeftAdapter.StateDict(source).ToDictionary(
+        var renamed = AdapterTensors.StateDict(source).ToDictionary(
             kv => kv.Key.EndsWith("lora_magnitude_vector") ? kv.Key + ".default.weight" : kv.Key.Replace(".lora_A.", ".lora_A.default.").Replace(".lora_B.", ".lora_B.default."),
             kv => kv.Value);
         renamed.Keys.Should().Contain("base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight");
         Directory.CreateDirectory(dir);
-        SafetensorsWriter.Write(Path.Combine(dir, PeftAdapter.WeightsFile), renamed, SafetensorsDType.Keep);
-        File.WriteAllText(Path.Combine(dir, PeftAdapter.ConfigFile),
+        SafetensorsWriter.Write(Path.Combine(dir, AdapterTensors.WeightsFile), renamed, SafetensorsDType.Keep);
+        File.WriteAllText(Path.Combine(dir, AdapterFolder.ConfigFile),
             """{"peft_type": "LORA", "target_modules": ["q_proj", "v_proj"], "r": 4, "lora_alpha": 16, "use_dora": true}""");
-        PeftAdapter.LoadLora(dir, target);
+        LoraMethod.LoadInto(target, AdapterFolder.Describe(dir));
         source.eval();
         target.eval();
         using var ids = ToyLm.SampleIds();
@@ -171,9 +170,9 @@ public sealed class PeftAdapterTests : IDisposable
         using var target = ToyCopy.Twin(source);
         var cfg = Config();
         Lora.Apply(source, cfg.Targets, cfg.Options);
-        PeftAdapter.SaveLora(dir, source, cfg);
-        File.WriteAllText(Path.Combine(dir, PeftAdapter.ConfigFile), cfg.ToJson().Replace("\"r\": 4", "\"r\": 2"));
-        var act = () => PeftAdapter.LoadLora(dir, target);
+        LoraMethod.Write(dir, source, cfg);
+        File.WriteAllText(Path.Combine(dir, AdapterFolder.ConfigFile), cfg.ToJson().Replace("\"r\": 4", "\"r\": 2"));
+        var act = () => LoraMethod.LoadInto(target, AdapterFolder.Describe(dir));
         act.Should().Throw<InvalidOperationException>()
             .WithMessage("*'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight' has shape [4, 8]*has shape [2, 8]*");
     }
@@ -185,9 +184,9 @@ public sealed class PeftAdapterTests : IDisposable
         using var target = ToyCopy.Twin(source);
         var cfg = Config();
         Lora.Apply(source, cfg.Targets, cfg.Options);
-        PeftAdapter.SaveLora(dir, source, cfg);
-        File.WriteAllText(Path.Combine(dir, PeftAdapter.ConfigFile), (cfg with { Targets = ModuleTargets.Suffixes("q_proj") }).ToJson());
-        var act = () => PeftAdapter.LoadLora(dir, target);
+        LoraMethod.Write(dir, source, cfg);
+        File.WriteAllText(Path.Combine(dir, AdapterFolder.ConfigFile), (cfg with { Targets = ModuleTargets.Suffixes("q_proj") }).ToJson());
+        var act = () => LoraMethod.LoadInto(target, AdapterFolder.Describe(dir));
         act.Should().Throw<InvalidOperationException>().WithMessage("*v_proj.lora_A.weight*no matching adapter*");
     }
 }

@@ -1,5 +1,6 @@
 using Forgetless.Tests.Peft;
 using Forgetless.Training;
+using Forgetless.Training.Terms;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

@@ -132,25 +132,21 @@ public sealed class PrefixEncoder : nn.Module, IPrefixKeyValues, IAdapterLayer
     }
 
     /// <summary>PEFT's adapter_config.json for PREFIX_TUNING.</summary>
-    public string ConfigJson(ModelConfig config, string? baseModel)
+    public JsonObject Config(ModelConfig config, string? baseModel) => new()
     {
-        var json = new JsonObject
-        {
-            ["base_model_name_or_path"] = baseModel,
-            ["encoder_hidden_size"] = Options.EncoderHiddenSize,
-            ["inference_mode"] = true,
-            ["num_attention_heads"] = heads,
-            ["num_layers"] = layers,
-            ["num_transformer_submodules"] = 1,
-            ["num_virtual_tokens"] = Length,
-            ["peft_type"] = "PREFIX_TUNING",
-            ["prefix_projection"] = Options.Projection,
-            ["revision"] = null,
-            ["task_type"] = "CAUSAL_LM",
-            ["token_dim"] = TokenDim,
-        };
-        return json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n";
-    }
+        ["base_model_name_or_path"] = baseModel,
+        ["encoder_hidden_size"] = Options.EncoderHiddenSize,
+        ["inference_mode"] = true,
+        ["num_attention_heads"] = heads,
+        ["num_layers"] = layers,
+        ["num_transformer_submodules"] = 1,
+        ["num_virtual_tokens"] = Length,
+        ["peft_type"] = PrefixMethod.Type,
+        ["prefix_projection"] = Options.Projection,
+        ["revision"] = null,
+        ["task_type"] = "CAUSAL_LM",
+        ["token_dim"] = TokenDim,
+    };
 
     /// <summary>Checks a PREFIX_TUNING config against the model it is applied to.</summary>
     public static void CheckConfig(JsonObject config, ModelConfig model, string source)

@@ -1,0 +1,33 @@
+using Forgetless.Configuration;
+using Forgetless.Model;
+
+namespace Forgetless.Peft;
+
+/// <summary>
+/// QLoRA (Dettmers et al. 2023): the target projections are stored as NF4 (<see cref="Nf4Linear"/>) and LoRA trains on
+/// top of them. The adapter is a plain PEFT LORA folder, read by <see cref="LoraMethod"/> and applied to the f32 base,
+/// as PEFT applies a QLoRA adapter to an unquantized model.
+/// </summary>
+public sealed class QloraMethod : LoraMethod
+{
+    public override string Name => "qlora";
+    public override string Summary => "LoRA on NF4-quantized target projections (double quantization optional); PEFT's LORA format";
+    public override IReadOnlyList<(string Name, Type Options)> Sections => [("lora", typeof(LoraSection)), ("qlora", typeof(QloraSection))];
+
+    public override string MergeRefusal =>
+        "the base it trained on is NF4; train with method lora to merge, or apply the adapter to the f32 base (package.exportMerged does)";
+
+    protected override TunedModel Inject(CausalLM model, PluginSections sections, long seed)
+    {
+        var lora = sections.Get<LoraSection>("lora");
+        var adapted = InjectTargets(lora, () => QLora.Apply(model, lora.Targets(), lora.Layer(seed), sections.Get<QloraSection>("qlora").DoubleQuant));
+        Freezing.OnlyAdapters(model);
+        return new TunedModel(model, this, Freezing.Trainable(model), adapted, sections);
+    }
+
+    public override IReadOnlyDictionary<string, object?> Facts(TunedModel tuned)
+    {
+        var (nf4, f32) = QLora.WeightBytes(tuned.Model);
+        return new Dictionary<string, object?> { ["nf4WeightBytes"] = nf4, ["nf4WeightsAsF32Bytes"] = f32 };
+    }
+}

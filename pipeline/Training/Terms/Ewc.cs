@@ -1,0 +1,247 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using Forgetless.Configuration;
+using Forgetless.FineTuning;
+using Forgetless.Model.Safetensors;
+using Forgetless.Peft;
+using Microsoft.Extensions.Logging;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Forgetless.Training.Terms;
+
+/// <summary><c>finetune.ewc</c>.</summary>
+public sealed class EwcSection : IValidatableOptions
+{
+    public double Lambda { get; set; } = 100;
+    /// <summary>Replay/general rows (or held-out windows when there are none) for the diagonal Fisher.</summary>
+    public int Samples { get; set; } = 32;
+    /// <summary>Online EWC decay of an earlier run's Fisher when starting from <c>initAdapter</c>.</summary>
+    public double Gamma { get; set; } = 0.9;
+
+    public IEnumerable<string> Validate()
+    {
+        if (!(Lambda > 0)) yield return $"lambda = {F(Lambda)}: must be greater than 0";
+        if (Samples <= 0) yield return $"samples = {Samples}: must be a positive whole number";
+        if (Gamma is < 0 or > 1 || double.IsNaN(Gamma)) yield return $"gamma = {F(Gamma)}: must be in [0, 1]";
+    }
+
+    private static string F(double v) => v.ToString(CultureInfo.InvariantCulture);
+}
+
+/// <summary>
+/// Elastic weight consolidation (Kirkpatrick et al. 2017) as Avalanche writes it, without the ½:
+/// λ · Σ_i F_i (θ_i − θ*_i)². θ* are the starting values of the trainable tensors (pretrained weights, or a fresh or
+/// continued adapter) and F the diagonal empirical Fisher at θ* on replay rows (held-out windows when the data has
+/// none), cached under the run root's .cache by a hash of the base model, the rows and θ*. When the run continues
+/// an adapter that carries an earlier run's Fisher, online EWC: F = γ·F_old + F_new. Parameters without a Fisher
+/// entry are not penalised. At the end the Fisher and the final values are left beside the adapter for the next run.
+/// </summary>
+public sealed class Ewc : TrainingTerm
+{
+    public const string StateFile = "forgetless_ewc.safetensors";
+
+    private readonly List<(string name, Parameter p, Tensor fisher, Tensor anchor)> terms = [];
+    public double Lambda { get; }
+
+    /// <param name="fisher">Diagonal Fisher per parameter name (see <see cref="DiagonalFisher"/>); copied.</param>
+    /// <param name="anchors">θ* per parameter name (the old task's values); copied.</param>
+    public Ewc(IEnumerable<(string name, Parameter parameter)> parameters, IReadOnlyDictionary<string, Tensor> fisher,
+        IReadOnlyDictionary<string, Tensor> anchors, double lambda)
+    {
+        Lambda = lambda;
+        foreach (var (name, p) in parameters)
+        {
+            if (!fisher.TryGetValue(name, out var f)) continue;
+            if (!anchors.TryGetValue(name, out var a))
+                throw new ArgumentException($"EWC: no anchor value for '{name}'.");
+            if (!f.shape.SequenceEqual(p.shape) || !a.shape.SequenceEqual(p.shape))
+                throw new ArgumentException($"EWC: shapes of '{name}' differ: parameter [{string.Join(", ", p.shape)}], " +
+                    $"fisher [{string.Join(", ", f.shape)}], anchor [{string.Join(", ", a.shape)}].");
+            terms.Add((name, p, f.detach().clone().DetachFromDisposeScope(), a.detach().clone().DetachFromDisposeScope()));
+        }
+        if (terms.Count == 0) throw new ArgumentException("EWC: no parameter has a Fisher entry.");
+    }
+
+    public override string Name => "ewc";
+
+    /// <summary>The Fisher the penalty uses, per parameter name (owned by the term).</summary>
+    public IReadOnlyDictionary<string, Tensor> Fisher => terms.ToDictionary(t => t.name, t => t.fisher, StringComparer.Ordinal);
+
+    public static Ewc Create(TermContext context)
+    {
+        var section = context.Section<EwcSection>();
+        var tuned = context.Tuned;
+        var rows = (context.ReplayRows.Count > 0 ? context.ReplayRows : context.HeldoutRows).Take(section.Samples).ToList();
+        var fisher = CachedFisher(tuned, rows, context.BaseModelDirectory, context.CacheDirectory, context.Logger);
+        var oldPath = context.InitAdapter is null ? null : Path.Combine(context.InitAdapter, StateFile);
+        if (oldPath is not null && File.Exists(oldPath))
+        {
+            var (oldFisher, oldAnchors) = Load(oldPath);
+            foreach (var a in oldAnchors.Values) a.Dispose();
+            var online = Online(oldFisher.Where(kv => fisher.ContainsKey(kv.Key)).ToDictionary(), fisher, section.Gamma);
+            foreach (var f in oldFisher.Values.Concat(fisher.Values)) f.Dispose();
+            fisher = online;
+            context.Logger.LogInformation("finetune: online EWC — earlier Fisher from {Path} decayed by γ = {Gamma}", oldPath, section.Gamma);
+        }
+        var anchors = Snapshot(tuned.Trainable);
+        try
+        {
+            return new Ewc(tuned.Trainable, fisher, anchors, section.Lambda);
+        }
+        finally
+        {
+            foreach (var t in anchors.Values.Concat(fisher.Values)) t.Dispose();
+        }
+    }
+
+    public Tensor Penalty()
+    {
+        using var scope = NewDisposeScope();
+        Tensor total = zeros(1).squeeze();
+        foreach (var (_, p, f, a) in terms) total = total.add(p.sub(a).square().mul(f).sum());
+        return total.mul(Lambda).MoveToOuterDisposeScope();
+    }
+
+    public override TermValue? StepLoss()
+    {
+        var penalty = Penalty();
+        return new TermValue(penalty, penalty.item<float>());
+    }
+
+    /// <summary>Fisher and the trained values as the next run's anchors (online EWC over a sequence of runs).</summary>
+    public override void WriteArtifacts(string adapterFolder)
+    {
+        var anchors = Snapshot(terms.Select(t => (t.name, t.p)));
+        Save(Path.Combine(adapterFolder, StateFile), Fisher, anchors);
+        foreach (var a in anchors.Values) a.Dispose();
+    }
+
+    /// <summary>
+    /// Diagonal empirical Fisher: the mean over samples of the squared gradient of each sample's log-likelihood of its
+    /// true labels. Each delegate runs the model on one sample (or one minibatch, Avalanche-style) and returns that
+    /// scalar log-likelihood. Clears the parameters' gradients before and after.
+    /// </summary>
+    public static Dictionary<string, Tensor> DiagonalFisher(IReadOnlyList<(string name, Parameter parameter)> parameters,
+        IEnumerable<Func<Tensor>> sampleLogLikelihoods)
+    {
+        var fisher = parameters.ToDictionary(p => p.name, p => zeros_like(p.parameter), StringComparer.Ordinal);
+        var n = 0;
+        foreach (var sample in sampleLogLikelihoods)
+        {
+            using var scope = NewDisposeScope();
+            foreach (var (_, p) in parameters) p.grad?.zero_();
+            var ll = sample();
+            ll.backward();
+            using (no_grad())
+                foreach (var (name, p) in parameters)
+                    if (p.grad is { } g) fisher[name].add_(g.square());
+            n++;
+        }
+        if (n == 0) throw new ArgumentException("DiagonalFisher: no samples.");
+        foreach (var (_, p) in parameters) p.grad?.zero_();
+        foreach (var f in fisher.Values) f.div_(n);
+        return fisher;
+    }
+
+    /// <summary>The diagonal empirical Fisher of the tuned model's trainable tensors at their current values, one row per sample.</summary>
+    public static Dictionary<string, Tensor> ComputeFisher(TunedModel tuned, IReadOnlyList<PreparedRow> rows)
+    {
+        if (rows.Count == 0) throw new InvalidOperationException("EWC: no rows to estimate the Fisher from");
+        var model = tuned.Model;
+        bool wasTraining = model.training;
+        model.eval();
+        try
+        {
+            return DiagonalFisher(tuned.Trainable, rows.Select(row => (Func<Tensor>)(() =>
+            {
+                using var batch = TokenBatch.Of([row]);
+                var logits = model.Forward(batch.Inputs, batch.AttentionMask);
+                var nll = LossProbe.TokenNll(logits, batch.Targets);
+                return nll.mul(batch.TargetMask).sum().div(batch.TargetMask.sum().clamp_min(1)).neg();
+            })));
+        }
+        finally
+        {
+            if (wasTraining) model.train();
+        }
+    }
+
+    /// <summary>Online EWC: F = γ·F_old + F_new (names in either; a missing side counts as 0).</summary>
+    public static Dictionary<string, Tensor> Online(IReadOnlyDictionary<string, Tensor> old, IReadOnlyDictionary<string, Tensor> fresh, double gamma)
+    {
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var name in old.Keys.Union(fresh.Keys))
+        {
+            var o = old.TryGetValue(name, out var ov) ? ov.mul(gamma) : null;
+            var f = fresh.TryGetValue(name, out var fv) ? fv.detach().clone() : null;
+            result[name] = o is null ? f! : f is null ? o : o.add_(f);
+            if (o is not null && f is not null) f.Dispose();
+        }
+        return result;
+    }
+
+    /// <summary>Saves Fisher and anchors (<c>fisher/NAME</c>, <c>anchor/NAME</c>) for a later stage or task.</summary>
+    public static void Save(string path, IReadOnlyDictionary<string, Tensor> fisher, IReadOnlyDictionary<string, Tensor> anchors)
+    {
+        var all = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (k, v) in fisher) all["fisher/" + k] = v;
+        foreach (var (k, v) in anchors) all["anchor/" + k] = v;
+        SafetensorsWriter.Write(path, all, SafetensorsDType.Keep, new Dictionary<string, string> { ["kind"] = "ewc" });
+    }
+
+    public static (Dictionary<string, Tensor> fisher, Dictionary<string, Tensor> anchors) Load(string path)
+    {
+        var tensors = SafetensorsFile.Open(path).ReadAll();
+        return (
+            tensors.Where(kv => kv.Key.StartsWith("fisher/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key["fisher/".Length..], kv => kv.Value),
+            tensors.Where(kv => kv.Key.StartsWith("anchor/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key["anchor/".Length..], kv => kv.Value));
+    }
+
+    /// <summary>θ* for the given parameters: detached copies of their current values.</summary>
+    public static Dictionary<string, Tensor> Snapshot(IEnumerable<(string name, Parameter parameter)> parameters) =>
+        parameters.ToDictionary(p => p.name, p => p.parameter.detach().clone(), StringComparer.Ordinal);
+
+    private static Dictionary<string, Tensor> CachedFisher(TunedModel tuned, IReadOnlyList<PreparedRow> rows, string baseModelDirectory,
+        string cacheDirectory, ILogger logger)
+    {
+        var key = FisherKey(tuned, rows, baseModelDirectory);
+        var path = Path.Combine(cacheDirectory, "fisher", key + ".safetensors");
+        if (File.Exists(path))
+        {
+            var (cached, anchors) = Load(path);
+            foreach (var a in anchors.Values) a.Dispose();
+            logger.LogInformation("finetune: EWC Fisher from cache {Path}", path);
+            return cached;
+        }
+        logger.LogInformation("finetune: EWC — diagonal Fisher over {Rows} rows", rows.Count);
+        var fisher = ComputeFisher(tuned, rows);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        Save(path, fisher, new Dictionary<string, Tensor>());
+        return fisher;
+    }
+
+    /// <summary>SHA-256 over the base model's files, the rows' tokens and the starting values of the trainable tensors.</summary>
+    private static string FisherKey(TunedModel tuned, IReadOnlyList<PreparedRow> rows, string baseModelDirectory)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        hash.AppendData(Convert.FromHexString(Runs.FileHashes.DigestOf(baseModelDirectory)));
+        foreach (var row in rows)
+        {
+            foreach (var id in row.InputIds.AsSpan(0, row.Length)) hash.AppendData(BitConverter.GetBytes(id));
+            foreach (var m in row.LossMask.AsSpan(0, row.Length)) hash.AppendData([m ? (byte)1 : (byte)0]);
+        }
+        foreach (var (name, p) in tuned.Trainable)
+        {
+            hash.AppendData(System.Text.Encoding.UTF8.GetBytes(name + "\0"));
+            hash.AppendData(p.detach().contiguous().bytes);
+        }
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+
+    public override void Dispose()
+    {
+        foreach (var (_, _, f, a) in terms) { f.Dispose(); a.Dispose(); }
+        terms.Clear();
+    }
+}

@@ -1,0 +1,72 @@
+using System.Globalization;
+using Forgetless.Configuration;
+using Forgetless.Model;
+using Microsoft.Extensions.Logging;
+using static TorchSharp.torch;
+
+namespace Forgetless.Training.Terms;
+
+/// <summary><c>finetune.kd</c>: distillation against the live base model on replay rows.</summary>
+public sealed class KdSection : IValidatableOptions
+{
+    /// <summary>w: replay rows train on (1 − w)·CE + w·KD.</summary>
+    public double Weight { get; set; } = 0.5;
+    public double Temperature { get; set; } = 2.0;
+
+    public IEnumerable<string> Validate()
+    {
+        if (!(Weight > 0) || Weight > 1) yield return $"weight = {F(Weight)}: must be in (0, 1] (loss = (1 − w)·CE + w·KD on replay rows)";
+        if (!(Temperature > 0)) yield return $"temperature = {F(Temperature)}: must be greater than 0";
+    }
+
+    private static string F(double v) => v.ToString(CultureInfo.InvariantCulture);
+}
+
+/// <summary>
+/// Knowledge distillation against a live teacher (the frozen base model, loaded beside the student): on replay rows,
+/// w·KL(teacher_T ‖ student_T)·T² (<see cref="Distillation.Loss"/>), while the task term keeps (1 − w) of their
+/// cross-entropy. Costs one teacher forward over the replay rows of each micro-batch.
+/// </summary>
+public sealed class Kd : TrainingTerm
+{
+    private readonly CausalLM teacher;
+    private readonly KdOptions options;
+    private readonly double weight;
+
+    public Kd(CausalLM teacher, KdOptions options, double weight)
+    {
+        this.teacher = teacher;
+        this.options = options;
+        this.weight = weight;
+        foreach (var p in teacher.parameters()) p.requires_grad = false;
+        teacher.eval();
+    }
+
+    public override string Name => "kd";
+    public override double ReplayCrossEntropyShare => weight;
+
+    /// <summary>The finetune kd term: the base model as teacher, forward KL at the configured temperature.</summary>
+    public static Kd Create(TermContext context)
+    {
+        var section = context.Section<KdSection>();
+        if (context.ReplayRows.Count == 0)
+            context.Logger.LogWarning("finetune: kd is on, but the training data has no replay rows (kind replay/generated); it will never apply");
+        return new Kd(ModelFolder.LoadModel(context.BaseModelDirectory),
+            new KdOptions { Divergence = KdDivergence.ForwardKl, Temperature = section.Temperature }, section.Weight);
+    }
+
+    public override TermValue? BatchLoss(TermBatch batch)
+    {
+        if (!batch.HasReplay) return null;
+        var tokens = batch.Tokens;
+        var replay = batch.ReplayIndices();
+        var width = tokens.Targets.shape[1];
+        Tensor teacherLogits;
+        using (no_grad()) teacherLogits = teacher.Forward(tokens.Inputs.index_select(0, replay), tokens.AttentionMask.index_select(0, replay));
+        var kd = Distillation.Loss(batch.Logits.index_select(0, replay).narrow(1, 0, width), teacherLogits.narrow(1, 0, width),
+            tokens.TargetMask.index_select(0, replay), options);
+        return new TermValue(kd.mul(weight / batch.MicroBatches), kd.item<float>() / batch.MicroBatches);
+    }
+
+    public override void Dispose() => teacher.Dispose();
+}
