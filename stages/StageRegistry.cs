@@ -1,82 +1,65 @@
 using Forgetless.Configuration;
 using Forgetless.Runs;
-using Microsoft.Extensions.Logging;
 
 namespace Forgetless.Stages;
 
 /// <summary>
-/// The pipeline's stages in order, each with its config section. A stage issue adds one line
-/// here; everything else (verbs, status, Cake targets) follows from this list.
+/// The pipeline's stages in order, each with its config section. A new stage is one line here; the stage verbs,
+/// <c>status</c> and <c>clean</c> follow from this list.
 /// </summary>
 public static class StageRegistry
 {
-    public sealed record Entry(string Name, Type OptionsType, string Summary, Func<StageFactoryContext, IStage?> Create);
+    public sealed record Entry(string Name, Type OptionsType, string Summary, Func<StageContext, IStage?> Create);
 
     /// <summary>Pipeline order. A factory may return null when the stage is turned off in config.</summary>
     public static IReadOnlyList<Entry> All { get; } =
     [
         new("prepare", typeof(Data.PrepareOptions), "mix task and replay data into tokenized, packed Parquet", CreatePrepare),
-        new("finetune", typeof(FineTuning.FineTuneOptions), "fine-tune the base model with a PEFT method and anti-forgetting regularizers", CreateFineTune),
+        new("finetune", typeof(FineTuning.FineTuneOptions), "fine-tune the base model with a PEFT method and anti-forgetting terms", CreateFineTune),
         new("distill", typeof(global::Forgetless.Distill.DistillOptions), "consolidate the finetune adapter toward the teacher on replay rows (cached top-k teacher pass; off unless distill.enabled)", CreateDistill),
         new("evaluate", typeof(Evaluation.EvaluateOptions), "measure forgetting and gain against the base model; gate the release (exit 4 on a failed gate)", CreateEvaluate),
         new("package", typeof(Packaging.PackageOptions), "package the gated adapter: PEFT folder, provenance, checksums, deterministic archive (refuses when a gate failed)", CreatePackage),
     ];
 
-    private static IStage CreateFineTune(StageFactoryContext c)
+    private static IStage CreatePrepare(StageContext c) => new Prepare.PrepareStage(c, c.Section<Data.PrepareOptions>("prepare"));
+
+    private static IStage CreateFineTune(StageContext c) => new FineTune.FineTuneStage(c, c.Section<FineTuning.FineTuneOptions>("finetune"));
+
+    private static IStage? CreateDistill(StageContext c)
     {
-        var options = c.Config.Section<FineTuning.FineTuneOptions>("finetune");
-        return new FineTune.FineTuneStage(options, c.Config.ResolvePath(c.Run.BaseModel), c.Config.ResolvePath(options.Heldout), c.Run.Seed,
-            c.Config.ResolvePath(c.Run.Root), options.InitAdapter is { Length: > 0 } init ? c.Config.ResolvePath(init) : null, c.Run.Device);
+        var options = c.Section<global::Forgetless.Distill.DistillOptions>("distill");
+        return options.Enabled ? new Distill.DistillStage(c, options, c.Section<FineTuning.FineTuneOptions>("finetune")) : null;
     }
 
-    private static IStage? CreateDistill(StageFactoryContext c)
+    private static IStage CreateEvaluate(StageContext c)
     {
-        var options = c.Config.Section<global::Forgetless.Distill.DistillOptions>("distill");
-        if (!options.Enabled) return null;
-        string baseModel = c.Config.ResolvePath(c.Run.BaseModel);
-        string? teacher = options.Teacher.Length > 0 ? c.Config.ResolvePath(options.Teacher) : null;
-        return new Distill.DistillStage(options, c.Config.Section<FineTuning.FineTuneOptions>("finetune"), baseModel,
-            teacher == baseModel ? null : teacher, c.Config.ResolvePath(options.Heldout), c.Run.Seed, c.Config.ResolvePath(c.Run.Root), c.Run.Device);
+        var options = c.Section<Evaluation.EvaluateOptions>("evaluate");
+        var (upstream, adapter) = Candidate(c, options, explicitAdapter: options.Adapter);
+        return new Evaluate.EvaluateStage(c, options, upstream, adapter, ToolVersion.Current);
     }
 
-    private static IStage CreatePrepare(StageFactoryContext c)
+    private static IStage CreatePackage(StageContext c)
     {
-        string model = c.Config.ResolvePath(c.Run.BaseModel);
-        return new Prepare.PrepareStage(c.Config.Section<Data.PrepareOptions>("prepare"), model, Model.Tokenizers.TokenizerLoader.Load,
-            c.Config.BaseDirectory, () => new Data.ModelReplayGenerator(model), model);
-    }
-
-    private static IStage CreateEvaluate(StageFactoryContext c)
-    {
-        var options = c.Config.Section<Evaluation.EvaluateOptions>("evaluate");
-        string baseModel = c.Config.ResolvePath(options.BaseModel.Length > 0 ? options.BaseModel : c.Run.BaseModel);
-        string? adapter = options.Adapter.Length > 0 ? c.Config.ResolvePath(options.Adapter) : null;
-        // The candidate: an explicit adapter folder, else the named stage, else distill when it is on, else finetune.
-        string? upstream = adapter is not null ? null
-            : options.Candidate.Length > 0 ? options.Candidate
-            : All.FirstOrDefault(e => e.Name == "distill") is { } distill && distill.Create(c) is not null ? "distill"
-            : All.Any(e => e.Name == "finetune") ? "finetune" : null;
-        return new Evaluate.EvaluateStage(options, baseModel, c.Config.BaseDirectory, c.Config.ResolvePath(c.Run.Root), c.Run.Seed,
-            upstream, adapter, ToolVersion.Current);
-    }
-
-    private static IStage CreatePackage(StageFactoryContext c)
-    {
-        var options = c.Config.Section<Packaging.PackageOptions>("package");
-        var evaluate = c.Config.Section<Evaluation.EvaluateOptions>("evaluate");
-        string baseModel = c.Config.ResolvePath(evaluate.BaseModel.Length > 0 ? evaluate.BaseModel : c.Run.BaseModel);
-        // The adapter evaluate judged: package.adapter, else evaluate's explicit adapter, else its candidate stage (as in CreateEvaluate).
-        string? adapter = options.Adapter.Length > 0 ? c.Config.ResolvePath(options.Adapter)
-            : evaluate.Adapter.Length > 0 ? c.Config.ResolvePath(evaluate.Adapter) : null;
-        string? upstream = adapter is not null ? null
-            : evaluate.Candidate.Length > 0 ? evaluate.Candidate
-            : All.FirstOrDefault(e => e.Name == "distill") is { } distill && distill.Create(c) is not null ? "distill"
-            : All.Any(e => e.Name == "finetune") ? "finetune" : null;
+        var options = c.Section<Packaging.PackageOptions>("package");
+        var evaluate = c.Section<Evaluation.EvaluateOptions>("evaluate");
+        string baseModel = evaluate.BaseModel.Length > 0 ? c.Resolve(evaluate.BaseModel) : c.BaseModel;
+        // The adapter evaluate judged: package.adapter, else evaluate's explicit adapter, else its candidate stage.
+        var (upstream, adapter) = Candidate(c, evaluate, explicitAdapter: options.Adapter.Length > 0 ? options.Adapter : evaluate.Adapter);
         var sections = Sections.Select(s => KeyValuePair.Create(s.Key, Configuration.PipelineConfig.Canonical(Bind(c.Config, s.Key, s.Value))));
-        return new Package.PackageStage(options, baseModel, upstream, adapter, usesPreparedData: upstream is not null && All.Any(e => e.Name == "prepare"),
-            Packaging.Provenance.ConfigSections(sections), c.Config.BaseDirectory, ToolVersion.Current);
+        return new Package.PackageStage(c, options, baseModel, upstream, adapter, usesPreparedData: upstream is not null && All.Any(e => e.Name == "prepare"),
+            Packaging.Provenance.ConfigSections(sections), ToolVersion.Current);
     }
 
+    /// <summary>
+    /// The candidate adapter of a release: an explicit folder, else the stage <c>evaluate.candidate</c> names, else
+    /// distill when it is on, else finetune. Returns the upstream stage or the folder (one of them null).
+    /// </summary>
+    private static (string? Upstream, string? Folder) Candidate(StageContext c, Evaluation.EvaluateOptions evaluate, string explicitAdapter)
+    {
+        if (explicitAdapter.Length > 0) return (null, c.Resolve(explicitAdapter));
+        if (evaluate.Candidate.Length > 0) return (evaluate.Candidate, null);
+        return (All.FirstOrDefault(e => e.Name == "distill") is { } distill && distill.Create(c) is not null ? "distill" : "finetune", null);
+    }
     /// <summary>Binds a section whose options type is known only at run time.</summary>
     private static object Bind(Configuration.PipelineConfig config, string section, Type type)
     {
@@ -101,9 +84,6 @@ public static class StageRegistry
             .Concat(All.Select(e => KeyValuePair.Create(e.Name, e.OptionsType)))
             .ToDictionary(StringComparer.Ordinal);
 
-    public static IReadOnlyList<IStage> Build(StageFactoryContext context) =>
+    public static IReadOnlyList<IStage> Build(StageContext context) =>
         All.Select(e => e.Create(context)).OfType<IStage>().ToList();
 }
-
-/// <summary>What a stage factory can use: the loaded config and a logger factory.</summary>
-public sealed record StageFactoryContext(PipelineConfig Config, RunOptions Run, ILoggerFactory LoggerFactory);

@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace Forgetless.Data;
 
 /// <summary>Contents of stats.json: what was read, filtered and written, per source and kind.</summary>
@@ -28,9 +26,7 @@ public sealed class PrepareStats
     /// <summary>Distinct rows whose hashes the de-duplication set held (about 28 bytes each).</summary>
     public long DedupSetEntries { get; set; }
 
-    public string ToJson() => JsonSerializer.Serialize(this, StatsJson);
-
-    private static readonly JsonSerializerOptions StatsJson = new(PrepareOptions.JsonOptions) { WriteIndented = true };
+    public string ToJson() => Runs.OutputJson.Serialize(this);
 }
 
 public sealed class SplitStats

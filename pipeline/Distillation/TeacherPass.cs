@@ -69,9 +69,8 @@ public static class TeacherPass
 {
     public const string FileName = "teacher_topk.parquet";
     public const string InfoFileName = "teacher_pass.json";
-    private const string FormatVersion = "forgetless.teacher-topk.v1";
+    private const string FormatVersion = "forgetless.teacher-topk.v2";
 
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 
     public static string Key(string teacherDirectory, IReadOnlyList<(int Index, PreparedRow Row)> rows, int k, double temperature)
     {
@@ -102,7 +101,7 @@ public static class TeacherPass
         string folder = Path.Combine(cacheDirectory, "teacher", key);
         if (File.Exists(Path.Combine(folder, InfoFileName)) && File.Exists(Path.Combine(folder, FileName)))
         {
-            var cached = JsonSerializer.Deserialize<TeacherPassInfo>(File.ReadAllText(Path.Combine(folder, InfoFileName)), Json)!;
+            var cached = Runs.OutputJson.Read<TeacherPassInfo>(Path.Combine(folder, InfoFileName));
             logger.LogInformation("distill: teacher pass from cache {Folder} ({Rows} rows, top-{K})", folder, cached.Rows, cached.TopK);
             return cached with { Reused = true, Directory = folder };
         }
@@ -120,7 +119,7 @@ public static class TeacherPass
         System.IO.Directory.CreateDirectory(temp);
         using (var stream = File.Create(Path.Combine(temp, FileName)))
             ParquetSerializer.SerializeAsync(scored, stream, new ParquetOptions { RowGroupSize = 256 }, cancellationToken: cancellationToken).GetAwaiter().GetResult();
-        File.WriteAllText(Path.Combine(temp, InfoFileName), JsonSerializer.Serialize(info, Json) + "\n");
+        File.WriteAllText(Path.Combine(temp, InfoFileName), Runs.OutputJson.Serialize(info));
         try
         {
             System.IO.Directory.Move(temp, folder);

@@ -5,8 +5,8 @@ namespace Forgetless.FineTuning;
 
 /// <summary>
 /// metrics.jsonl: one JSON object per logged step (<c>step</c>, <c>tokens</c>, <c>lr</c>, <c>loss</c>,
-/// <c>tokens_per_s</c>, and at evaluations <c>val_task_loss</c> and <c>heldout_loss</c>; <c>penalty</c> and
-/// <c>kd</c> when regularizers are on). Step 0 holds the losses before training.
+/// <c>tokens_per_s</c>, and at evaluations <c>val_task_loss</c> and <c>heldout_loss</c>; every other training term
+/// under its name, e.g. <c>ewc</c>, <c>kd</c>, <c>si</c>). Step 0 holds the losses before training.
 /// </summary>
 public sealed class MetricsLog(string path)
 {
@@ -29,6 +29,18 @@ public sealed class MetricsLog(string path)
         if (!File.Exists(Path)) return;
         var kept = File.ReadAllLines(Path).Where(line => line.Length > 0 && StepOf(line) is { } s && s <= step && !(step == 0 && s == 0)).ToList();
         AtomicFile.WriteAllText(Path, kept.Count == 0 ? "" : string.Join("\n", kept) + "\n");
+    }
+
+    /// <summary>
+    /// A training stage's last act: its metrics.jsonl (the trainer writes it into the resumable work folder) copied to the
+    /// outputs with an optional closing line, and the loss curve drawn from it.
+    /// </summary>
+    public static void Publish(Runs.StageRun run, string title, Dictionary<string, object?>? closing = null)
+    {
+        string published = System.IO.Path.Combine(run.OutputDirectory, FileName);
+        File.Copy(System.IO.Path.Combine(run.WorkDirectory, FileName), published);
+        if (closing is not null) new MetricsLog(published).Append(closing);
+        LossCurve.Draw(published, System.IO.Path.Combine(run.OutputDirectory, LossCurve.FileName), title);
     }
 
     /// <summary>The entries as (step, key → value) for plotting.</summary>

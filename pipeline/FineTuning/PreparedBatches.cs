@@ -12,6 +12,20 @@ public sealed record PreparedRow(int[] InputIds, bool[] LossMask, int Length, st
     public bool IsReplay => Kind is "replay" or "generated";
 }
 
+/// <summary>The prepare stage's rows as a training stage reads them.</summary>
+/// <param name="Train">Every row of train.parquet, in file order.</param>
+/// <param name="ValidationAll">Every row of validation.parquet.</param>
+/// <param name="Validation">The validation rows scored for the task loss (<see cref="LossProbe.TaskRows"/>).</param>
+public sealed record TrainingData(IReadOnlyList<PreparedRow> Train, IReadOnlyList<PreparedRow> ValidationAll, IReadOnlyList<PreparedRow> Validation)
+{
+    public static TrainingData Read(string prepareOutput, int validationSequences, CancellationToken cancellationToken)
+    {
+        var train = PreparedBatches.Read(Path.Combine(prepareOutput, PreparedDataset.TrainFileName), cancellationToken: cancellationToken);
+        var validation = PreparedBatches.Read(Path.Combine(prepareOutput, PreparedDataset.ValidationFileName), cancellationToken: cancellationToken);
+        return new TrainingData(train, validation, LossProbe.TaskRows(validation, validationSequences));
+    }
+}
+
 /// <summary>
 /// A batch as tensors: inputs [B, W] (W = longest row in the batch; right padding), attention mask [B, W],
 /// next-token targets [B, W − 1] with a float target mask, and which rows are replay. Dispose, or let a scope do it.

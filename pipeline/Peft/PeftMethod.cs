@@ -113,7 +113,7 @@ public abstract class PeftMethod
     public virtual void Merge(CausalLM adapted) =>
         throw new UserInputException($"a {Name} adapter cannot be merged into the base weights: {MergeRefusal}");
 
-    /// <summary>Numbers about the applied method for summary.json (e.g. qlora's NF4 bytes).</summary>
+    /// <summary>Numbers about the applied method for summary.json (e.g. qlora's NF4 bytes), keys in snake_case.</summary>
     public virtual IReadOnlyDictionary<string, object?> Facts(TunedModel tuned) => new Dictionary<string, object?>();
 }
 

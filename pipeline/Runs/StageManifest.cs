@@ -30,10 +30,8 @@ public sealed record StageManifest
     public string OutputsDigest() =>
         FileHashes.Of(string.Join('\n', Outputs.OrderBy(o => o.Path, StringComparer.Ordinal).Select(o => $"{o.Path}\t{o.Sha256}")));
 
-    internal static readonly JsonSerializerOptions Json = new()
+    internal static readonly JsonSerializerOptions Json = new(OutputJson.Options)
     {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 

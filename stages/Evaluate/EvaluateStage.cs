@@ -13,29 +13,24 @@ namespace Forgetless.Stages.Evaluate;
 /// </summary>
 /// <param name="candidateStage">Upstream stage whose <c>adapter/</c> is the candidate; null when <paramref name="adapterFolder"/> is given.</param>
 /// <param name="adapterFolder">An explicit adapter folder (standalone use); declared as a folder input.</param>
-/// <param name="cacheRoot">The run root: base item scores are cached under its <c>.cache/evaluate/</c>.</param>
-public sealed class EvaluateStage(
-    EvaluateOptions options,
-    string baseModel,
-    string baseDirectory,
-    string cacheRoot,
-    int seed,
-    string? candidateStage,
-    string? adapterFolder,
-    string toolVersion) : IStage
+public sealed class EvaluateStage(StageContext context, EvaluateOptions options, string? candidateStage, string? adapterFolder, string toolVersion) : IStage
 {
     public const string AdapterSubfolder = "adapter";
     public const string MetricsFile = "metrics.jsonl";
 
     public string Name => "evaluate";
 
+    /// <summary>The model the candidate is compared with: <c>evaluate.baseModel</c>, else the run's base model.</summary>
+    private string BaseModel => options.BaseModel.Length > 0 ? context.Resolve(options.BaseModel) : context.BaseModel;
+    private int Seed => context.Seed;
+
     public void DeclareInputs(StageInputs inputs)
     {
-        inputs.Value("evaluate.options", options.ToJson());
-        inputs.Value("run.seed", seed.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        inputs.Directory("baseModel", baseModel);
+        inputs.Value("config.evaluate", options.ToJson());
+        inputs.Value("run.seed", Seed.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        inputs.Directory("run.baseModel", BaseModel);
         foreach (var suite in options.Suites)
-            inputs.File($"evaluate.suites.{suite.Name}", Path.GetFullPath(suite.Path, baseDirectory));
+            inputs.File($"evaluate.suites.{suite.Name}", context.Resolve(suite.Path));
         if (adapterFolder is not null) inputs.Directory("evaluate.adapter", adapterFolder);
         else if (candidateStage is not null) inputs.Upstream(candidateStage);
     }
@@ -43,33 +38,24 @@ public sealed class EvaluateStage(
     public async Task<StageOutcome> RunAsync(StageRun run, CancellationToken cancellationToken)
     {
         var (adapter, metrics) = Candidate(run);
-        string cacheDirectory = Path.Combine(cacheRoot, ".cache", "evaluate");
+        string cacheDirectory = Path.Combine(context.CacheDirectory, "evaluate");
         var evaluation = new ForgettingEvaluation
         {
             Options = options,
-            BaseDirectory = baseDirectory,
-            LoadBase = () =>
-            {
-                var loaded = ModelFolder.Load(baseModel);
-                if (loaded.Tokenizer is null)
-                {
-                    loaded.Model.Dispose();
-                    throw new UserInputException($"{baseModel}: the base model folder has no tokenizer files; evaluate needs one to score text");
-                }
-                return (loaded.Model, loaded.Tokenizer);
-            },
+            BaseDirectory = context.BaseDirectory,
+            LoadBase = () => StageContext.LoadWithTokenizer(BaseModel, "evaluate (to score text)"),
             ApplyCandidate = model => AdapterFolder.Apply(model, adapter),
-            BaseFingerprint = FolderDigest(baseModel, new FileHashes(Path.Combine(cacheDirectory, "file-hashes.json"))),
+            BaseFingerprint = FolderDigest(BaseModel, new FileHashes(Path.Combine(cacheDirectory, "file-hashes.json"))),
             CacheDirectory = cacheDirectory,
-            Seed = seed,
+            Seed = Seed,
             MetricsJsonl = metrics,
             Logger = run.Logger,
             Config = new Dictionary<string, object?>
             {
-                ["baseModel"] = baseModel,
+                ["baseModel"] = BaseModel,
                 ["adapter"] = adapter,
                 ["candidate"] = candidateStage is not null ? $"stage {candidateStage}" : "adapter folder",
-                ["seed"] = options.Seed ?? seed,
+                ["seed"] = options.Seed ?? Seed,
                 ["batchSize"] = options.BatchSize,
                 ["device"] = "cpu",
                 ["fingerprint"] = run.Fingerprint,
@@ -82,8 +68,8 @@ public sealed class EvaluateStage(
         {
             ["passed"] = result.Passed,
             ["gates"] = result.Verdicts.Count,
-            ["gatesFailed"] = result.Failed.Count,
-            ["baseFromCache"] = result.BaseSource.Count(p => p.Value == "cache"),
+            ["gates_failed"] = result.Failed.Count,
+            ["base_from_cache"] = result.BaseSource.Count(p => p.Value == "cache"),
         };
         foreach (var sc in result.Comparisons)
         foreach (var m in sc.Metrics)

@@ -13,31 +13,30 @@ namespace Forgetless.Stages.Package;
 /// </summary>
 /// <param name="candidateStage">Upstream stage whose <c>adapter/</c> is packaged; null when <paramref name="adapterFolder"/> is given.</param>
 /// <param name="config">Every configuration section as canonical JSON (recorded in the provenance).</param>
-/// <param name="sourceDirectory">Where the source revision is looked up (the pipeline file's folder).</param>
 public sealed class PackageStage(
+    StageContext context,
     PackageOptions options,
     string baseModel,
     string? candidateStage,
     string? adapterFolder,
     bool usesPreparedData,
     JsonObject config,
-    string sourceDirectory,
     string toolVersion) : IStage
 {
     public const string EvaluateStage = "evaluate";
 
     public string Name => "package";
 
-    private readonly Lazy<string> revision = new(() => SourceRevision.Of(sourceDirectory));
+    private readonly Lazy<string> revision = new(() => SourceRevision.Of(context.BaseDirectory));
 
     public void DeclareInputs(StageInputs inputs)
     {
-        inputs.Value("package.options", options.ToJson());
-        inputs.Value("config", config.ToJsonString());
-        inputs.Value("source.revision", revision.Value);
-        inputs.Value("archive.epoch", DeterministicArchive.Epoch().ToString(System.Globalization.CultureInfo.InvariantCulture));
-        inputs.Value("tools", typeof(TorchSharp.torch).Assembly.GetName().Version + " " + System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription);
-        inputs.Directory("baseModel", baseModel);
+        inputs.Value("config.package", options.ToJson());
+        inputs.Value("config.all", config.ToJsonString());
+        inputs.Value("env.sourceRevision", revision.Value);
+        inputs.Value("env.archiveEpoch", DeterministicArchive.Epoch().ToString(System.Globalization.CultureInfo.InvariantCulture));
+        inputs.Value("env.tools", typeof(TorchSharp.torch).Assembly.GetName().Version + " " + System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription);
+        inputs.Directory("run.baseModel", baseModel);
         inputs.Upstream(EvaluateStage);
         if (adapterFolder is not null) inputs.Directory("package.adapter", adapterFolder);
         else if (candidateStage is not null) inputs.Upstream(candidateStage);
@@ -67,10 +66,10 @@ public sealed class PackageStage(
         return Task.FromResult(StageOutcome.Done(new Dictionary<string, object?>
         {
             ["packaged"] = true,
-            ["peftType"] = result.PeftType,
+            ["peft_type"] = result.PeftType,
             ["files"] = result.Files,
             ["archive"] = Path.GetFileName(result.Archive),
-            ["archiveSha256"] = FileHashes.Compute(result.Archive),
+            ["archive_sha256"] = FileHashes.Compute(result.Archive),
             ["nupkg"] = result.Nupkg is null ? null : Path.GetFileName(result.Nupkg),
         }));
     }

@@ -9,28 +9,29 @@ namespace Forgetless.Stages.Prepare;
 /// A thin composition of <see cref="PrepareEngine"/>; every file it reads is declared so that changing a single
 /// input row, an evaluation suite, the options or the tokenizer makes the run store rerun it.
 /// </summary>
+/// <param name="tokenizerFactory">Loads the tokenizer from the base model folder (a seam for tests).</param>
+/// <param name="replayGeneratorFactory">Makes the generator of generated replay (default: the base model samples).</param>
 public sealed class PrepareStage(
+    StageContext context,
     PrepareOptions options,
-    string tokenizerDirectory,
-    Func<string, ITokenizer> tokenizerFactory,
-    string? baseDirectory = null,
-    Func<IReplayTextGenerator>? replayGeneratorFactory = null,
-    string? modelDirectory = null) : IStage
+    Func<string, ITokenizer>? tokenizerFactory = null,
+    Func<IReplayTextGenerator>? replayGeneratorFactory = null) : IStage
 {
-    private readonly string baseDirectory = Path.GetFullPath(baseDirectory ?? Directory.GetCurrentDirectory());
+    private string BaseDirectory => context.BaseDirectory;
+    /// <summary>The base model folder: its tokenizer tokenizes the data.</summary>
+    private string TokenizerDirectory => context.BaseModel;
 
     public string Name => "prepare";
 
     public void DeclareInputs(StageInputs inputs)
     {
-        inputs.Value("prepare.options", options.ToJson());
-        inputs.Directory("tokenizer", tokenizerDirectory);
+        inputs.Value("config.prepare", options.ToJson());
+        inputs.Directory("run.baseModel", TokenizerDirectory);
         Declare(inputs, "prepare.taskSources", options.TaskSources);
         Declare(inputs, "prepare.replaySources", options.ReplaySources);
         for (var i = 0; i < options.Decontaminate.Suites.Count; i++)
             inputs.File($"prepare.decontaminate.suites[{i}]", Resolve(options.Decontaminate.Suites[i]));
-        if (options.GeneratedReplay.Enabled && modelDirectory is not null)
-            inputs.Directory("prepare.generatedReplay.model", modelDirectory);
+        // Generated replay samples the base model, whose folder is already an input (it holds the tokenizer).
     }
 
     private void Declare(StageInputs inputs, string key, List<DataSourceOptions> sources)
@@ -48,16 +49,16 @@ public sealed class PrepareStage(
         var errors = options.Validate();
         if (errors.Count > 0)
             throw new Configuration.ConfigException(string.Join(Environment.NewLine, errors.Select(e => "prepare." + e)));
-        var tokenizer = tokenizerFactory(tokenizerDirectory);
-        var engine = new PrepareEngine(options, tokenizer, HashTokenizer(tokenizerDirectory),
-            options.GeneratedReplay.Enabled ? replayGeneratorFactory?.Invoke() : null, run.Logger);
-        var stats = await Task.Run(() => engine.RunAsync(baseDirectory, run.OutputDirectory, run.WorkDirectory, cancellationToken), cancellationToken);
+        var tokenizer = (tokenizerFactory ?? TokenizerLoader.Load)(TokenizerDirectory);
+        var engine = new PrepareEngine(options, tokenizer, HashTokenizer(TokenizerDirectory),
+            options.GeneratedReplay.Enabled ? (replayGeneratorFactory ?? (() => new ModelReplayGenerator(TokenizerDirectory)))() : null, run.Logger);
+        var stats = await Task.Run(() => engine.RunAsync(BaseDirectory, run.OutputDirectory, run.WorkDirectory, cancellationToken), cancellationToken);
         return StageOutcome.Done(new Dictionary<string, object?>
         {
-            ["trainTokens"] = stats.Train.Tokens,
-            ["trainSequences"] = stats.Train.Sequences,
-            ["validationTokens"] = stats.Validation.Tokens,
-            ["replayShare"] = stats.AchievedReplayShare,
+            ["train_tokens"] = stats.Train.Tokens,
+            ["train_sequences"] = stats.Train.Sequences,
+            ["validation_tokens"] = stats.Validation.Tokens,
+            ["replay_share"] = stats.AchievedReplayShare,
             ["skipped"] = stats.Filtered.Skipped,
             ["dropped"] = stats.Filtered.Dropped,
             ["truncated"] = stats.Filtered.Truncated,
@@ -66,7 +67,7 @@ public sealed class PrepareStage(
         });
     }
 
-    private string Resolve(string path) => Path.GetFullPath(path, baseDirectory);
+    private string Resolve(string path) => Path.GetFullPath(path, BaseDirectory);
 
     /// <summary>The tokenizer folder's digest (<see cref="FileHashes.DirectoryDigest"/>), written into the Parquet metadata.</summary>
     internal static string HashTokenizer(string directory) => Directory.Exists(directory)

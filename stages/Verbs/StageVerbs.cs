@@ -22,8 +22,7 @@ public static class StageVerbs
     {
         bool force = context.Cli.Flag("force");
         context.AddRunStore();
-        using var loggers = LoggerFactory.Create(b => { });
-        var stages = context.Stages(loggers);
+        var stages = context.Stages();
         if (stages.All(s => s.Name != target))
             throw new Configuration.ConfigException($"stage '{target}' is turned off in {Path.GetFileName(context.Config.FilePath)}");
         context.Services.AddSingleton<IReadOnlyList<IStage>>(stages);

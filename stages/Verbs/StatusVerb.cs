@@ -22,7 +22,7 @@ public static class StatusVerb
         context.AddRunStore();
         context.AddCommand((sp, _) =>
         {
-            var stages = context.Stages(sp.GetRequiredService<ILoggerFactory>());
+            var stages = context.Stages();
             var statuses = PipelineStatus.Of(sp.GetRequiredService<RunStore>(), stages);
             foreach (var status in statuses)
             {

@@ -52,8 +52,7 @@ public sealed class VerbContext
     }
 
     /// <summary>The stages of this configuration in pipeline order (stages turned off are absent).</summary>
-    public IReadOnlyList<IStage> Stages(ILoggerFactory loggerFactory) =>
-        StageRegistry.Build(new StageFactoryContext(Config, Run, loggerFactory));
+    public IReadOnlyList<IStage> Stages() => StageRegistry.Build(new StageContext(Config));
 
     /// <summary>Runs <paramref name="command"/> as the one hosted service of this invocation.</summary>
     public void AddCommand(Func<IServiceProvider, CancellationToken, Task<int>> command) =>

@@ -15,15 +15,15 @@ public sealed class PrepareStageTests
         var options = Options(Instruction("data/task.jsonl"), Source("data/more.csv"));
         options.ReplaySources = [Source("data/brown.txt"), new DataSourceOptions { Path = "runs/prepare-old", Format = SourceFormat.PreparedDataset }];
         options.Decontaminate.Suites = ["suites/lambada.jsonl"];
-        var stage = new PrepareStage(options, Path.Combine(f.Root, "tok"), _ => new CharTokenizer(), f.Root);
+        var stage = new PrepareStage(StageContexts.For(f.Root, "run.baseModel=tok"), options, _ => new CharTokenizer());
         var inputs = new StageInputs();
 
         stage.DeclareInputs(inputs);
 
         inputs.Entries.Select(e => (e.Name, e.Kind, e.Source)).Should().BeEquivalentTo(new[]
         {
-            ("prepare.options", StageInputKind.Value, options.ToJson()),
-            ("tokenizer", StageInputKind.Directory, Path.Combine(f.Root, "tok")),
+            ("config.prepare", StageInputKind.Value, options.ToJson()),
+            ("run.baseModel", StageInputKind.Directory, Path.Combine(f.Root, "tok")),
             ("prepare.taskSources[0]", StageInputKind.File, Path.Combine(f.Root, "data/task.jsonl")),
             ("prepare.taskSources[1]", StageInputKind.File, Path.Combine(f.Root, "data/more.csv")),
             ("prepare.replaySources[0]", StageInputKind.File, Path.Combine(f.Root, "data/brown.txt")),
@@ -39,7 +39,7 @@ public sealed class PrepareStageTests
         using var f = new PrepareFixture();
         f.Write("tok/vocab.txt", "a b c");
         var options = Options(Source(f.WriteLines("t.txt", ["one", "two"])));
-        var stage = new PrepareStage(options, Path.Combine(f.Root, "tok"), _ => new CharTokenizer(), f.Root);
+        var stage = new PrepareStage(StageContexts.For(f.Root, "run.baseModel=tok"), options, _ => new CharTokenizer());
         var run = new StageRun
         {
             StageName = "prepare",
@@ -53,7 +53,7 @@ public sealed class PrepareStageTests
         var outcome = await stage.RunAsync(run, CancellationToken.None);
 
         outcome.Failure.Should().BeNull();
-        outcome.Metrics["trainTokens"].Should().Be(8L);
+        outcome.Metrics["train_tokens"].Should().Be(8L);
         var reader = await Parquet.ParquetReader.CreateAsync(Path.Combine(run.OutputDirectory, PreparedDataset.TrainFileName));
         await using (reader)
             reader.CustomMetadata["forgetless.tokenizer.sha256"].Should().Be(PrepareStage.HashTokenizer(Path.Combine(f.Root, "tok"))).And.HaveLength(64);

@@ -55,7 +55,7 @@ public sealed class DistillFixture : IDisposable
     public IReadOnlyList<IStage> Stages(params string[] overrides)
     {
         var config = LoadConfig(overrides);
-        return StageRegistry.Build(new StageFactoryContext(config, config.Section<RunOptions>("run"), NullLoggerFactory.Instance));
+        return StageRegistry.Build(new StageContext(config));
     }
 
     /// <summary>prepare, finetune and distill through the run store; returns distill's summary.json.</summary>
@@ -63,7 +63,7 @@ public sealed class DistillFixture : IDisposable
     {
         var config = LoadConfig(["run.root=" + runRoot, .. overrides]);
         var run = config.Section<RunOptions>("run");
-        var stages = StageRegistry.Build(new StageFactoryContext(config, run, NullLoggerFactory.Instance));
+        var stages = StageRegistry.Build(new StageContext(config));
         var store = new RunStore(config.ResolvePath(run.Root), "test", NullLogger.Instance);
         foreach (var stage in stages.TakeWhile(s => s.Name != "evaluate"))
             await store.RunAsync(stage, force: forceDistill && stage.Name == "distill", cancellationToken);

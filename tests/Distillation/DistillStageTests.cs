@@ -12,7 +12,7 @@ namespace Forgetless.Tests.DistillationStage;
 public sealed class DistillStageTests
 {
     private static string CacheFile(string runRoot, JsonObject summary) =>
-        Path.Combine(runRoot, ".cache", "teacher", summary["teacherPassKey"]!.GetValue<string>(), TeacherPass.FileName);
+        Path.Combine(runRoot, ".cache", "teacher", summary["teacher_pass_key"]!.GetValue<string>(), TeacherPass.FileName);
 
     /// <summary>
     /// The margin stated in docs/distill.md: on the tiny fixture, distillation lowers KL to the teacher on held-out
@@ -24,19 +24,19 @@ public sealed class DistillStageTests
         using var f = new DistillFixture();
         var summary = await f.RunAsync();
 
-        double klBefore = summary["klToTeacherHeldoutBefore"]!.GetValue<double>(), klAfter = summary["klToTeacherHeldoutAfter"]!.GetValue<double>();
+        double klBefore = summary["kl_to_teacher_heldout_before"]!.GetValue<double>(), klAfter = summary["kl_to_teacher_heldout_after"]!.GetValue<double>();
         klBefore.Should().BeGreaterThan(0);
         klAfter.Should().BeLessThan(klBefore * 0.8, "distillation pulls the student back toward the teacher on general text");
-        summary["validationTaskLossAfter"]!.GetValue<double>().Should().BeLessThanOrEqualTo(summary["validationTaskLossBefore"]!.GetValue<double>() + 0.5);
-        summary["teacherPassReused"]!.GetValue<bool>().Should().BeFalse();
-        summary["teacherMeanTailMass"]!.GetValue<double>().Should().BeInRange(0, 1, "it is the teacher's mean probability outside its top-k");
+        summary["validation_task_loss_after"]!.GetValue<double>().Should().BeLessThanOrEqualTo(summary["validation_task_loss_before"]!.GetValue<double>() + 0.5);
+        summary["teacher_pass_reused"]!.GetValue<bool>().Should().BeFalse();
+        summary["teacher_mean_tail_mass"]!.GetValue<double>().Should().BeInRange(0, 1, "it is the teacher's mean probability outside its top-k");
 
         string output = Path.Combine(f.Root, "runs", "distill");
         AdapterFolder.Describe(Path.Combine(output, "adapter")).PeftType.Should().Be(AdapterFolder.Describe(Path.Combine(f.Root, "runs", "finetune", "adapter")).PeftType);
         File.ReadAllBytes(Path.Combine(output, "adapter", AdapterTensors.WeightsFile))
             .Should().NotEqual(File.ReadAllBytes(Path.Combine(f.Root, "runs", "finetune", "adapter", AdapterTensors.WeightsFile)));
         var manifest = StageManifest.TryRead(output)!;
-        manifest.Metrics.Keys.Should().Contain(["klToTeacherHeldoutBefore", "klToTeacherHeldoutAfter", "validationTaskLossBefore", "validationTaskLossAfter"]);
+        manifest.Metrics.Keys.Should().Contain(["kl_to_teacher_heldout_before", "kl_to_teacher_heldout_after", "validation_task_loss_before", "validation_task_loss_after"]);
         File.ReadLines(Path.Combine(output, MetricsLog.FileName)).Last().Should().Contain("kl_to_teacher_heldout_after");
     }
 
@@ -49,15 +49,15 @@ public sealed class DistillStageTests
         var written = File.GetLastWriteTimeUtc(cache);
 
         var second = await f.RunAsync(forceDistill: true);
-        second["teacherPassReused"]!.GetValue<bool>().Should().BeTrue("the same teacher and rows need no second pass");
-        second["teacherPassKey"]!.GetValue<string>().Should().Be(first["teacherPassKey"]!.GetValue<string>());
+        second["teacher_pass_reused"]!.GetValue<bool>().Should().BeTrue("the same teacher and rows need no second pass");
+        second["teacher_pass_key"]!.GetValue<string>().Should().Be(first["teacher_pass_key"]!.GetValue<string>());
         File.GetLastWriteTimeUtc(cache).Should().Be(written);
 
         FineTuneFixture.WriteModel(Path.Combine(f.Root, "teacher2"), seed: 99); // same tokenizer, other weights
         f.WriteDistill(new JsonObject { ["teacher"] = "teacher2" });
         var third = await f.RunAsync();
-        third["teacherPassReused"]!.GetValue<bool>().Should().BeFalse("another teacher is scored afresh");
-        third["teacherPassKey"]!.GetValue<string>().Should().NotBe(first["teacherPassKey"]!.GetValue<string>());
+        third["teacher_pass_reused"]!.GetValue<bool>().Should().BeFalse("another teacher is scored afresh");
+        third["teacher_pass_key"]!.GetValue<string>().Should().NotBe(first["teacher_pass_key"]!.GetValue<string>());
     }
 
     [Fact]
@@ -101,7 +101,7 @@ public sealed class DistillStageTests
         await cancelled.Should().ThrowAsync<OperationCanceledException>();
         await watcher;
         var summary = await f.RunAsync(runRoot: "resumed");
-        summary["resumedFromStep"]!.GetValue<long>().Should().BeGreaterThan(0);
+        summary["resumed_from_step"]!.GetValue<long>().Should().BeGreaterThan(0);
         File.ReadAllBytes(Path.Combine(f.Root, "resumed", "distill", "adapter", AdapterTensors.WeightsFile)).Should().Equal(straight);
     }
 

@@ -68,11 +68,12 @@ public sealed class EvaluateStageTests
         var options = Options(dir);
         string root = Path.Combine(dir.Path, "runs");
         var store = new RunStore(root, "test", NullLogger.Instance);
-        var stage = new EvaluateStage(options, basePath, dir.Path, root, 1234, candidateStage: null, adapterFolder: adapter, "test");
+        var context = StageContexts.For(dir.Path, "run.baseModel=" + basePath, "run.root=" + root, "run.seed=1234");
+        var stage = new EvaluateStage(context, options, candidateStage: null, adapterFolder: adapter, "test");
 
         var inputs = new StageInputs();
         stage.DeclareInputs(inputs);
-        inputs.Entries.Select(e => e.Name).Should().Contain(["baseModel", "evaluate.adapter", "evaluate.options", "run.seed", "evaluate.suites.heldout"]);
+        inputs.Entries.Select(e => e.Name).Should().Contain(["run.baseModel", "evaluate.adapter", "config.evaluate", "run.seed", "evaluate.suites.heldout"]);
         inputs.Entries.Should().NotContain(e => e.Kind == StageInputKind.Upstream);
 
         var first = await store.RunAsync(stage, force: false, CancellationToken.None);
@@ -80,16 +81,16 @@ public sealed class EvaluateStageTests
         foreach (var file in new[] { "results.json", "junit.xml", "report.md", "report.html" })
             File.Exists(Path.Combine(root, "evaluate", file)).Should().BeTrue(file);
         File.ReadAllText(Path.Combine(root, "evaluate", "report.html")).Should().Contain("Learning curves");
-        first.Manifest.Metrics["baseFromCache"].Should().Be(0);
+        first.Manifest.Metrics["base_from_cache"].Should().Be(0);
 
         (await store.RunAsync(stage, false, CancellationToken.None)).Skipped.Should().BeTrue();
 
         // A different candidate: the stage reruns, the base comes from the cache.
         var (_, adapter2) = Models(new TempDirectory(), loraScale: 0.9);
-        var stage2 = new EvaluateStage(options, basePath, dir.Path, root, 1234, null, adapter2, "test");
+        var stage2 = new EvaluateStage(context, options, null, adapter2, "test");
         var second = await store.RunAsync(stage2, false, CancellationToken.None);
         second.Skipped.Should().BeFalse();
-        second.Manifest.Metrics["baseFromCache"].Should().Be(3);
+        second.Manifest.Metrics["base_from_cache"].Should().Be(3);
     }
 
     [Fact]
@@ -97,7 +98,7 @@ public sealed class EvaluateStageTests
     {
         using var dir = new TempDirectory();
         string root = Path.Combine(dir.Path, "runs");
-        var stage = new EvaluateStage(Options(dir), Path.Combine(dir.Path, "base"), dir.Path, root, 1, candidateStage: "finetune", adapterFolder: null, "test");
+        var stage = new EvaluateStage(StageContexts.For(dir.Path, "run.baseModel=base", "run.root=" + root, "run.seed=1"), Options(dir), candidateStage: "finetune", adapterFolder: null, "test");
         var inputs = new StageInputs();
         stage.DeclareInputs(inputs);
         inputs.Entries.Should().ContainSingle(e => e.Kind == StageInputKind.Upstream && e.Source == "finetune");

@@ -113,7 +113,7 @@ public sealed class FineTuneFixture : IDisposable
     {
         var config = LoadConfig(["run.root=" + runRoot, .. overrides]);
         var run = config.Section<RunOptions>("run");
-        var stages = StageRegistry.Build(new StageFactoryContext(config, run, NullLoggerFactory.Instance));
+        var stages = StageRegistry.Build(new StageContext(config));
         var store = new RunStore(config.ResolvePath(run.Root), "test", NullLogger.Instance);
         foreach (var stage in PipelineStatus.Plan(store, stages, "finetune")) await store.RunAsync(stage, force: false, cancellationToken);
         return Summary(Path.Combine(config.ResolvePath(run.Root), "finetune"));

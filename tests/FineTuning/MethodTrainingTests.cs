@@ -34,9 +34,9 @@ public sealed class MethodTrainingTests
         using var f = new FineTuneFixture();
         var summary = await f.RunAsync(overrides: overrides);
 
-        double before = summary["validationTaskLossBefore"]!.GetValue<double>(), after = summary["validationTaskLossAfter"]!.GetValue<double>();
+        double before = summary["validation_task_loss_before"]!.GetValue<double>(), after = summary["validation_task_loss_after"]!.GetValue<double>();
         after.Should().BeLessThan(before - 0.05, $"{name} should learn the task ({before} → {after})");
-        summary["trainableParameters"]!.GetValue<long>().Should().BeGreaterThan(0);
+        summary["trainable_parameters"]!.GetValue<long>().Should().BeGreaterThan(0);
         File.Exists(Path.Combine(f.OutputDirectory, "loss_curve.png")).Should().BeTrue();
         File.ReadAllLines(Path.Combine(f.OutputDirectory, "metrics.jsonl")).Should().Contain(l => l.Contains("heldout_loss"));
 

@@ -22,7 +22,7 @@ public sealed class RegularizerIntegrationTests
     {
         using var f = new FineTuneFixture();
         var summary = await f.RunAsync(overrides: overrides);
-        double before = summary["validationTaskLossBefore"]!.GetValue<double>(), after = summary["validationTaskLossAfter"]!.GetValue<double>();
+        double before = summary["validation_task_loss_before"]!.GetValue<double>(), after = summary["validation_task_loss_after"]!.GetValue<double>();
         after.Should().BeLessThan(before - 0.05, $"{name}: {before} → {after}");
         var metrics = File.ReadAllText(Path.Combine(f.OutputDirectory, MetricsLog.FileName));
         // Each term is logged under its own name.
@@ -73,7 +73,7 @@ public sealed class RegularizerIntegrationTests
         var summary = await f.RunAsync(runRoot: "second", overrides: ["finetune.regularizers=[ewc]", "finetune.ewc.samples=4", "finetune.initAdapter=" + first, "finetune.steps=4"]);
         // The second run starts where the first ended: its loss before training is the first run's loss after.
         var firstSummary = FineTuneFixture.Summary(Path.Combine(f.Root, "first", "finetune"));
-        summary["validationTaskLossBefore"]!.GetValue<double>().Should().BeApproximately(firstSummary["validationTaskLossAfter"]!.GetValue<double>(), 1e-4);
+        summary["validation_task_loss_before"]!.GetValue<double>().Should().BeApproximately(firstSummary["validation_task_loss_after"]!.GetValue<double>(), 1e-4);
 
         var act = async () => await f.RunAsync(runRoot: "third", overrides: ["finetune.method=adapter", "finetune.initAdapter=" + first]);
         await act.Should().ThrowAsync<Forgetless.Configuration.ConfigException>().WithMessage("*finetune.initAdapter*LORA*");

@@ -48,7 +48,7 @@ public sealed class ResumeTests
         await cancelled.Should().ThrowAsync<OperationCanceledException>();
         await watcher;
         var summary = await f.RunAsync(runRoot: "resumed", overrides: overrides);
-        summary["resumedFromStep"]!.GetValue<long>().Should().BeGreaterThan(0);
+        summary["resumed_from_step"]!.GetValue<long>().Should().BeGreaterThan(0);
         AdapterBytes(Path.Combine(f.Root, "resumed", "finetune")).Should().Equal(straight, $"{name}: a resumed run ends with the bytes of an uninterrupted one");
         File.ReadAllLines(Path.Combine(f.Root, "resumed", "finetune", MetricsLog.FileName)).Select(l => JsonNode.Parse(l)!["step"]!.GetValue<long>())
             .Should().Equal(File.ReadAllLines(Path.Combine(f.Root, "straight", "finetune", MetricsLog.FileName)).Select(l => JsonNode.Parse(l)!["step"]!.GetValue<long>()));

@@ -13,8 +13,8 @@ namespace Forgetless.Tests.Packaging;
 public sealed class PackageStageTests
 {
     private static PackageStage Stage(string baseModel, string adapter, string root, PackageOptions? options = null) =>
-        new(options ?? new PackageOptions { ExportMerged = true, Nupkg = true }, baseModel, candidateStage: null, adapterFolder: adapter,
-            usesPreparedData: false, PackageFixtures.Config(), root, "test");
+        new(StageContexts.For(root, "run.baseModel=" + baseModel, "run.root=" + root), options ?? new PackageOptions { ExportMerged = true, Nupkg = true },
+            baseModel, candidateStage: null, adapterFolder: adapter, usesPreparedData: false, PackageFixtures.Config(), "test");
 
     [Fact]
     public async Task A_failed_gate_in_the_evaluate_manifest_or_results_makes_the_stage_refuse_without_packaging()

@@ -28,6 +28,6 @@ public sealed class QloraMethod : LoraMethod
     public override IReadOnlyDictionary<string, object?> Facts(TunedModel tuned)
     {
         var (nf4, f32) = QLora.WeightBytes(tuned.Model);
-        return new Dictionary<string, object?> { ["nf4WeightBytes"] = nf4, ["nf4WeightsAsF32Bytes"] = f32 };
+        return new Dictionary<string, object?> { ["nf4_weight_bytes"] = nf4, ["nf4_weights_as_f32_bytes"] = f32 };
     }
 }

@@ -1,0 +1,55 @@
+using System.Globalization;
+using Forgetless.Configuration;
+using Forgetless.Model;
+using Forgetless.Model.Tokenizers;
+using Forgetless.Runs;
+
+namespace Forgetless.Stages;
+
+/// <summary>
+/// What every stage of one invocation shares: the loaded pipeline file, the <c>run</c> section, the paths it resolves
+/// to, and how the base model is loaded. Stages take this instead of repeating their start-up.
+/// <para>
+/// Stage inputs are named one way everywhere (what <c>status</c> prints when one changes): a stage's own section is
+/// <c>config.SECTION</c>; a file or folder is named by the key that names it (<c>run.baseModel</c>, <c>finetune.heldout</c>,
+/// <c>evaluate.suites.NAME</c>, <c>prepare.taskSources[0]</c>); a fact of the machine or the checkout that can change a
+/// result is <c>env.NAME</c>; another stage's outputs are <c>stage:NAME</c>.
+/// </para>
+/// </summary>
+public sealed class StageContext(PipelineConfig config)
+{
+    public PipelineConfig Config { get; } = config;
+    public RunOptions Run { get; } = config.Section<RunOptions>("run");
+
+    /// <summary>The folder relative paths of the pipeline file resolve against.</summary>
+    public string BaseDirectory => Config.BaseDirectory;
+    public string BaseModel => Resolve(Run.BaseModel);
+    public string RunRoot => Resolve(Run.Root);
+    /// <summary>Caches shared by runs on one run root (keys are content hashes): Fisher, teacher passes, base scores.</summary>
+    public string CacheDirectory => Path.Combine(RunRoot, ".cache");
+    public int Seed => Run.Seed;
+    public DeviceChoice Device => Run.Device;
+
+    public string Resolve(string path) => Config.ResolvePath(path);
+
+    public T Section<T>(string name) where T : class, new() => Config.Section<T>(name);
+
+    /// <summary>A Hugging Face model folder with its tokenizer; a folder without tokenizer files is a named error.</summary>
+    public static (CausalLM Model, ITokenizer Tokenizer) LoadWithTokenizer(string folder, string purpose)
+    {
+        var loaded = ModelFolder.Load(folder);
+        if (loaded.Tokenizer is null)
+        {
+            loaded.Model.Dispose();
+            throw new UserInputException($"{folder}: the model folder has no tokenizer files; {purpose} needs one");
+        }
+        return (loaded.Model, loaded.Tokenizer);
+    }
+
+    /// <summary>The inputs of a stage that trains from the base model: its files, the seed and libtorch's thread count.</summary>
+    public StageInputs DeclareTraining(StageInputs inputs) => inputs
+        .Directory("run.baseModel", BaseModel)
+        .Value("run.seed", Seed.ToString(CultureInfo.InvariantCulture))
+        // Float sums, and so the exact bytes, depend on how libtorch splits work between threads.
+        .Value("env.torchThreads", TorchSharp.torch.get_num_threads().ToString(CultureInfo.InvariantCulture));
+}
