@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Security.Cryptography;
 using Forgetless.Configuration;
 using Forgetless.FineTuning;
-using Forgetless.Model.Safetensors;
 using Forgetless.Peft;
 using Microsoft.Extensions.Logging;
 using TorchSharp.Modules;
@@ -181,21 +180,14 @@ public sealed class Ewc : TrainingTerm
         return result;
     }
 
-    /// <summary>Saves Fisher and anchors (<c>fisher/NAME</c>, <c>anchor/NAME</c>) for a later stage or task.</summary>
-    public static void Save(string path, IReadOnlyDictionary<string, Tensor> fisher, IReadOnlyDictionary<string, Tensor> anchors)
-    {
-        var all = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (k, v) in fisher) all["fisher/" + k] = v;
-        foreach (var (k, v) in anchors) all["anchor/" + k] = v;
-        SafetensorsWriter.Write(path, all, SafetensorsDType.Keep, new Dictionary<string, string> { ["kind"] = "ewc" });
-    }
+    /// <summary>Saves fisher and anchors (<c>fisher/NAME</c>, <c>anchor/NAME</c>) for a later run.</summary>
+    public static void Save(string path, IReadOnlyDictionary<string, Tensor> fisher, IReadOnlyDictionary<string, Tensor> anchors) =>
+        TermStateFile.Save(path, "ewc", new Dictionary<string, IReadOnlyDictionary<string, Tensor>> { ["fisher"] = fisher, ["anchor"] = anchors });
 
     public static (Dictionary<string, Tensor> fisher, Dictionary<string, Tensor> anchors) Load(string path)
     {
-        var tensors = SafetensorsFile.Open(path).ReadAll();
-        return (
-            tensors.Where(kv => kv.Key.StartsWith("fisher/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key["fisher/".Length..], kv => kv.Value),
-            tensors.Where(kv => kv.Key.StartsWith("anchor/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key["anchor/".Length..], kv => kv.Value));
+        var groups = TermStateFile.Load(path, "fisher", "anchor");
+        return (groups["fisher"], groups["anchor"]);
     }
 
     /// <summary>θ* for the given parameters: detached copies of their current values.</summary>

@@ -1,7 +1,6 @@
 using System.Globalization;
 using Forgetless.Configuration;
 using Forgetless.FineTuning;
-using Forgetless.Model.Safetensors;
 using Forgetless.Peft;
 using Microsoft.Extensions.Logging;
 using TorchSharp.Modules;
@@ -246,20 +245,14 @@ public sealed class Si : TrainingTerm
         }
     }
 
-    public static void Save(string path, IReadOnlyDictionary<string, Tensor> importance, IReadOnlyDictionary<string, Tensor> anchors)
-    {
-        var all = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (k, v) in importance) all["importance/" + k] = v;
-        foreach (var (k, v) in anchors) all["anchor/" + k] = v;
-        SafetensorsWriter.Write(path, all, SafetensorsDType.Keep, new Dictionary<string, string> { ["kind"] = "si" });
-    }
+    /// <summary>Saves importance and anchors (<c>importance/NAME</c>, <c>anchor/NAME</c>) for a later run.</summary>
+    public static void Save(string path, IReadOnlyDictionary<string, Tensor> importance, IReadOnlyDictionary<string, Tensor> anchors) =>
+        TermStateFile.Save(path, "si", new Dictionary<string, IReadOnlyDictionary<string, Tensor>> { ["importance"] = importance, ["anchor"] = anchors });
 
     public static (Dictionary<string, Tensor> importance, Dictionary<string, Tensor> anchors) Load(string path)
     {
-        var tensors = SafetensorsFile.Open(path).ReadAll();
-        return (
-            tensors.Where(kv => kv.Key.StartsWith("importance/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key["importance/".Length..], kv => kv.Value),
-            tensors.Where(kv => kv.Key.StartsWith("anchor/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key["anchor/".Length..], kv => kv.Value));
+        var groups = TermStateFile.Load(path, "importance", "anchor");
+        return (groups["importance"], groups["anchor"]);
     }
 
     public override void Dispose()
