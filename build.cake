@@ -6,4 +6,15 @@
 #load "build/finetune.cake"
 #load "build/distill.cake"
 
-RunTarget(Argument("target", "Build"));
+// A failed task's CakeException reaches Cake wrapped in a CakeReportException, and cake.tool 7.0.0 exits
+// with the outer exception's code, which is always 1. Measured: a task throwing new CakeException(4, ...)
+// exits 1; the same exception rethrown here, outside RunTarget, exits 4. So the build exits with
+// forgetless's own code: 4 a release gate failed, 2 usage or configuration, 3 stale, 130 cancelled.
+try
+{
+    RunTarget(Argument("target", "Build"));
+}
+catch (CakeReportException e) when (e.InnerException is CakeException failure)
+{
+    throw new CakeException(failure.ExitCode, failure.Message, e);
+}

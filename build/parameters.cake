@@ -21,12 +21,8 @@ IEnumerable<string> PipelineArguments()
     foreach (var s in settings) { yield return "--set"; yield return s; }
 }
 
-// The exit code of the forgetless run that failed the build (0: none). Cake itself exits 1 for any
-// failed task, whatever the CakeException's code; the Teardown in pipeline.cake exits with this one
-// instead, so that CI sees 4 for a failed release gate (2 usage, 3 stale, 130 cancelled).
-int forgetlessExitCode = 0;
-
-// Runs the already-built forgetless executable; a non-zero exit fails the task with that code.
+// Runs the already-built forgetless executable; a non-zero exit fails the task with a CakeException
+// carrying forgetless's own code, which build.cake makes the build's exit code.
 void Forgetless(string verb, IEnumerable<string> extra = null, bool forceable = false)
 {
     var args = new ProcessArgumentBuilder().Append(forgetlessDll).Append(verb);
@@ -34,9 +30,5 @@ void Forgetless(string verb, IEnumerable<string> extra = null, bool forceable = 
     foreach (var a in extra ?? new string[0]) args.AppendQuoted(a);
     if (forceable && force) args.Append("--force");
     int code = StartProcess("dotnet", new ProcessSettings { Arguments = args });
-    if (code != 0)
-    {
-        forgetlessExitCode = code;
-        throw new CakeException(code, $"forgetless {verb} exited with code {code}");
-    }
+    if (code != 0) throw new CakeException(code, $"forgetless {verb} exited with code {code}");
 }
