@@ -1,10 +1,12 @@
 // Forgetless build entry point: `dotnet cake --target=FineTune` (or ./build.sh --target=FineTune).
 // The tasks live in build/*.cake, one file per concern; `dotnet cake --description` lists them.
 #load "build/parameters.cake"
+#load "build/forgetless.cake"
 #load "build/solution.cake"
+#load "build/stages.cake"
 #load "build/pipeline.cake"
-#load "build/finetune.cake"
-#load "build/distill.cake"
+
+Setup<BuildParameters>(context => BuildParameters.From(context));
 
 // A failed task's CakeException reaches Cake wrapped in a CakeReportException, and cake.tool 7.0.0 exits
 // with the outer exception's code, which is always 1. Measured: a task throwing new CakeException(4, ...)
