@@ -13,6 +13,7 @@ Task("Build")
         NoLogo = true,
     }));
 
+// The one place that counts test results; .ci/run relies on this task's closing line and exit code.
 Task("Test")
     .Description("Run the test suite; ends with 'N passed, N failed, N skipped' counted from the TRX results and fails on any failure or when no test ran")
     .IsDependentOn("Build")
