@@ -1,42 +1,54 @@
-// Knobs that pass from the Cake command line to the pipeline, e.g.
-//   dotnet cake --target=FineTune --method=qlora --device=cpu --force --set=finetune.lora.rank=16
-var target = Argument("target", "Build");
-var configuration = Argument("configuration", "Release");
-var pipelineFile = Argument("config", "forgetless.json");
-var force = HasArgument("force");
-var method = Argument<string>("method", null);
-var device = Argument<string>("device", null);
-var settings = Arguments<string>("set", new string[0]);
-
-var solution = "./Forgetless.sln";
-var forgetlessDll = $"./stages/bin/{configuration}/net10.0/forgetless.dll";
-
-// Every `--set section.key=value` plus the shortcuts above, as forgetless arguments.
-IEnumerable<string> PipelineArguments()
+// Every knob of the Cake command line, read once (Setup in build.cake) and handed to each task as
+// Does<BuildParameters>((context, p) => ...). Pipeline knobs pass through to forgetless, e.g.
+//   dotnet cake --target=FineTune --method=qlora --device=cpu --force --set=finetune.lora.r=16
+public sealed class BuildParameters
 {
-    yield return "--config";
-    yield return pipelineFile;
-    if (method != null) { yield return "--set"; yield return "finetune.method=" + method; }
-    if (device != null) { yield return "--set"; yield return "run.device=" + device; }
-    foreach (var s in settings) { yield return "--set"; yield return s; }
-}
+    public string Configuration { get; private init; }
+    /// <summary>--config: the pipeline file.</summary>
+    public string PipelineFile { get; private init; }
+    /// <summary>--force: rerun the target's stage even when it is up to date.</summary>
+    public bool Force { get; private init; }
+    /// <summary>--method: shortcut for --set=finetune.method=...</summary>
+    public string Method { get; private init; }
+    /// <summary>--device: shortcut for --set=run.device=...</summary>
+    public string Device { get; private init; }
+    /// <summary>--set=section.key=value, repeatable.</summary>
+    public IReadOnlyList<string> Settings { get; private init; }
+    /// <summary>--adapter (Evaluate): evaluate this adapter folder instead of the pipeline's.</summary>
+    public string Adapter { get; private init; }
+    /// <summary>--check (Status): fail with exit 3 when a stage is not up to date.</summary>
+    public bool Check { get; private init; }
+    /// <summary>--steps (Benchmark): timed steps per method.</summary>
+    public int BenchmarkSteps { get; private init; }
+    /// <summary>--rebuild-root and --reference (Rebuild).</summary>
+    public string RebuildRoot { get; private init; }
+    public string Reference { get; private init; }
 
-// The exit code of the forgetless run that failed the build (0: none). Cake itself exits 1 for any
-// failed task, whatever the CakeException's code; the Teardown in pipeline.cake exits with this one
-// instead, so that CI sees 4 for a failed release gate (2 usage, 3 stale, 130 cancelled).
-int forgetlessExitCode = 0;
+    public string Solution => "./Forgetless.sln";
+    public string ForgetlessDll => $"./stages/bin/{Configuration}/net10.0/forgetless.dll";
 
-// Runs the already-built forgetless executable; a non-zero exit fails the task with that code.
-void Forgetless(string verb, IEnumerable<string> extra = null, bool forceable = false)
-{
-    var args = new ProcessArgumentBuilder().Append(forgetlessDll).Append(verb);
-    foreach (var a in PipelineArguments()) args.AppendQuoted(a);
-    foreach (var a in extra ?? new string[0]) args.AppendQuoted(a);
-    if (forceable && force) args.Append("--force");
-    int code = StartProcess("dotnet", new ProcessSettings { Arguments = args });
-    if (code != 0)
+    public static BuildParameters From(ICakeContext context) => new BuildParameters
     {
-        forgetlessExitCode = code;
-        throw new CakeException(code, $"forgetless {verb} exited with code {code}");
+        Configuration = context.Argument("configuration", "Release"),
+        PipelineFile = context.Argument("config", "forgetless.json"),
+        Force = context.HasArgument("force"),
+        Method = context.Argument<string>("method", null),
+        Device = context.Argument<string>("device", null),
+        Settings = context.Arguments<string>("set", new string[0]).ToList(),
+        Adapter = context.Argument<string>("adapter", null),
+        Check = context.HasArgument("check"),
+        BenchmarkSteps = context.Argument("steps", 6),
+        RebuildRoot = context.Argument("rebuild-root", "artifacts/rebuild"),
+        Reference = context.Argument("reference", "runs/package"),
+    };
+
+    /// <summary>The pipeline file and every override (the shortcuts, then each --set), as forgetless arguments.</summary>
+    public IEnumerable<string> PipelineArguments()
+    {
+        yield return "--config";
+        yield return PipelineFile;
+        if (Method != null) { yield return "--set"; yield return "finetune.method=" + Method; }
+        if (Device != null) { yield return "--set"; yield return "run.device=" + Device; }
+        foreach (var s in Settings) { yield return "--set"; yield return s; }
     }
 }

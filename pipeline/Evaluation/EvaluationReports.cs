@@ -192,48 +192,70 @@ public static class EvaluationReports
     private static Interval OrientedCi(MetricComparison m, SuiteRole role) =>
         role == SuiteRole.Old ? m.WorseningInterval : new Interval(-m.WorseningInterval.High, -m.WorseningInterval.Low);
 
+    // The report's tables, each defined once for report.md and report.html.
+
+    private static ReportTable GatesTable(EvaluationResult result) => new(
+        ["gate", "result", "detail"],
+        result.Verdicts.Select(v => Row(v.Name, v.Passed ? new ReportCell("pass", CellStyle.Pass) : new ReportCell("FAIL", CellStyle.Fail), v.Message)).ToList());
+
+    private static ReportTable MetricsTable(EvaluationResult result, SuiteComparison sc) => new(
+        ["metric", "base", "candidate", "candidate − base", $"{result.Options.Confidence:0%} CI", RoleWord(sc.Role)],
+        sc.Metrics.Select(m => Row($"{m.Metric} {(m.HigherIsBetter ? "↑" : "↓")}", $"{F(m.Base)} ± {F(m.BaseStderr)}", $"{F(m.Candidate)} ± {F(m.CandidateStderr)}",
+            F(m.Difference), Ci(m.DifferenceInterval), $"{F(Oriented(m, sc.Role))} {Ci(OrientedCi(m, sc.Role))}")).ToList());
+
+    private static ReportTable CategoriesTable(SuiteComparison sc) => new(
+        ["category", "n", "metric", "base", "candidate", "candidate − base", "CI"],
+        sc.Categories.SelectMany(cat => cat.Metrics.Select(m => Row(cat.Category, cat.Count.ToString(CultureInfo.InvariantCulture), m.Metric,
+            F(m.Base), F(m.Candidate), F(m.Difference), Ci(m.DifferenceInterval)))).ToList());
+
+    private static ReportTable SamplesTable(EvaluationResult result) => new(
+        ["suite", "prompt", "reference", "base", "candidate"],
+        result.Samples.Select(s => Row(s.Suite, Code(s.Prompt), Code(s.Reference), Code(s.Base), Code(s.Candidate))).ToList());
+
+    private static IReadOnlyList<ReportCell> Row(params ReportCell[] cells) => cells;
+
+    private static ReportCell Code(string text) => new(text, CellStyle.Code);
+
+    /// <summary>What was compared: the base model, the candidate stage and its adapter, as far as the config names them.</summary>
+    private static IEnumerable<(string Key, string Value)> Compared(EvaluationResult result) =>
+        new[] { "baseModel", "candidate", "adapter" }
+            .Where(key => result.Config.TryGetValue(key, out var v) && v is not null)
+            .Select(key => (key, result.Config[key]!.ToString()!));
+
+    private static string Intervals(EvaluationResult result) =>
+        $"intervals: {result.Options.Confidence:0%} paired bootstrap, {result.Options.BootstrapResamples} resamples";
+
+    private static string SuiteCaption(EvaluationResult result, SuiteComparison sc) =>
+        $"({sc.Role.ToString().ToLowerInvariant()}, {sc.Type}, n = {sc.Count}, base {result.BaseSource.GetValueOrDefault(sc.Suite)})";
+
     public static string Markdown(EvaluationResult result)
     {
         var md = new StringBuilder();
         md.AppendLine("# Forgetting evaluation").AppendLine();
         md.AppendLine($"**Verdict: {(result.Passed ? "PASS" : "FAIL")}** — {result.Verdicts.Count(v => v.Passed)}/{result.Verdicts.Count} gates passed. ");
-        foreach (var key in new[] { "baseModel", "candidate", "adapter" })
-            if (result.Config.TryGetValue(key, out var v) && v is not null) md.AppendLine($"{key}: `{v}`  ");
-        md.AppendLine($"date: {result.Date:yyyy-MM-dd HH:mm} UTC; intervals: {result.Options.Confidence:0%} paired bootstrap, {result.Options.BootstrapResamples} resamples").AppendLine();
+        foreach (var (key, value) in Compared(result)) md.AppendLine($"{key}: `{value}`  ");
+        md.AppendLine($"date: {result.Date:yyyy-MM-dd HH:mm} UTC; {Intervals(result)}").AppendLine();
         md.AppendLine("## Gates").AppendLine();
-        md.AppendLine("| gate | result | detail |").AppendLine("|---|---|---|");
-        foreach (var v in result.Verdicts) md.AppendLine($"| {v.Name} | {(v.Passed ? "pass" : "**FAIL**")} | {v.Message.Replace("|", "\\|")} |");
+        md.Append(GatesTable(result).Markdown());
         md.AppendLine().AppendLine("## Suites").AppendLine();
         md.AppendLine("forgetting = how much worse the candidate is on an `old` suite; gain = how much better on a `new` one (both in the metric's units, oriented by its direction: for perplexity a rise is forgetting).").AppendLine();
         foreach (var sc in result.Comparisons)
         {
-            md.AppendLine($"### {sc.Suite} ({sc.Role.ToString().ToLowerInvariant()}, {sc.Type}, n = {sc.Count}, base {result.BaseSource.GetValueOrDefault(sc.Suite)})").AppendLine();
-            md.AppendLine($"| metric | base | candidate | candidate − base | {result.Options.Confidence:0%} CI | {RoleWord(sc.Role)} |").AppendLine("|---|---|---|---|---|---|");
-            foreach (var m in sc.Metrics)
-                md.AppendLine($"| {m.Metric} {(m.HigherIsBetter ? "↑" : "↓")} | {F(m.Base)} ± {F(m.BaseStderr)} | {F(m.Candidate)} ± {F(m.CandidateStderr)} | {F(m.Difference)} | {Ci(m.DifferenceInterval)} | {F(Oriented(m, sc.Role))} |");
-            if (sc.Categories.Count > 0)
-            {
-                md.AppendLine().AppendLine("| category | n | metric | base | candidate | candidate − base | CI |").AppendLine("|---|---|---|---|---|---|---|");
-                foreach (var cat in sc.Categories)
-                foreach (var m in cat.Metrics)
-                    md.AppendLine($"| {cat.Category} | {cat.Count} | {m.Metric} | {F(m.Base)} | {F(m.Candidate)} | {F(m.Difference)} | {Ci(m.DifferenceInterval)} |");
-            }
+            md.AppendLine($"### {sc.Suite} {SuiteCaption(result, sc)}").AppendLine();
+            md.Append(MetricsTable(result, sc).Markdown());
+            if (sc.Categories.Count > 0) md.AppendLine().Append(CategoriesTable(sc).Markdown());
             md.AppendLine();
         }
         if (result.Samples.Count > 0)
         {
             md.AppendLine("## Sample generations").AppendLine();
-            md.AppendLine("| suite | prompt | reference | base | candidate |").AppendLine("|---|---|---|---|---|");
-            foreach (var s in result.Samples)
-                md.AppendLine($"| {s.Suite} | {Cell(s.Prompt)} | {Cell(s.Reference)} | {Cell(s.Base)} | {Cell(s.Candidate)} |");
+            md.Append(SamplesTable(result).Markdown());
             md.AppendLine();
         }
         if (result.Curves is { } curves)
             md.AppendLine($"Learning curves from `{curves.Source}`: {string.Join(", ", curves.Series.Keys)} (charts in report.html).");
         return md.ToString();
     }
-
-    private static string Cell(string s) => "`" + s.Replace("`", "'").Replace("|", "\\|").Replace("\n", " ") + "`";
 
     public static string Html(EvaluationResult result)
     {
@@ -245,31 +267,19 @@ public static class EvaluationReports
         h.AppendLine("</style></head><body>");
         h.AppendLine($"<h1>Forgetting evaluation — <span class=\"{(result.Passed ? "pass\">PASS" : "fail\">FAIL")}</span></h1>");
         h.AppendLine("<p>");
-        foreach (var key in new[] { "baseModel", "candidate", "adapter" })
-            if (result.Config.TryGetValue(key, out var v) && v is not null) h.AppendLine($"{key}: <code>{E(v.ToString()!)}</code><br>");
-        h.AppendLine($"{result.Date:yyyy-MM-dd HH:mm} UTC · {result.Options.Confidence:0%} paired bootstrap intervals, {result.Options.BootstrapResamples} resamples</p>");
-        h.AppendLine("<h2>Gates</h2><table><tr><th>gate</th><th>result</th><th>detail</th></tr>");
-        foreach (var v in result.Verdicts)
-            h.AppendLine($"<tr><td>{E(v.Name)}</td><td class=\"{(v.Passed ? "pass\">pass" : "fail\">FAIL")}</td><td>{E(v.Message)}</td></tr>");
-        h.AppendLine("</table>");
+        foreach (var (key, value) in Compared(result)) h.AppendLine($"{key}: <code>{E(value)}</code><br>");
+        h.AppendLine($"date: {result.Date:yyyy-MM-dd HH:mm} UTC; {Intervals(result)}</p>");
+        h.AppendLine("<h2>Gates</h2>");
+        h.Append(GatesTable(result).Html());
         h.AppendLine("<h2>Change per suite</h2><div class=\"charts\">");
         h.AppendLine(EvaluationCharts.Deltas(result));
         h.AppendLine("</div>");
         foreach (var sc in result.Comparisons)
         {
-            h.AppendLine($"<h3>{E(sc.Suite)} <small>({sc.Role.ToString().ToLowerInvariant()}, {sc.Type}, n = {sc.Count}, base {E(result.BaseSource.GetValueOrDefault(sc.Suite) ?? "")})</small></h3>");
-            h.AppendLine($"<table><tr><th>metric</th><th>base</th><th>candidate</th><th>candidate − base</th><th>CI</th><th>{RoleWord(sc.Role)}</th></tr>");
-            foreach (var m in sc.Metrics)
-                h.AppendLine($"<tr><td>{E(m.Metric)} {(m.HigherIsBetter ? "↑" : "↓")}</td><td>{F(m.Base)} ± {F(m.BaseStderr)}</td><td>{F(m.Candidate)} ± {F(m.CandidateStderr)}</td><td>{F(m.Difference)}</td><td>{Ci(m.DifferenceInterval)}</td><td>{F(Oriented(m, sc.Role))} {Ci(OrientedCi(m, sc.Role))}</td></tr>");
-            h.AppendLine("</table>");
+            h.AppendLine($"<h3>{E(sc.Suite)} <small>{E(SuiteCaption(result, sc))}</small></h3>");
+            h.Append(MetricsTable(result, sc).Html());
             if (sc.Categories.Count > 0)
-            {
-                h.AppendLine("<details><summary>per category</summary><table><tr><th>category</th><th>n</th><th>metric</th><th>base</th><th>candidate</th><th>candidate − base</th><th>CI</th></tr>");
-                foreach (var cat in sc.Categories)
-                foreach (var m in cat.Metrics)
-                    h.AppendLine($"<tr><td>{E(cat.Category)}</td><td>{cat.Count}</td><td>{E(m.Metric)}</td><td>{F(m.Base)}</td><td>{F(m.Candidate)}</td><td>{F(m.Difference)}</td><td>{Ci(m.DifferenceInterval)}</td></tr>");
-                h.AppendLine("</table></details>");
-            }
+                h.Append("<details><summary>per category</summary>").Append(CategoriesTable(sc).Html()).AppendLine("</details>");
         }
         if (result.Curves is { } curves)
         {
@@ -279,10 +289,8 @@ public static class EvaluationReports
         }
         if (result.Samples.Count > 0)
         {
-            h.AppendLine("<h2>Sample generations</h2><table><tr><th>suite</th><th>prompt</th><th>reference</th><th>base</th><th>candidate</th></tr>");
-            foreach (var s in result.Samples)
-                h.AppendLine($"<tr><td>{E(s.Suite)}</td><td><code>{E(s.Prompt)}</code></td><td><code>{E(s.Reference)}</code></td><td><code>{E(s.Base)}</code></td><td><code>{E(s.Candidate)}</code></td></tr>");
-            h.AppendLine("</table>");
+            h.AppendLine("<h2>Sample generations</h2>");
+            h.Append(SamplesTable(result).Html());
         }
         h.AppendLine("</body></html>");
         return h.ToString();

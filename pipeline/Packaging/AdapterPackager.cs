@@ -108,7 +108,7 @@ public sealed class AdapterPackager
         };
         AtomicFile.WriteAllText(Path.Combine(folder, Provenance.FileName), SortedJson.Serialize(provenance.ToJson()));
         var adapterConfig = AdapterFolder.Describe(folder).Config;
-        AtomicFile.WriteAllText(Path.Combine(folder, "README.md"), ModelCard.Write(provenance, adapterConfig, Options.ExportMerged));
+        AtomicFile.WriteAllText(Path.Combine(folder, "README.md"), AdapterModelCard.Write(provenance, adapterConfig, Options.ExportMerged));
         Sha256Sums.Write(folder);
 
         string archive = Path.Combine(outputDirectory, Options.ArchiveFileName);

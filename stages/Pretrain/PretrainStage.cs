@@ -41,7 +41,7 @@ public sealed class PretrainStage(PipelineConfig config, PretrainOptions options
             config.ResolvePath(options.HeldoutSuite), config.ResolvePath(options.FactsSuite), config.ResolvePath(options.ClozeSuite),
             run.Seed, cancellationToken);
         File.WriteAllText(Path.Combine(stageRun.OutputDirectory, "eval.json"), report.ToJson());
-        File.WriteAllText(Path.Combine(stageRun.OutputDirectory, "README.md"), ModelCard.Write(options, result, report, run.Seed));
+        File.WriteAllText(Path.Combine(stageRun.OutputDirectory, "README.md"), BaseModelCard.Write(options, result, report, run.Seed));
         return Task.FromResult(StageOutcome.Done(new Dictionary<string, object?>
         {
             ["steps"] = result.Steps,

@@ -7,6 +7,7 @@ public static class VerbCatalog
     [
         .. StageVerbs.All(),
         StatusVerb.Definition,
+        StagesVerb.Definition,
         CleanVerb.Definition,
         CorporaVerb.Definition,
         Pretrain.PretrainVerb.Definition,

@@ -3,8 +3,12 @@ using System.Text;
 
 namespace Forgetless.Pretraining;
 
-/// <summary>The README.md of the embedded base model: what it is, how it was made, what it knows.</summary>
-public static class ModelCard
+/// <summary>
+/// The README.md of the embedded base model: what it is, how it was made, what it knows. Its front matter,
+/// sections and numbers (from <see cref="BaseModelReport"/>) have nothing in common with the adapter package's
+/// card (<see cref="Packaging.AdapterModelCard"/>, built from the provenance record), so the two stay apart.
+/// </summary>
+public static class BaseModelCard
 {
     public static string Write(PretrainOptions options, PretrainResult result, BaseModelReport report, int seed)
     {

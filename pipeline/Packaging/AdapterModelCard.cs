@@ -9,7 +9,7 @@ namespace Forgetless.Packaging;
 /// method, the data, a base-vs-candidate metrics table with intervals, the gate verdicts and the provenance.
 /// Built only from the provenance record, so it is as deterministic as the manifest.
 /// </summary>
-public static class ModelCard
+public static class AdapterModelCard
 {
     public static string Write(Provenance p, JsonObject adapterConfig, bool hasMerged)
     {
