@@ -218,7 +218,7 @@ public static class EvaluationReports
 
     /// <summary>What was compared: the base model, the candidate stage and its adapter, as far as the config names them.</summary>
     private static IEnumerable<(string Key, string Value)> Compared(EvaluationResult result) =>
-        new[] { "baseModel", "candidate", "adapter" }
+        new[] { "base_model", "candidate", "adapter" }
             .Where(key => result.Config.TryGetValue(key, out var v) && v is not null)
             .Select(key => (key, result.Config[key]!.ToString()!));
 

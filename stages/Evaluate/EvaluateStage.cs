@@ -52,11 +52,11 @@ public sealed class EvaluateStage(StageContext context, EvaluateOptions options,
             Logger = run.Logger,
             Config = new Dictionary<string, object?>
             {
-                ["baseModel"] = BaseModel,
+                ["base_model"] = BaseModel,
                 ["adapter"] = adapter,
                 ["candidate"] = candidateStage is not null ? $"stage {candidateStage}" : "adapter folder",
                 ["seed"] = options.Seed ?? Seed,
-                ["batchSize"] = options.BatchSize,
+                ["batch_size"] = options.BatchSize,
                 ["device"] = "cpu",
                 ["fingerprint"] = run.Fingerprint,
             },
