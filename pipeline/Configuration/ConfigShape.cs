@@ -11,7 +11,8 @@ namespace Forgetless.Configuration;
 /// </summary>
 internal static class ConfigShape
 {
-    public static void Check(IConfiguration section, Type type, string path, string source, List<string> errors)
+    /// <param name="origin">Where the key at a configuration path was given (file and line, environment variable, --set).</param>
+    public static void Check(IConfiguration section, Type type, string path, Func<string, string> origin, List<string> errors)
     {
         var properties = BindableProperties(type);
         var plugins = PluginSectionTypes(type);
@@ -20,7 +21,7 @@ internal static class ConfigShape
             string childPath = Join(path, child.Key);
             if (plugins.FirstOrDefault(p => string.Equals(p.Key, child.Key, StringComparison.OrdinalIgnoreCase)) is { Value: not null } plugin)
             {
-                CheckValue(child, plugin.Value, childPath, source, errors);
+                CheckValue(child, plugin.Value, childPath, origin, errors);
                 continue;
             }
             var property = properties.FirstOrDefault(p => string.Equals(p.Name, child.Key, StringComparison.OrdinalIgnoreCase));
@@ -28,17 +29,18 @@ internal static class ConfigShape
             {
                 var names = properties.Select(p => CamelCase(p.Name)).Concat(plugins.Keys).ToList();
                 string? guess = NearestName.Find(child.Key, names);
-                errors.Add($"{source}: unknown key '{childPath}'" +
+                errors.Add($"{origin(child.Path)}: unknown key '{childPath}'" +
                            (guess is not null ? $" — did you mean '{Join(path, guess)}'?" : $"; valid keys here: {string.Join(", ", names)}"));
                 continue;
             }
-            CheckValue(child, property.PropertyType, childPath, source, errors);
+            CheckValue(child, property.PropertyType, childPath, origin, errors);
         }
     }
 
-    private static void CheckValue(IConfigurationSection node, Type type, string path, string source, List<string> errors)
+    private static void CheckValue(IConfigurationSection node, Type type, string path, Func<string, string> origin, List<string> errors)
     {
         type = Nullable.GetUnderlyingType(type) ?? type;
+        string source = origin(node.Path);
         if (IsScalar(type))
         {
             if (node.Value is null)
@@ -47,8 +49,8 @@ internal static class ConfigShape
                     errors.Add($"{source}: '{path}' must be a single {Describe(type)}, not an object or list");
                 return;
             }
-            if (!TryConvert(node.Value, type))
-                errors.Add($"{source}: '{path}' = '{node.Value}' is not valid; expected {Describe(type)}");
+            if (Problem(node.Value, type) is { } problem)
+                errors.Add($"{source}: '{path}' = '{node.Value}' {problem}");
             return;
         }
         if (ElementType(type) is { } element)
@@ -65,13 +67,13 @@ internal static class ConfigShape
                     errors.Add($"{source}: '{path}' must be a list, but has key '{item.Key}'");
                     continue;
                 }
-                CheckValue(item, element, $"{path}[{item.Key}]", source, errors);
+                CheckValue(item, element, $"{path}[{item.Key}]", origin, errors);
             }
             return;
         }
         if (DictionaryValueType(type) is { } valueType)
         {
-            foreach (var item in node.GetChildren()) CheckValue(item, valueType, Join(path, item.Key), source, errors);
+            foreach (var item in node.GetChildren()) CheckValue(item, valueType, Join(path, item.Key), origin, errors);
             return;
         }
         if (node.Value is not null && node.Value.Length > 0)
@@ -79,19 +81,20 @@ internal static class ConfigShape
             errors.Add($"{source}: '{path}' must be an object with keys {string.Join(", ", BindableProperties(type).Select(p => CamelCase(p.Name)))}, got '{node.Value}'");
             return;
         }
-        Check(node, type, path, source, errors);
+        Check(node, type, path, origin, errors);
     }
 
     /// <summary>
     /// The binder appends configured list items to a list's default items; a list given in the
-    /// configuration should replace the default instead, so such lists are emptied before binding.
+    /// configuration should replace the default instead, so such lists are emptied before binding
+    /// (an empty list, <c>[]</c>, is a key with an empty value and no children).
     /// </summary>
     public static void ClearConfiguredLists(object options, IConfiguration section)
     {
         foreach (var property in BindableProperties(options.GetType()))
         {
             var child = section.GetSection(property.Name);
-            if (!child.GetChildren().Any()) continue;
+            if (!child.GetChildren().Any() && child.Value is not "") continue;
             var type = property.PropertyType;
             if (ElementType(type) is { } element && type != typeof(string))
                 property.SetValue(options, type.IsArray ? Array.CreateInstance(element, 0) : Activator.CreateInstance(type));
@@ -106,20 +109,32 @@ internal static class ConfigShape
         if (type.IsEnum) return "one of " + string.Join(" | ", Enum.GetNames(type).Select(CamelCase));
         if (type == typeof(bool)) return "true or false";
         if (type == typeof(int) || type == typeof(long)) return "a whole number";
-        if (type == typeof(double) || type == typeof(float)) return "a number";
+        if (type == typeof(double) || type == typeof(float)) return "a finite number";
         return "a string";
     }
 
-    private static bool TryConvert(string value, Type type)
+    /// <summary>What is wrong with <paramref name="value"/> as a <paramref name="type"/> (null: nothing).</summary>
+    private static string? Problem(string value, Type type)
     {
-        if (type == typeof(string)) return true;
-        if (type.IsEnum) return Enum.GetNames(type).Any(n => string.Equals(n, value, StringComparison.OrdinalIgnoreCase));
-        if (type == typeof(bool)) return bool.TryParse(value, out _);
-        if (type == typeof(int)) return int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out _);
-        if (type == typeof(long)) return long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out _);
-        if (type == typeof(double)) return double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out _);
-        if (type == typeof(float)) return float.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out _);
-        return true;
+        string invalid = $"is not valid; expected {Describe(type)}";
+        if (type == typeof(string)) return null;
+        if (type.IsEnum) return Enum.GetNames(type).Any(n => string.Equals(n, value, StringComparison.OrdinalIgnoreCase)) ? null : invalid;
+        if (type == typeof(bool)) return bool.TryParse(value, out _) ? null : invalid;
+        if (type == typeof(int)) return WholeNumber(value, int.MinValue, int.MaxValue, invalid);
+        if (type == typeof(long)) return WholeNumber(value, long.MinValue, long.MaxValue, invalid);
+        if (type == typeof(double))
+            return double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && double.IsFinite(d) ? null : invalid;
+        if (type == typeof(float))
+            return float.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var f) && float.IsFinite(f) ? null : invalid;
+        return null;
+    }
+
+    private static string? WholeNumber(string value, long min, long max, string invalid)
+    {
+        if (!System.Numerics.BigInteger.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n)) return invalid;
+        if (n > max) return $"is too large; expected a whole number from {min} to {max}";
+        if (n < min) return $"is too small; expected a whole number from {min} to {max}";
+        return null;
     }
 
     private static bool IsScalar(Type type) =>

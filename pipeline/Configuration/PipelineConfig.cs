@@ -16,11 +16,16 @@ public sealed class PipelineConfig
 
     private readonly IConfigurationRoot configuration;
     private readonly IReadOnlyDictionary<string, Type> sections;
+    /// <summary>Where each key's value came from (file and line, environment variable, --set).</summary>
+    private readonly Dictionary<string, ConfigSetting> settings;
 
-    private PipelineConfig(string path, IConfigurationRoot configuration, IReadOnlyDictionary<string, Type> sections)
+    private PipelineConfig(string path, Dictionary<string, ConfigSetting> settings, IReadOnlyDictionary<string, Type> sections)
     {
         FilePath = path;
-        this.configuration = configuration;
+        this.settings = settings;
+        configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(settings.Values.Select(s => KeyValuePair.Create(s.Key, (string?)s.Value)))
+            .Build();
         this.sections = sections;
     }
 
@@ -29,37 +34,25 @@ public sealed class PipelineConfig
 
     public string BaseDirectory => Path.GetDirectoryName(FilePath)!;
 
-    /// <summary>Loads and checks the configuration. Throws <see cref="ConfigException"/> listing every problem found.</summary>
+    /// <summary>
+    /// Loads and checks the configuration. Throws <see cref="ConfigException"/> listing every problem found, each
+    /// prefixed with where the key was given (file and line, environment variable, or --set).
+    /// </summary>
+    /// <param name="environment">The environment variables to read (null: the process's), when <paramref name="useEnvironment"/>.</param>
     public static PipelineConfig Load(string path, IReadOnlyDictionary<string, Type> sections,
-        IEnumerable<KeyValuePair<string, string?>>? overrides = null, bool useEnvironment = true)
+        IEnumerable<ConfigSetting>? overrides = null, bool useEnvironment = true,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         string full = Path.GetFullPath(path);
         if (!File.Exists(full))
             throw new ConfigException($"{path}: pipeline file not found (pass --config PATH, or run from the repository root where {DefaultFileName} lives)");
 
-        var builder = new ConfigurationBuilder().AddJsonFile(full, optional: false, reloadOnChange: false);
-        if (useEnvironment) builder.AddEnvironmentVariables(EnvironmentPrefix);
-        if (overrides is not null) builder.AddInMemoryCollection(overrides);
+        var layers = new List<IReadOnlyList<ConfigSetting>> { JsonSettingsReader.Read(File.ReadAllBytes(full), Path.GetFileName(path)) };
+        if (useEnvironment) layers.Add(ConfigLayers.FromEnvironment(environment ?? ConfigLayers.ProcessEnvironment(), EnvironmentPrefix));
+        layers.AddRange(ConfigLayers.ByOrigin(overrides ?? []));
 
-        IConfigurationRoot root;
-        try
-        {
-            root = builder.Build();
-        }
-        catch (Exception e) when (e is FormatException or InvalidDataException)
-        {
-            var json = Causes(e).OfType<JsonException>().FirstOrDefault();
-            string where = json?.LineNumber is { } line ? $":{line + 1}:{json.BytePositionInLine + 1}" : "";
-            throw new ConfigException($"{path}{where}: not valid JSON — {(json ?? e).Message}");
-        }
-
-        static IEnumerable<Exception> Causes(Exception e)
-        {
-            for (Exception? c = e; c is not null; c = c.InnerException) yield return c;
-        }
-
-        var config = new PipelineConfig(full, root, sections);
-        config.CheckShape(Path.GetFileName(path));
+        var config = new PipelineConfig(full, ConfigLayers.Merge(layers), sections);
+        config.CheckShape();
         return config;
     }
 
@@ -70,13 +63,21 @@ public sealed class PipelineConfig
     /// </summary>
     public static PipelineConfig FromSettings(IEnumerable<string> settings, IReadOnlyDictionary<string, Type> sections, string baseDirectory)
     {
-        var root = new ConfigurationBuilder().AddInMemoryCollection(ParseOverrides(settings)).Build();
-        var config = new PipelineConfig(Path.Combine(Path.GetFullPath(baseDirectory), "(settings)"), root, sections);
-        config.CheckShape("settings");
+        var config = new PipelineConfig(Path.Combine(Path.GetFullPath(baseDirectory), "(settings)"),
+            ConfigLayers.Merge(ConfigLayers.ByOrigin(ParseOverrides(settings, "setting"))), sections);
+        config.CheckShape();
         return config;
     }
 
-    private void CheckShape(string source)
+    /// <summary>Where the value at <paramref name="key"/> (configuration form, or any key under it) was given; else the file.</summary>
+    private string OriginOf(string key)
+    {
+        if (settings.TryGetValue(key, out var exact)) return exact.Origin;
+        var under = settings.Values.Where(s => ConfigLayers.Within(s.Key, key)).OrderBy(s => s.Key, StringComparer.Ordinal).FirstOrDefault();
+        return under?.Origin ?? Path.GetFileName(FilePath);
+    }
+
+    private void CheckShape()
     {
         var errors = new List<string>();
         foreach (var child in configuration.GetChildren())
@@ -85,11 +86,11 @@ public sealed class PipelineConfig
             if (!sections.TryGetValue(child.Key, out var type))
             {
                 string? guess = NearestName.Find(child.Key, sections.Keys);
-                errors.Add($"{source}: unknown section '{child.Key}'" +
+                errors.Add($"{OriginOf(child.Path)}: unknown section '{child.Key}'" +
                            (guess is not null ? $" — did you mean '{guess}'?" : $"; valid sections: {string.Join(", ", sections.Keys)}"));
                 continue;
             }
-            ConfigShape.Check(child, type, child.Key, source, errors);
+            ConfigShape.Check(child, type, child.Key, OriginOf, errors);
         }
         if (errors.Count > 0) throw new ConfigException(string.Join(Environment.NewLine, errors));
     }
@@ -113,7 +114,7 @@ public sealed class PipelineConfig
             }
         if (options is IValidatableOptions validatable)
         {
-            var errors = validatable.Validate().Select(e => $"{Path.GetFileName(FilePath)}: {name}.{e}").ToList();
+            var errors = validatable.Validate().Select(e => $"{OriginOf(name + ":" + KeyOf(e))}: {name}.{e}").ToList();
             if (errors.Count > 0) throw new ConfigException(string.Join(Environment.NewLine, errors));
         }
         return options;
@@ -132,26 +133,36 @@ public sealed class PipelineConfig
         WriteIndented = false,
     };
 
+    /// <summary>The key an options error starts with (<c>lora.r = 0: …</c> → <c>lora:r</c>; <c>taskSources[1].path …</c> → <c>taskSources:1:path</c>).</summary>
+    private static string KeyOf(string error)
+    {
+        int end = 0;
+        while (end < error.Length && (char.IsAsciiLetterOrDigit(error[end]) || error[end] is '.' or '[' or ']' or '_')) end++;
+        return error[..end].Replace("[", ".").Replace("]", "").Replace('.', ':').Trim(':');
+    }
+
     /// <summary>
-    /// Turns <c>section.key=value</c> pairs from the command line into configuration keys. A value
-    /// written as <c>[a,b]</c> becomes a list.
+    /// Turns <c>section.key=value</c> assignments from the command line into settings. A value written as
+    /// <c>[a,b]</c> is a list and <c>[]</c> an empty one; a list replaces the whole list of the file and the environment.
     /// </summary>
-    public static IEnumerable<KeyValuePair<string, string?>> ParseOverrides(IEnumerable<string> assignments)
+    public static IEnumerable<ConfigSetting> ParseOverrides(IEnumerable<string> assignments, string what = "--set")
     {
         foreach (var assignment in assignments)
         {
             int eq = assignment.IndexOf('=');
-            if (eq <= 0) throw new ConfigException($"--set '{assignment}': expected section.key=value");
+            if (eq <= 0) throw new ConfigException($"{what} '{assignment}': expected section.key=value");
             string key = assignment[..eq].Trim().Replace('.', ':');
             string value = assignment[(eq + 1)..].Trim();
+            string origin = $"{what} {assignment}";
             if (value.StartsWith('[') && value.EndsWith(']'))
             {
                 var items = value[1..^1].Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-                for (int i = 0; i < items.Length; i++) yield return new(key + ":" + i, items[i]);
+                if (items.Length == 0) yield return new ConfigSetting(key, "", origin, EmptyList: true);
+                for (int i = 0; i < items.Length; i++) yield return new ConfigSetting(key + ":" + i, items[i], origin);
             }
             else
             {
-                yield return new(key, value);
+                yield return new ConfigSetting(key, value, origin);
             }
         }
     }

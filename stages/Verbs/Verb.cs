@@ -33,10 +33,10 @@ public sealed class VerbContext
         PipelineConfig.ParseOverrides(Cli.Options("set")).Concat(Shortcuts()));
 
     /// <summary>Verb-specific options that stand for a config override (<c>evaluate --adapter DIR</c>).</summary>
-    private IEnumerable<KeyValuePair<string, string?>> Shortcuts()
+    private IEnumerable<ConfigSetting> Shortcuts()
     {
         if (Cli.Verb == "evaluate" && Cli.Option("adapter") is { } adapter)
-            yield return new("evaluate:adapter", Path.GetFullPath(adapter)); // relative to where the command runs
+            yield return new("evaluate:adapter", Path.GetFullPath(adapter), "--adapter " + adapter); // relative to where the command runs
     }
 
     public RunOptions Run => run ??= Config.Section<RunOptions>("run");

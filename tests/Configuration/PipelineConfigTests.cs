@@ -38,6 +38,9 @@ public sealed class PipelineConfigTests : IDisposable
     private PipelineConfig Load(string json, params string[] sets) =>
         PipelineConfig.Load(dir.File("forgetless.json", json), Sections, PipelineConfig.ParseOverrides(sets), useEnvironment: false);
 
+    private PipelineConfig LoadWithEnvironment(string json, Dictionary<string, string> environment) =>
+        PipelineConfig.Load(dir.File("forgetless.json", json), Sections, environment: environment);
+
     [Fact]
     public void Binds_sections_with_defaults_for_missing_keys()
     {
@@ -82,7 +85,7 @@ public sealed class PipelineConfigTests : IDisposable
     {
         var config = Load("""{ "finetune": { "learningRate": -1 } }""");
         var act = () => config.Section<TrainOptions>("finetune");
-        act.Should().Throw<ConfigException>().WithMessage("forgetless.json: finetune.learningRate = -1: must be greater than 0");
+        act.Should().Throw<ConfigException>().WithMessage("forgetless.json:1: finetune.learningRate = -1: must be greater than 0");
     }
 
     [Fact]
@@ -137,6 +140,74 @@ public sealed class PipelineConfigTests : IDisposable
     {
         var act = () => PipelineConfig.Load(Path.Combine(dir.Path, "nope.json"), Sections);
         act.Should().Throw<ConfigException>().WithMessage("*nope.json: pipeline file not found*");
+    }
+
+    // Issue 20, item 4: lists replace, never merge by index, from every source; `[]` empties.
+    [Fact]
+    public void A_list_given_on_the_command_line_replaces_the_file_list_instead_of_merging_by_index()
+    {
+        var config = Load("""{ "finetune": { "lora": { "targetModules": ["q_proj", "v_proj"] } } }""", "finetune.lora.targetModules=[o_proj]");
+        config.Section<TrainOptions>("finetune").Lora.TargetModules.Should().Equal("o_proj");
+    }
+
+    [Fact]
+    public void An_empty_list_on_the_command_line_empties_the_list()
+    {
+        var config = Load("""{ "finetune": { "lora": { "targetModules": ["q_proj", "v_proj"] } } }""", "finetune.lora.targetModules=[]");
+        config.Section<TrainOptions>("finetune").Lora.TargetModules.Should().BeEmpty();
+    }
+
+    [Fact]
+    public void An_empty_list_in_the_file_empties_the_default_list()
+    {
+        var config = Load("""{ "finetune": { "lora": { "targetModules": [] } } }""");
+        config.Section<TrainOptions>("finetune").Lora.TargetModules.Should().BeEmpty();
+    }
+
+    [Fact]
+    public void The_same_key_set_twice_on_the_command_line_takes_the_later_value()
+    {
+        var config = Load("{}", "finetune.steps=3", "finetune.steps=4", "finetune.lora.targetModules=[a,b,c]", "finetune.lora.targetModules=[d]");
+        var options = config.Section<TrainOptions>("finetune");
+        options.Steps.Should().Be(4);
+        options.Lora.TargetModules.Should().Equal("d");
+    }
+
+    [Fact]
+    public void An_environment_list_replaces_the_file_list_and_an_unknown_environment_key_names_the_variable()
+    {
+        var file = """{ "finetune": { "lora": { "targetModules": ["q_proj", "v_proj"] } } }""";
+        var config = LoadWithEnvironment(file, new() { ["FORGETLESS_finetune__lora__targetModules__0"] = "o_proj" });
+        config.Section<TrainOptions>("finetune").Lora.TargetModules.Should().Equal("o_proj");
+
+        var act = () => LoadWithEnvironment(file, new() { ["FORGETLESS_run__sede"] = "3" });
+        act.Should().Throw<ConfigException>().Which.Message.Should()
+            .StartWith("environment variable FORGETLESS_run__sede: unknown key 'run.sede'").And.NotContain("forgetless.json");
+    }
+
+    [Fact]
+    public void A_key_written_twice_in_the_file_is_named_with_both_lines()
+    {
+        var act = () => Load("{\n  \"finetune\": {\n    \"steps\": 5,\n    \"steps\": 6\n  }\n}");
+        act.Should().Throw<ConfigException>().WithMessage("forgetless.json:4: 'finetune.steps' is written twice (first on line 3)*");
+    }
+
+    [Fact]
+    public void A_null_value_is_named_instead_of_read_as_zero()
+    {
+        var act = () => Load("{\n  \"finetune\": { \"steps\": null }\n}");
+        act.Should().Throw<ConfigException>().WithMessage("forgetless.json:2: 'finetune.steps' is null*remove the key*");
+    }
+
+    [Theory]
+    [InlineData("finetune.steps=99999999999", "'finetune.steps' = '99999999999' is too large; expected a whole number from -2147483648 to 2147483647")]
+    [InlineData("finetune.learningRate=Infinity", "'finetune.learningRate' = 'Infinity' is not valid; expected a finite number")]
+    [InlineData("finetune.learningRate=NaN", "'finetune.learningRate' = 'NaN' is not valid; expected a finite number")]
+    [InlineData("finetune.learningRate=1e999", "'finetune.learningRate' = '1e999' is not valid; expected a finite number")]
+    public void Out_of_range_numbers_are_named_on_loading(string setting, string expected)
+    {
+        var act = () => Load("{}", setting);
+        act.Should().Throw<ConfigException>().WithMessage($"--set {setting}: {expected}");
     }
 
     [Theory]

@@ -1,0 +1,81 @@
+namespace Forgetless.Configuration;
+
+/// <summary>
+/// One configuration key as one source gave it: the key in configuration form (<c>finetune:lora:targetModules:0</c>),
+/// its value, and where it came from (<c>forgetless.json:12</c>, <c>environment variable FORGETLESS_run__seed</c>,
+/// <c>--set run.seed=3</c>) so that an error names the place the user has to edit.
+/// </summary>
+/// <param name="EmptyList">The key was given as an empty list (<c>[]</c>): it replaces a list with nothing.</param>
+public sealed record ConfigSetting(string Key, string Value, string Origin, bool EmptyList = false)
+{
+    /// <summary>
+    /// The list this key writes into, if any: the key up to its first numeric segment
+    /// (<c>prepare:taskSources:0:path</c> → <c>prepare:taskSources</c>), or the key itself when it is an empty list.
+    /// </summary>
+    public string? ListRoot
+    {
+        get
+        {
+            if (EmptyList) return Key;
+            var segments = Key.Split(':');
+            for (int i = 1; i < segments.Length; i++)
+                if (segments[i].Length > 0 && segments[i].All(char.IsAsciiDigit))
+                    return string.Join(':', segments[..i]);
+            return null;
+        }
+    }
+}
+
+/// <summary>
+/// Merges the sources of a configuration, later sources winning key by key — except lists: a source that gives a
+/// list replaces the whole list of every earlier source (the binder would merge them by index, so
+/// <c>[o_proj]</c> over <c>[q_proj, v_proj]</c> would give <c>[o_proj, v_proj]</c>).
+/// </summary>
+public static class ConfigLayers
+{
+    /// <summary>The merged settings by key (case-insensitive, as configuration keys are).</summary>
+    public static Dictionary<string, ConfigSetting> Merge(IEnumerable<IReadOnlyList<ConfigSetting>> layers)
+    {
+        var merged = new Dictionary<string, ConfigSetting>(StringComparer.OrdinalIgnoreCase);
+        foreach (var layer in layers)
+        {
+            foreach (var root in layer.Select(s => s.ListRoot).OfType<string>().Distinct(StringComparer.OrdinalIgnoreCase))
+                foreach (var key in merged.Keys.Where(k => Within(k, root)).ToList())
+                    merged.Remove(key);
+            foreach (var setting in layer) merged[setting.Key] = setting;
+        }
+        return merged;
+    }
+
+    /// <summary>Settings grouped by origin, in order: each <c>--set</c> is a layer of its own, so the later one wins.</summary>
+    public static IEnumerable<IReadOnlyList<ConfigSetting>> ByOrigin(IEnumerable<ConfigSetting> settings)
+    {
+        var current = new List<ConfigSetting>();
+        foreach (var setting in settings)
+        {
+            if (current.Count > 0 && current[^1].Origin != setting.Origin)
+            {
+                yield return current;
+                current = [];
+            }
+            current.Add(setting);
+        }
+        if (current.Count > 0) yield return current;
+    }
+
+    /// <summary><c>FORGETLESS_section__key=value</c> variables as settings (<c>__</c> separates levels, as in .NET configuration).</summary>
+    public static IReadOnlyList<ConfigSetting> FromEnvironment(IEnumerable<KeyValuePair<string, string>> variables, string prefix) =>
+        variables.Where(v => v.Key.StartsWith(prefix, StringComparison.OrdinalIgnoreCase) && v.Key.Length > prefix.Length)
+            .OrderBy(v => v.Key, StringComparer.Ordinal)
+            .Select(v => new ConfigSetting(v.Key[prefix.Length..].Replace("__", ":"), v.Value, $"environment variable {v.Key}"))
+            .ToList();
+
+    /// <summary>The process's environment variables.</summary>
+    public static IEnumerable<KeyValuePair<string, string>> ProcessEnvironment() =>
+        Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
+            .Select(e => KeyValuePair.Create((string)e.Key, e.Value as string ?? ""));
+
+    public static bool Within(string key, string root) =>
+        key.Equals(root, StringComparison.OrdinalIgnoreCase)
+        || (key.Length > root.Length && key[root.Length] == ':' && key.StartsWith(root, StringComparison.OrdinalIgnoreCase));
+}
