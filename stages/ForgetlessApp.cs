@@ -41,36 +41,38 @@ public static class ForgetlessApp
             return ExitCodes.Usage;
         }
 
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
-        {
-            DisableDefaults = true,
-            ApplicationName = "forgetless",
-            ContentRootPath = Directory.GetCurrentDirectory(),
-        });
-        ConfigureLogging(builder.Logging, cli.Flag("verbose"));
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromMinutes(2)); // time to checkpoint on Ctrl+C
-        builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
-        builder.Services.AddSingleton<ExitCode>();
+        bool verbose = cli.Flag("verbose");
         try
         {
-            verb.Register(new VerbContext(cli, builder.Services));
+            var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+            {
+                DisableDefaults = true,
+                ApplicationName = "forgetless",
+                ContentRootPath = Directory.GetCurrentDirectory(),
+            });
+            ConfigureLogging(builder.Logging, verbose);
+            builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromMinutes(2)); // time to checkpoint on Ctrl+C
+            builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
+            builder.Services.AddSingleton<ExitCode>();
+            var context = new VerbContext(cli, builder.Services);
+            verb.Register(context);
             cli.RejectUnused();
-        }
-        catch (UsageException e)
-        {
-            Console.Error.WriteLine("forgetless: " + e.Message);
-            return ExitCodes.Usage;
-        }
-        catch (UserInputException e)
-        {
-            Console.Error.WriteLine("forgetless: " + e.Message);
-            return ExitCodes.Usage;
-        }
 
-        using var host = builder.Build();
-        var exitCode = host.Services.GetRequiredService<ExitCode>();
-        await host.RunAsync();
-        return exitCode.Value;
+            using var host = builder.Build();
+            var exitCode = host.Services.GetRequiredService<ExitCode>();
+            await host.RunAsync();
+            return exitCode.Value;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Mistakes found while the verb sets up (bad config, bad options) and anything the host itself throws:
+            // one line, the exit code of its kind, the stack trace only with --verbose.
+            bool expected = e is UsageException or UserInputException or IOException or UnauthorizedAccessException;
+            Console.Error.WriteLine("forgetless: " + (expected ? "" : "unexpected error: ") + e.Message
+                                    + (expected || verbose ? "" : " (run again with --verbose for the stack trace)"));
+            if (verbose) Console.Error.WriteLine(e);
+            return Failures.ExitCodeOf(e);
+        }
     }
 
     private static void ConfigureLogging(ILoggingBuilder logging, bool verbose)

@@ -55,6 +55,7 @@ public sealed class PrepareEngine
         foreach (var source in sources)
             Survey(source, decontaminator, encoder, firstSeen, stats, cancellationToken);
         logger.LogInformation("prepare: first pass (validate, filter, count) took {Seconds:0.0} s", watch.Elapsed.TotalSeconds);
+        foreach (var source in sources.Where(s => s.Kind == RowKind.Task)) RequireTrainingRows(source);
         stats.DedupSetEntries = firstSeen?.Count ?? 0;
         ReplayMixPlan.Plan(sources, options.ReplayShare);
         foreach (var s in sources)
@@ -203,6 +204,20 @@ public sealed class PrepareEngine
         }
         source.Stats.RowsRead = ordinal;
         source.Stats.AvailableTrainTokens = source.AvailableTrainTokens;
+    }
+
+    /// <summary>A task source that gives no training text makes the whole stage meaningless: an error, not an empty success.</summary>
+    private static void RequireTrainingRows(SourceState source)
+    {
+        if (source.Stats.RowsRead == 0)
+            throw new DataFormatException(source.Path, null, "has no records; a task source must give at least one row to train on");
+        if (source.AvailableTrainTokens == 0)
+        {
+            var f = source.Stats.Filtered;
+            throw new DataFormatException(source.Path, null,
+                $"none of its {source.Stats.RowsRead} records is left for training ({f.Skipped} bad, {f.Deduplicated} duplicate, " +
+                $"{f.Decontaminated} found in an evaluation suite, {f.Dropped} dropped as too long or empty; the rest went to validation)");
+        }
     }
 
     /// <summary>Second pass: every source streams its sequences; the next sequence always comes from the source furthest behind its plan.</summary>

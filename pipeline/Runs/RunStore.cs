@@ -36,7 +36,9 @@ public sealed class RunStore
     public StageStatus Status(IStage stage)
     {
         var fingerprint = FingerprintOf(stage);
-        var manifest = Manifest(stage.Name);
+        var manifest = StageManifest.Read(StageDirectory(stage.Name), out string? damage);
+        if (damage is not null)
+            return new StageStatus(stage.Name, StageState.Stale, [$"its record {damage}; the stage reruns"], fingerprint);
         if (manifest is null)
             return new StageStatus(stage.Name, StageState.NeverRun, ["no completed run"], fingerprint);
         var reasons = StageStatus.Compare(manifest, fingerprint, ToolVersion, StageDirectory(stage.Name), hashes);

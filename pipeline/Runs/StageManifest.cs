@@ -35,17 +35,27 @@ public sealed record StageManifest
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 
-    public static StageManifest? TryRead(string stageDirectory)
+    public static StageManifest? TryRead(string stageDirectory) => Read(stageDirectory, out _);
+
+    /// <summary>
+    /// The manifest of a completed stage; null when there is none, or when it cannot be read — then
+    /// <paramref name="damage"/> says why (the stage is not trusted and reruns, but that is worth saying).
+    /// </summary>
+    public static StageManifest? Read(string stageDirectory, out string? damage)
     {
+        damage = null;
         string path = Path.Combine(stageDirectory, FileName);
         if (!File.Exists(path)) return null;
         try
         {
-            return JsonSerializer.Deserialize<StageManifest>(File.ReadAllText(path), Json);
+            var manifest = JsonSerializer.Deserialize<StageManifest>(File.ReadAllText(path), Json);
+            if (manifest is null) damage = $"{FileName} is damaged (it holds no record)";
+            return manifest;
         }
-        catch (JsonException)
+        catch (JsonException e)
         {
-            return null; // unreadable manifest: the stage is not trusted and reruns
+            damage = $"{FileName} is damaged ({e.Message})";
+            return null;
         }
     }
 

@@ -1,3 +1,4 @@
+using Forgetless.Configuration;
 using Forgetless.Runs;
 using Forgetless.Stages.Cli;
 using Microsoft.Extensions.Logging;
@@ -5,24 +6,25 @@ using Microsoft.Extensions.Logging;
 namespace Forgetless.Stages.Hosting;
 
 /// <summary>
-/// Turns an exception into a one-line reason and an exit code. Mistakes a user can make (bad
-/// config, bad data, bad files) are reported by message alone; anything else also gets its stack.
+/// Turns an exception into a one-line reason and an exit code: 2 for a mistake on the command line or in the
+/// configuration, 1 for everything else (bad data, bad files, runtime errors). The message alone is printed; the
+/// stack trace only with --verbose (the log level is Debug then), because a clear message needs none and an
+/// unexpected error is reproduced with --verbose.
 /// </summary>
 public static class Failures
 {
     public static int Report(Exception e, ILogger logger, string what)
     {
-        switch (e)
-        {
-            case UsageException:
-                logger.LogError("{What}: {Message}", what, e.Message);
-                return ExitCodes.Usage;
-            case UserInputException or FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException:
-                logger.LogError("{What} failed: {Message}", what, e.Message);
-                return ExitCodes.Error;
-            default:
-                logger.LogError(e, "{What} failed: {Message}", what, e.Message);
-                return ExitCodes.Error;
-        }
+        bool verbose = logger.IsEnabled(LogLevel.Debug);
+        int code = ExitCodeOf(e);
+        bool expected = e is UserInputException or UsageException or FileNotFoundException or DirectoryNotFoundException
+            or UnauthorizedAccessException or InvalidDataException or IOException;
+        string hint = expected || verbose ? "" : " (an unexpected error: run again with --verbose for the stack trace)";
+        string separator = code == ExitCodes.Usage ? ":" : " failed:";
+        if (verbose) logger.LogError(e, "{What}{Separator} {Message}{Hint}", what, separator, e.Message, hint);
+        else logger.LogError("{What}{Separator} {Message}{Hint}", what, separator, e.Message, hint);
+        return code;
     }
+
+    public static int ExitCodeOf(Exception e) => e is UsageException or ConfigException ? ExitCodes.Usage : ExitCodes.Error;
 }

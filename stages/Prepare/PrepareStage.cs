@@ -49,6 +49,7 @@ public sealed class PrepareStage(
         var errors = options.Validate();
         if (errors.Count > 0)
             throw new Configuration.ConfigException(string.Join(Environment.NewLine, errors.Select(e => "prepare." + e)));
+        RequireSequencesFitTheModel();
         var tokenizer = (tokenizerFactory ?? TokenizerLoader.Load)(TokenizerDirectory);
         var engine = new PrepareEngine(options, tokenizer, HashTokenizer(TokenizerDirectory),
             options.GeneratedReplay.Enabled ? (replayGeneratorFactory ?? (() => new ModelReplayGenerator(TokenizerDirectory)))() : null, run.Logger);
@@ -68,6 +69,17 @@ public sealed class PrepareStage(
     }
 
     private string Resolve(string path) => Path.GetFullPath(path, BaseDirectory);
+
+    /// <summary>Sequences longer than the base model's positions could not be trained on (or only with positions it never learned).</summary>
+    private void RequireSequencesFitTheModel()
+    {
+        string configPath = Path.Combine(TokenizerDirectory, Model.ModelFolder.ConfigFile);
+        if (!File.Exists(configPath)) return; // a tokenizer-only folder: the finetune stage names the missing model
+        int positions = Model.ModelConfig.FromJson(File.ReadAllText(configPath), configPath).MaxPositionEmbeddings;
+        if (options.SeqLen > positions)
+            throw new Configuration.ConfigException(
+                $"prepare.seqLen = {options.SeqLen} is longer than the base model takes: {configPath} has max_position_embeddings {positions}; use {positions} or less");
+    }
 
     /// <summary>The tokenizer folder's digest (<see cref="FileHashes.DirectoryDigest"/>), written into the Parquet metadata.</summary>
     internal static string HashTokenizer(string directory) => Directory.Exists(directory)

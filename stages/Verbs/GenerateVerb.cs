@@ -26,9 +26,9 @@ public static class GenerateVerb
         var options = new GenerationOptions
         {
             MaxNewTokens = ScoreVerb.IntOption(cli, "max-new-tokens", 64),
-            Temperature = ScoreVerb.DoubleOption(cli, "temperature", 0),
-            TopP = ScoreVerb.DoubleOption(cli, "top-p", 1.0),
-            Seed = (long)ScoreVerb.DoubleOption(cli, "seed", 0),
+            Temperature = ScoreVerb.DoubleOption(cli, "temperature", 0, 0, double.MaxValue, "a finite number, 0 (greedy) or more"),
+            TopP = ScoreVerb.DoubleOption(cli, "top-p", 1.0, double.Epsilon, 1, "a number in (0, 1]"),
+            Seed = ScoreVerb.LongOption(cli, "seed", 0),
         };
         context.AddCommand((sp, ct) =>
         {

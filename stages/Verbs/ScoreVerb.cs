@@ -25,6 +25,8 @@ public static class ScoreVerb
     {
         string input = context.Cli.RequiredOption("input");
         string output = context.Cli.RequiredOption("output");
+        if (SameFile(input, output))
+            throw new UsageException($"score: --output {output} is the --input file; the scores would replace the text they score — name another file");
         string model = ModelOption(context);
         string? adapter = context.Cli.Option("adapter");
         int batch = IntOption(context.Cli, "batch", 8);
@@ -48,15 +50,32 @@ public static class ScoreVerb
         return context.Cli.Option("model") is { } m ? Path.GetFullPath(m) : context.Config.ResolvePath(context.Run.BaseModel);
     }
 
+    /// <summary>Whether two paths name one file (also through a symbolic link).</summary>
+    private static bool SameFile(string a, string b)
+    {
+        static string Resolve(string path)
+        {
+            var full = Path.GetFullPath(path);
+            return File.Exists(full) && new FileInfo(full).ResolveLinkTarget(returnFinalTarget: true) is { } target ? target.FullName : full;
+        }
+        return Resolve(a) == Resolve(b);
+    }
+
     internal static int IntOption(CommandLine cli, string name, int fallback) =>
         cli.Option(name) is not { } text ? fallback
         : int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v > 0 ? v
         : throw new UsageException($"{cli.Verb}: --{name} '{text}' is not a positive whole number");
 
-    internal static double DoubleOption(CommandLine cli, string name, double fallback) =>
+    /// <summary>A number option within [<paramref name="min"/>, <paramref name="max"/>] (NaN and infinities are never valid).</summary>
+    internal static double DoubleOption(CommandLine cli, string name, double fallback, double min, double max, string allowed) =>
         cli.Option(name) is not { } text ? fallback
-        : double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v
-        : throw new UsageException($"{cli.Verb}: --{name} '{text}' is not a number");
+        : double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && double.IsFinite(v) && v >= min && v <= max ? v
+        : throw new UsageException($"{cli.Verb}: --{name} '{text}' is not valid; expected {allowed}");
+
+    internal static long LongOption(CommandLine cli, string name, long fallback) =>
+        cli.Option(name) is not { } text ? fallback
+        : long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v
+        : throw new UsageException($"{cli.Verb}: --{name} '{text}' is not a whole number");
 
     /// <summary>The model folder with its tokenizer, and the adapter (any method) applied through <see cref="AdapterFolder.Apply"/>.</summary>
     internal static LoadedModel LoadWithAdapter(string model, string? adapter, ILogger logger)

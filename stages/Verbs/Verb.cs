@@ -45,6 +45,8 @@ public sealed class VerbContext
     public void AddRunStore()
     {
         string root = Config.ResolvePath(Run.Root);
+        if (File.Exists(root))
+            throw new ConfigException($"run.root = '{Run.Root}' is a file ({root}); it must name a folder (or a path that does not exist yet) for the stage outputs");
         Services.AddSingleton(sp => new RunStore(root, ToolVersion.Current, sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless")));
         string log = Path.Combine(root, "logs", $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Cli.Verb}.jsonl");
         Services.AddSingleton<ILoggerProvider>(_ => new Logging.JsonLinesLoggerProvider(log));
