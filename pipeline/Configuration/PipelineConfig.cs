@@ -131,7 +131,19 @@ public sealed class PipelineConfig
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
         WriteIndented = false,
+        TypeInfoResolver = new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver
+        {
+            Modifiers = { LeaveOutResultNeutralKeys },
+        },
     };
+
+    /// <summary>Options marked <see cref="DoesNotChangeResultsAttribute"/> are not part of what a stage is fingerprinted by.</summary>
+    private static void LeaveOutResultNeutralKeys(System.Text.Json.Serialization.Metadata.JsonTypeInfo info)
+    {
+        foreach (var property in info.Properties)
+            if (property.AttributeProvider?.IsDefined(typeof(DoesNotChangeResultsAttribute), inherit: true) == true)
+                property.ShouldSerialize = (_, _) => false;
+    }
 
     /// <summary>The key an options error starts with (<c>lora.r = 0: …</c> → <c>lora:r</c>; <c>taskSources[1].path …</c> → <c>taskSources:1:path</c>).</summary>
     private static string KeyOf(string error)

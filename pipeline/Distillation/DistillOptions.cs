@@ -53,8 +53,10 @@ public sealed class DistillOptions : IValidatableOptions
     public int WarmupSteps { get; set; } = 4;
     public double MinLrRatio { get; set; } = 0.1;
     public double ClipNorm { get; set; } = 1.0;
+    [Configuration.DoesNotChangeResults] // logs only; the stage's results do not depend on it
     public int LogEvery { get; set; } = 5;
     public int EvalEvery { get; set; } = 20;
+    [Configuration.DoesNotChangeResults] // a resumed run ends with the bytes of an uninterrupted one
     public int CheckpointEvery { get; set; } = 10;
     /// <summary>Validation task rows (validation.parquet) for the task loss before/after.</summary>
     public int ValidationSequences { get; set; } = 32;

@@ -29,9 +29,11 @@ public sealed class FineTuneOptions : IValidatableOptions, IHasPluginSections
     public double WeightDecay { get; set; }
     public double ClipNorm { get; set; } = 1.0;
 
+    [Configuration.DoesNotChangeResults] // logs only; the stage's results do not depend on it
     public int LogEvery { get; set; } = 10;
     /// <summary>Validation task loss and held-out general-text loss every this many steps (and at the end).</summary>
     public int EvalEvery { get; set; } = 40;
+    [Configuration.DoesNotChangeResults] // a resumed run ends with the bytes of an uninterrupted one
     public int CheckpointEvery { get; set; } = 20;
     /// <summary>Validation sequences scored at each evaluation (the first ones of validation.parquet; task rows only when there are any).</summary>
     public int ValidationSequences { get; set; } = 32;

@@ -51,10 +51,12 @@ public sealed class PretrainOptions : IValidatableOptions
     /// </summary>
     public int Threads { get; set; } = 1;
 
+    [Configuration.DoesNotChangeResults] // logs only; the stage's results do not depend on it
     public int LogEvery { get; set; } = 10;
     public int EvalEvery { get; set; } = 250;
     /// <summary>Held-out windows scored at each evaluation.</summary>
     public int EvalWindows { get; set; } = 64;
+    [Configuration.DoesNotChangeResults] // a resumed run ends with the bytes of an uninterrupted one
     public int CheckpointEvery { get; set; } = 25;
 
     public IEnumerable<string> Validate()
