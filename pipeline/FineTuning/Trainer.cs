@@ -62,13 +62,13 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
         nn.Module generatorOwner = model; // LoRA dropout generators live in the model
 
         var state = new LoopState();
-        if (File.Exists(checkpoint))
+        if (TrainingCheckpoint.Resumable(checkpoint, logger, StageName) is { } intact)
         {
-            var restored = TrainingCheckpoint.Load(checkpoint, trainable, optimizer, generatorOwner);
+            var restored = TrainingCheckpoint.Load(intact, trainable, optimizer, generatorOwner);
             state = LoopState.From(restored);
-            batches.Restore(restored.Sampler ?? throw new InvalidDataException($"{checkpoint}: no sampler state"));
-            RestoreExtras(checkpoint);
-            logger.LogInformation("{Stage}: resuming from step {Step} (checkpoint {Path})", StageName, state.Step, checkpoint);
+            batches.Restore(restored.Sampler ?? throw new InvalidDataException($"{intact}: no sampler state"));
+            RestoreExtras(intact);
+            logger.LogInformation("{Stage}: resuming from step {Step} (checkpoint {Path})", StageName, state.Step, intact);
         }
         long resumedFrom = state.Step;
         metrics.TrimAfter(state.Step);

@@ -54,9 +54,9 @@ public sealed class Pretrainer(PretrainOptions options, long seed, Func<string, 
         string metricsPath = Path.Combine(workDirectory, MetricsFile);
 
         long step = 0;
-        if (File.Exists(checkpoint))
+        if (TrainingCheckpoint.Resumable(checkpoint, logger, "pretrain") is { } intact)
         {
-            step = TrainingCheckpoint.Load(checkpoint, trainable, optimizer).Step;
+            step = TrainingCheckpoint.Load(intact, trainable, optimizer).Step;
             logger.LogInformation("pretrain: resuming from step {Step}", step);
         }
         TrimMetrics(metricsPath, step);
