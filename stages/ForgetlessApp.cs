@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Forgetless.Runs;
 using Forgetless.Stages.Cli;
 using Forgetless.Stages.Hosting;
@@ -58,10 +59,16 @@ public static class ForgetlessApp
             verb.Register(context);
             cli.RejectUnused();
 
+            using var runRootLock = context.RunRootToLock is { } root ? await LockRunRoot(root, cli, context.WaitForRunRoot) : null;
             using var host = builder.Build();
             var exitCode = host.Services.GetRequiredService<ExitCode>();
             await host.RunAsync();
             return exitCode.Value;
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("forgetless: cancelled while waiting for the run root");
+            return ExitCodes.Cancelled;
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -73,6 +80,23 @@ public static class ForgetlessApp
             if (verbose) Console.Error.WriteLine(e);
             return Failures.ExitCodeOf(e);
         }
+    }
+
+    /// <summary>
+    /// Takes the run root's lock before the host starts (so that the plan of what is stale is made by the one writer);
+    /// Ctrl+C or SIGTERM end a wait. Held until the process ends.
+    /// </summary>
+    private static async Task<RunRootLock> LockRunRoot(string root, CommandLine cli, bool wait)
+    {
+        using var cancel = new CancellationTokenSource();
+        void Stop(PosixSignalContext signal)
+        {
+            signal.Cancel = true;
+            cancel.Cancel();
+        }
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+        return await RunRootLock.AcquireAsync(root, $"forgetless {cli.Verb}", wait, message => Console.Error.WriteLine("forgetless: " + message), cancel.Token);
     }
 
     private static void ConfigureLogging(ILoggingBuilder logging, bool verbose)

@@ -14,7 +14,7 @@ public sealed class CommandLine
     public IReadOnlyList<string> Positional { get; private init; } = [];
 
     /// <summary>Options that never take a value.</summary>
-    private static readonly HashSet<string> KnownFlags = ["force", "check", "help", "verbose", "greedy", "merged", "rerun-gates", "all"];
+    private static readonly HashSet<string> KnownFlags = ["force", "check", "help", "verbose", "greedy", "merged", "rerun-gates", "all", "wait"];
 
     public static CommandLine Parse(IReadOnlyList<string> args)
     {

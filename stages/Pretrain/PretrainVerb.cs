@@ -22,7 +22,7 @@ public static class PretrainVerb
     private static void Register(VerbContext context)
     {
         bool force = context.Cli.Flag("force");
-        context.AddRunStore();
+        context.AddRunStore(writes: true);
         var options = context.Config.Section<PretrainOptions>("pretrain");
         var stage = new PretrainStage(context.Config, options, context.Run);
         string target = context.Config.ResolvePath(options.Output);

@@ -16,7 +16,7 @@ public static class CleanVerb
 
     private static void Register(VerbContext context)
     {
-        context.AddRunStore();
+        context.AddRunStore(writes: true);
         var named = context.Cli.Positional;
         context.AddCommand((sp, _) =>
         {

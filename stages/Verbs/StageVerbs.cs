@@ -21,7 +21,7 @@ public static class StageVerbs
     private static void Register(VerbContext context, string target)
     {
         bool force = context.Cli.Flag("force");
-        context.AddRunStore();
+        context.AddRunStore(writes: true);
         var stages = context.Stages();
         if (stages.All(s => s.Name != target))
             throw new Configuration.ConfigException($"stage '{target}' is turned off in {Path.GetFileName(context.Config.FilePath)}");

@@ -19,7 +19,7 @@ public static class StatusVerb
     private static void Register(VerbContext context)
     {
         bool check = context.Cli.Flag("check");
-        context.AddRunStore();
+        context.AddRunStore(writes: false);
         context.AddCommand((sp, _) =>
         {
             var stages = context.Stages();

@@ -41,14 +41,29 @@ public sealed class VerbContext
 
     public RunOptions Run => run ??= Config.Section<RunOptions>("run");
 
-    /// <summary>Registers the run store, rooted where the config says, and a JSON-lines log file for this run.</summary>
-    public void AddRunStore()
+    /// <summary>The run root this invocation writes to, which it must lock before the host starts (null: it only reads).</summary>
+    public string? RunRootToLock { get; private set; }
+
+    /// <summary>Whether a writer waits for another writer of the same run root (<c>--wait</c>) instead of stopping.</summary>
+    public bool WaitForRunRoot { get; private set; }
+
+    /// <summary>
+    /// Registers the run store, rooted where the config says, and a JSON-lines log file for this run. A verb that
+    /// <paramref name="writes"/> (stages, clean, pretrain) holds the run root's lock while it runs (<see cref="RunRootLock"/>).
+    /// </summary>
+    public void AddRunStore(bool writes)
     {
+        if (writes)
+        {
+            WaitForRunRoot = Cli.Flag("wait");
+            RunRootToLock = Config.ResolvePath(Run.Root);
+        }
         string root = Config.ResolvePath(Run.Root);
         if (File.Exists(root))
             throw new ConfigException($"run.root = '{Run.Root}' is a file ({root}); it must name a folder (or a path that does not exist yet) for the stage outputs");
         Services.AddSingleton(sp => new RunStore(root, ToolVersion.Current, sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless")));
-        string log = Path.Combine(root, "logs", $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Cli.Verb}.jsonl");
+        // The process id keeps two runs that start in the same second (a reader beside a writer) from sharing a log file.
+        string log = Path.Combine(root, "logs", $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Cli.Verb}-{Environment.ProcessId}.jsonl");
         Services.AddSingleton<ILoggerProvider>(_ => new Logging.JsonLinesLoggerProvider(log));
         if (Run.Threads > 0) TorchSharp.torch.set_num_threads(Run.Threads);
     }
