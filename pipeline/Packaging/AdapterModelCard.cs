@@ -73,6 +73,9 @@ public static class AdapterModelCard
         s.Append('\n');
 
         s.Append("## Provenance\n\n");
+        s.Append("- the gates judged the adapter with digest `").Append(p.Judged.Adapter.Digest).Append("` on the base model with digest `")
+         .Append(p.Judged.BaseModel.Digest).Append("` (every file in `forgetless.manifest.json`)\n");
+        s.Append("- `").Append(InTotoStatement.FileName).Append("`: in-toto statement with a SLSA provenance predicate over every file here\n");
         s.Append("- source revision: `").Append(p.SourceRevision).Append("`\n");
         foreach (var (tool, version) in p.Tools) s.Append("- ").Append(tool).Append(": ").Append(version).Append('\n');
         return s.ToString();

@@ -40,8 +40,22 @@ public sealed partial class PackageOptions : Configuration.IValidatableOptions
     /// </summary>
     public string BaseModelName { get; set; } = "";
 
-    /// <summary>An adapter folder to package instead of the candidate stage's output; empty: evaluate's candidate.</summary>
+    /// <summary>
+    /// An adapter folder to package instead of the candidate stage's output; empty: evaluate's candidate. Its bytes must
+    /// be the ones the evaluate stage judged (a copy of that adapter), or the stage refuses.
+    /// </summary>
     public string Adapter { get; set; } = "";
+
+    /// <summary>
+    /// PEM ECDSA private key that signs the provenance (a DSSE envelope, <c>provenance.intoto.jsonl</c>): a file path
+    /// (relative to the pipeline file) or <c>env:VARIABLE</c> holding the PEM text; empty: unsigned. Neither the key nor
+    /// where it lies is recorded anywhere: the stage fingerprints the public key's id.
+    /// </summary>
+    [JsonIgnore]
+    public string SigningKey { get; set; } = "";
+
+    /// <summary>The SLSA <c>builder.id</c>: who ran the build and is trusted to have recorded it (e.g. a CI workflow's URI).</summary>
+    public string BuilderId { get; set; } = "urn:forgetless:builder:local";
 
     public IEnumerable<string> Validate()
     {
@@ -53,6 +67,8 @@ public sealed partial class PackageOptions : Configuration.IValidatableOptions
         if (string.IsNullOrWhiteSpace(Description)) yield return "description: must not be empty (NuGet requires it)";
         if (string.IsNullOrWhiteSpace(License)) yield return "license: must be an SPDX license expression such as Apache-2.0 or MIT";
         if (Path.IsPathRooted(BaseModelName)) yield return $"baseModelName = '{BaseModelName}': give a name (e.g. an HF hub id), not a path";
+        if (SigningKey == Packaging.SigningKeys.EnvironmentPrefix) yield return "signingKey = 'env:': name the environment variable (env:NAME)";
+        if (!Uri.TryCreate(BuilderId, UriKind.Absolute, out _)) yield return $"builderId = '{BuilderId}': expected an absolute URI (e.g. https://ci.example.com/pipelines/release or urn:…)";
     }
 
     /// <summary>Canonical JSON (camelCase, enums as names): what the run store fingerprints.</summary>

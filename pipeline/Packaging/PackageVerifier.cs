@@ -13,75 +13,25 @@ public sealed record VerifyReport(string Package, IReadOnlyList<string> Problems
     public bool Ok => Problems.Count == 0;
 }
 
-/// <summary>A package folder ready to read: the folder itself, or an archive extracted to a temp folder (removed on dispose).</summary>
-public sealed class OpenedPackage : IDisposable
-{
-    private readonly string? temp;
-
-    private OpenedPackage(string folder, string? temp)
-    {
-        Folder = folder;
-        this.temp = temp;
-    }
-
-    public string Folder { get; }
-
-    /// <summary>Opens a package folder, or extracts a .tar.gz/.zip/.nupkg safely and finds the package folder inside.</summary>
-    public static OpenedPackage Open(string path)
-    {
-        if (Directory.Exists(path)) return new OpenedPackage(Path.GetFullPath(path), null);
-        if (!File.Exists(path)) throw new PackageException($"{path}: no such package folder or archive");
-        if (!SafeExtraction.IsArchive(path)) throw new PackageException($"{path}: not a package folder or a .tar.gz/.zip/.nupkg archive");
-        string temp = Path.Combine(Path.GetTempPath(), "forgetless-verify-" + Guid.NewGuid().ToString("N")[..12]);
-        try
-        {
-            SafeExtraction.Extract(path, temp);
-            return new OpenedPackage(FindPackageFolder(temp, path), temp);
-        }
-        catch
-        {
-            TryDelete(temp);
-            throw;
-        }
-    }
-
-    private static string FindPackageFolder(string extracted, string archive)
-    {
-        if (File.Exists(Path.Combine(extracted, Sha256Sums.FileName))) return extracted;
-        var dirs = Directory.GetDirectories(extracted);
-        if (dirs.Length == 1 && File.Exists(Path.Combine(dirs[0], Sha256Sums.FileName))) return dirs[0];
-        string nupkgContent = Path.Combine(extracted, "contentFiles", "any", "any", "adapters");
-        if (Directory.Exists(nupkgContent) && Directory.GetDirectories(nupkgContent) is [var only] && File.Exists(Path.Combine(only, Sha256Sums.FileName)))
-            return only;
-        throw new PackageException($"{archive}: no package folder with {Sha256Sums.FileName} inside");
-    }
-
-    public void Dispose()
-    {
-        if (temp is not null) TryDelete(temp);
-    }
-
-    private static void TryDelete(string path)
-    {
-        try { if (Directory.Exists(path)) Directory.Delete(path, recursive: true); }
-        catch (IOException) { }
-        catch (UnauthorizedAccessException) { }
-    }
-}
-
 /// <summary>
-/// <c>forgetless verify</c>: checks a package's checksums, its recorded gate verdicts, that its adapter fits a
-/// base model (loaded and applied through <see cref="AdapterFolder.Apply"/>; errors name the tensor and shapes),
-/// and optionally re-runs the gates with the evaluation configuration stored in its manifest.
+/// <c>forgetless verify</c>: checks that a package is what its provenance says, in this order — every checksum; the
+/// recorded gate verdicts against their own numbers (<see cref="RecordedVerdicts"/>); the adapter files against the
+/// digests the manifest binds to the verdicts; the in-toto statement against every file; the DSSE signature with a
+/// public key (<c>--key</c>: an unsigned or otherwise signed package fails); with a base model, that it is the one the
+/// gates judged and that the adapter fits it (loaded through <see cref="AdapterFolder.Apply"/>; errors name the tensor
+/// and shapes); and optionally the gates re-run with the evaluation configuration stored in the manifest.
 /// </summary>
 public static class PackageVerifier
 {
     /// <param name="baseModel">Base model folder to check the adapter against; null skips the shape check.</param>
     /// <param name="rerunGates">Score the suites again on base and base + adapter and compare the verdicts.</param>
     /// <param name="suiteDirectory">Folder the stored suite paths are relative to (the pipeline file's folder).</param>
+    /// <param name="publicKey">PEM file of the public key the package must be signed with; null: a signature is not required.</param>
     public static VerifyReport Verify(string package, string? baseModel = null, bool rerunGates = false,
-        string? suiteDirectory = null, Microsoft.Extensions.Logging.ILogger? logger = null, CancellationToken cancellationToken = default)
+        string? suiteDirectory = null, Microsoft.Extensions.Logging.ILogger? logger = null, CancellationToken cancellationToken = default,
+        string? publicKey = null)
     {
+        using var trusted = publicKey is null ? null : SigningKeys.LoadPublic(publicKey);
         using var opened = OpenedPackage.Open(package);
         string folder = opened.Folder;
         var problems = new List<string>();
@@ -104,13 +54,18 @@ public static class PackageVerifier
             return new VerifyReport(package, problems, notes);
         }
         if (manifest["format"]?.ToString() != Provenance.Format)
-            problems.Add($"{Provenance.FileName}: format '{manifest["format"]}', expected '{Provenance.Format}'");
+        {
+            problems.Add($"{Provenance.FileName}: format '{manifest["format"]}', expected '{Provenance.Format}' (an older package binds no verdict to its weights; repackage it)");
+            return new VerifyReport(package, problems, notes);
+        }
 
         problems.AddRange(RecheckVerdicts(manifest));
+        problems.AddRange(CheckWeights(manifest, folder, notes));
+        problems.AddRange(CheckStatement(opened, trusted, publicKey, notes));
 
         if (baseModel is not null)
         {
-            CheckBaseFiles(manifest, baseModel, notes);
+            problems.AddRange(CheckBaseFiles(manifest, baseModel, notes));
             try
             {
                 using var model = ModelFolder.LoadModel(baseModel);
@@ -136,7 +91,7 @@ public static class PackageVerifier
         }
         else
         {
-            notes.Add("adapter shapes not checked (pass --base DIR)");
+            notes.Add("adapter shapes and base model not checked (pass --base DIR)");
         }
 
         if (rerunGates)
@@ -147,36 +102,116 @@ public static class PackageVerifier
         return new VerifyReport(package, problems, notes);
     }
 
-    /// <summary>The recorded verdicts must be a pass, and consistent: overall passed = every gate passed.</summary>
-    public static IReadOnlyList<string> RecheckVerdicts(JsonObject manifest)
+    /// <summary>The recorded verdicts must be a pass, consistent with their numbers and with the overall <c>passed</c>.</summary>
+    public static IReadOnlyList<string> RecheckVerdicts(JsonObject manifest) => RecordedVerdicts.Check(manifest["evaluation"], Provenance.FileName);
+
+    /// <summary>
+    /// The packaged adapter files are the ones the manifest records, every adapter file is recorded, and the digests the
+    /// verdicts are bound to (<c>evaluation.weights</c>) are the evaluated adapter's and the base model's.
+    /// </summary>
+    private static IEnumerable<string> CheckWeights(JsonObject manifest, string folder, List<string> notes)
     {
         var problems = new List<string>();
-        var evaluation = manifest["evaluation"] as JsonObject;
-        if (evaluation?["gates"] is not JsonArray gates || evaluation["passed"] is not JsonValue passedNode || !passedNode.TryGetValue<bool>(out bool passed))
-            return [$"{Provenance.FileName}: no recorded evaluation verdicts"];
-        bool all = true;
-        foreach (var gate in gates)
+        FolderDigest evaluated, baseModel;
+        List<FileDigest> packaged;
+        try
         {
-            bool ok = gate?["passed"]?.GetValue<bool>() == true;
-            all &= ok;
-            if (!ok) problems.Add($"gate '{gate?["name"]}' is recorded as failed: {gate?["message"]}");
+            evaluated = FolderDigest.FromJson(manifest["adapter"]?["evaluated"], $"{Provenance.FileName} adapter.evaluated");
+            baseModel = FolderDigest.FromJson(manifest["base_model"], $"{Provenance.FileName} base_model");
+            packaged = (manifest["adapter"]?["files"] as JsonArray ?? throw new PackageException($"{Provenance.FileName}: adapter.files is missing"))
+                .Select(f => FileDigest.FromJson(f, $"{Provenance.FileName} adapter.files")).ToList();
         }
-        if (passed != all) problems.Add($"{Provenance.FileName}: evaluation.passed = {passed} contradicts the gate verdicts");
-        else if (!passed) problems.Add("the package's evaluation did not pass its release gates");
+        catch (PackageException e)
+        {
+            return [e.Message];
+        }
+        foreach (var file in packaged)
+        {
+            string full = Path.Combine(folder, file.Path);
+            if (!File.Exists(full)) { problems.Add($"{file.Path}: recorded in {Provenance.FileName} but missing"); continue; }
+            string actual = FileHashes.Compute(full);
+            if (actual != file.Sha256)
+                problems.Add($"{file.Path}: not the weights the package recorded and its gates judged (SHA-256 {actual[..12]}…, recorded {file.Sha256[..12]}…) — changed after packaging");
+        }
+        var recorded = packaged.Select(f => f.Path).ToHashSet(StringComparer.Ordinal);
+        foreach (var file in Sha256Sums.Files(folder).Where(f => IsAdapterFile(f) && !recorded.Contains(f)))
+            problems.Add($"{file}: an adapter file that {Provenance.FileName} does not record (added after packaging?)");
+
+        var weights = manifest["evaluation"]?["weights"];
+        if (weights?["adapter"]?.ToString() != evaluated.Digest || weights?["base_model"]?.ToString() != baseModel.Digest)
+            problems.Add($"{Provenance.FileName}: evaluation.weights does not name the evaluated adapter {evaluated.Short} and base model {baseModel.Short}: the verdicts are not bound to these weights");
+        if (problems.Count == 0)
+        {
+            notes.Add($"weights: the adapter files are the ones recorded; the gates judged adapter {evaluated.Short} on base model {baseModel.Short}");
+            foreach (var file in packaged.Where(p => evaluated.Files.Any(e => e.Path == p.Path && e.Sha256 == p.Sha256)))
+                notes.Add($"weights: {file.Path} is byte-identical to the evaluated adapter's");
+        }
         return problems;
     }
 
-    private static void CheckBaseFiles(JsonObject manifest, string baseModel, List<string> notes)
+    /// <summary>Files of the adapter itself: everything but the card, the provenance, the checksums and merged/.</summary>
+    private static bool IsAdapterFile(string relative) =>
+        relative is not ("README.md" or Provenance.FileName) && InTotoStatement.IsSubject(relative) && !relative.StartsWith("merged/", StringComparison.Ordinal);
+
+    /// <summary>The in-toto statement names exactly these files; a signature, when present or required, holds.</summary>
+    private static IEnumerable<string> CheckStatement(OpenedPackage package, System.Security.Cryptography.ECDsa? trusted, string? publicKey, List<string> notes)
     {
-        if (manifest["base_model"]?["files"] is not JsonArray files) return;
+        string folder = package.Folder;
+        string statementPath = Path.Combine(folder, InTotoStatement.FileName);
+        if (!File.Exists(statementPath)) return [$"{InTotoStatement.FileName} is missing"];
+        byte[] statement = File.ReadAllBytes(statementPath);
+        var problems = InTotoStatement.Check(folder, statement, InTotoStatement.FileName, package.WithoutMerged).ToList();
+        if (problems.Count == 0) notes.Add($"statement: {InTotoStatement.FileName} (in-toto, SLSA provenance v1) names every file with its SHA-256");
+
+        string envelopePath = Path.Combine(folder, InTotoStatement.EnvelopeFileName);
+        if (!File.Exists(envelopePath))
+        {
+            if (trusted is not null)
+                problems.Add($"the package is not signed (no {InTotoStatement.EnvelopeFileName}), but --key {publicKey} requires a signature");
+            return problems;
+        }
+        JsonObject envelope;
+        try
+        {
+            envelope = JsonNode.Parse(File.ReadAllText(envelopePath)) as JsonObject ?? throw new JsonException("expected a JSON object");
+        }
+        catch (JsonException e)
+        {
+            return [.. problems, $"{InTotoStatement.EnvelopeFileName}: not a DSSE envelope ({e.Message})"];
+        }
+        if (envelope["payloadType"]?.ToString() != Dsse.InTotoPayloadType)
+            problems.Add($"{InTotoStatement.EnvelopeFileName}: payloadType '{envelope["payloadType"]}', expected {Dsse.InTotoPayloadType}");
+        if (Dsse.Payload(envelope) is not { } payload || !payload.AsSpan().SequenceEqual(statement))
+            problems.Add($"the signed statement in {InTotoStatement.EnvelopeFileName} differs from {InTotoStatement.FileName}: one of them was changed after signing");
+        string keyIds = string.Join(", ", (envelope["signatures"] as JsonArray ?? []).Select(s => s?["keyid"]?.ToString()).OfType<string>().Select(k => k[..Math.Min(16, k.Length)] + "…"));
+        if (trusted is null)
+        {
+            notes.Add($"signed by key {keyIds} (not checked: pass --key PUBLIC_KEY.pem to check the signature)");
+        }
+        else if (Dsse.Verify(envelope, trusted) is { } why)
+        {
+            problems.Add($"signature: does not verify with {publicKey} ({why}): the package was signed with another key, or changed after signing");
+        }
+        else
+        {
+            notes.Add($"signature: valid, by key {SigningKeys.KeyId(trusted)[..16]}… ({publicKey})");
+        }
+        return problems;
+    }
+
+    /// <summary>The gates' verdicts hold for the base model they were judged on: every recorded file must match.</summary>
+    private static IEnumerable<string> CheckBaseFiles(JsonObject manifest, string baseModel, List<string> notes)
+    {
+        if (manifest["base_model"]?["files"] is not JsonArray files) return [$"{Provenance.FileName}: base_model.files is missing"];
         foreach (var file in files)
         {
             string path = file?["path"]?.ToString() ?? "";
             string full = Path.Combine(baseModel, path);
-            if (!File.Exists(full)) { notes.Add($"base model differs from the packaged one: {path} is missing"); return; }
-            if (FileHashes.Compute(full) != file?["sha256"]?.ToString()) { notes.Add($"base model differs from the packaged one: {path} has other bytes"); return; }
+            if (!File.Exists(full)) return [$"the base model {baseModel} is not the one the gates judged: {path} is missing"];
+            if (FileHashes.Compute(full) != file?["sha256"]?.ToString()) return [$"the base model {baseModel} is not the one the gates judged: {path} has other bytes"];
         }
-        notes.Add("base model: every file matches the one recorded in the manifest");
+        notes.Add("base model: every file matches the one the gates judged");
+        return [];
     }
 
     private static IEnumerable<string> RerunGates(JsonObject manifest, string folder, string baseModel, string suiteDirectory,
@@ -223,44 +258,4 @@ public static class PackageVerifier
         notes.Add($"gates re-run: {result.Verdicts.Count(v => v.Passed)} of {result.Verdicts.Count} passed");
         return problems;
     }
-}
-
-/// <summary>
-/// Byte-for-byte comparison of two packages or two package stage outputs (folders or archives), for reproducible
-/// rebuilds. Stage manifests (<c>forgetless.stage.json</c>, which hold timings) are left out.
-/// </summary>
-public static class PackageComparison
-{
-    public sealed record Difference(string Path, string Reason);
-
-    public static IReadOnlyList<Difference> Compare(string a, string b)
-    {
-        if (File.Exists(a) && File.Exists(b))
-        {
-            if (FileHashes.Compute(a) == FileHashes.Compute(b)) return [];
-            using var pa = OpenedPackage.Open(a);
-            using var pb = OpenedPackage.Open(b);
-            var inner = CompareFolders(pa.Folder, pb.Folder);
-            return inner.Count > 0 ? inner : [new Difference(Path.GetFileName(a), "the archives differ although every file inside is equal (archive metadata)")];
-        }
-        if (Directory.Exists(a) && Directory.Exists(b)) return CompareFolders(a, b);
-        throw new PackageException($"compare: give two folders or two archives ({a}, {b})");
-    }
-
-    private static List<Difference> CompareFolders(string a, string b)
-    {
-        var fa = Sha256Sums.Files(a).Where(Keep).ToList();
-        var fb = Sha256Sums.Files(b).Where(Keep).ToHashSet(StringComparer.Ordinal);
-        var differences = new List<Difference>();
-        foreach (var f in fa)
-        {
-            if (!fb.Remove(f)) { differences.Add(new Difference(f, $"only in {a}")); continue; }
-            string ha = FileHashes.Compute(Path.Combine(a, f)), hb = FileHashes.Compute(Path.Combine(b, f));
-            if (ha != hb) differences.Add(new Difference(f, $"different bytes ({ha[..12]}… vs {hb[..12]}…)"));
-        }
-        differences.AddRange(fb.Select(f => new Difference(f, $"only in {b}")));
-        return differences.OrderBy(d => d.Path, StringComparer.Ordinal).ToList();
-    }
-
-    private static bool Keep(string relative) => Path.GetFileName(relative) != StageManifest.FileName;
 }

@@ -8,19 +8,24 @@ namespace Forgetless.Packaging;
 /// <summary>
 /// What a package was built from, written to <c>forgetless.manifest.json</c>: the base model's files, the
 /// prepared data, the configuration, the source revision, the tool versions and the evaluation with its gate
-/// verdicts. It holds no timestamps and no absolute paths, so a rebuild from the same inputs writes the same bytes.
+/// verdicts — bound to the weights they judged: the packaged adapter's files and the evaluated adapter's files by
+/// SHA-256 (<see cref="JudgedWeights"/>). It holds no timestamps and no absolute paths, so a rebuild from the same
+/// inputs writes the same bytes.
 /// </summary>
 public sealed record Provenance
 {
     public const string FileName = "forgetless.manifest.json";
-    public const string Format = "forgetless.package/1";
+    /// <summary>Version 2 binds the verdicts to the weights; a version-1 manifest cannot be verified.</summary>
+    public const string Format = "forgetless.package/2";
 
     public required string Name { get; init; }
     public required string Version { get; init; }
     public required string PeftType { get; init; }
     public required string BaseModelName { get; init; }
-    /// <summary>Relative path → SHA-256 of every file of the base model folder.</summary>
-    public required IReadOnlyList<(string Path, string Sha256, long Size)> BaseModelFiles { get; init; }
+    /// <summary>The weights the evaluation judged: the candidate adapter's files and the base model's files.</summary>
+    public required JudgedWeights Judged { get; init; }
+    /// <summary>The adapter files as packaged (LoRA is rewritten to PEFT's exact form; others are copied with a sorted config).</summary>
+    public required IReadOnlyList<FileDigest> AdapterFiles { get; init; }
     /// <summary>The prepare stage's outputs digest (its manifest), or null when the adapter did not come from this pipeline.</summary>
     public string? PreparedData { get; init; }
     /// <summary>Every configuration section, canonical JSON (run.root left out: it says where outputs go, not what they are).</summary>
@@ -34,25 +39,27 @@ public sealed record Provenance
 
     public JsonObject ToJson()
     {
-        var files = new JsonArray(BaseModelFiles.OrderBy(f => f.Path, StringComparer.Ordinal)
-            .Select(f => (JsonNode)new JsonObject { ["path"] = f.Path, ["sha256"] = f.Sha256, ["size"] = f.Size }).ToArray());
         string configText = Config.ToJsonString();
+        var baseModel = Judged.BaseModel.ToJson();
+        baseModel["name"] = BaseModelName;
+        var evaluation = Evaluation.DeepClone().AsObject();
+        evaluation["weights"] = new JsonObject { ["adapter"] = Judged.Adapter.Digest, ["base_model"] = Judged.BaseModel.Digest };
         return new JsonObject
         {
             ["format"] = Format,
             ["package"] = new JsonObject { ["name"] = Name, ["version"] = Version },
-            ["adapter"] = new JsonObject { ["peft_type"] = PeftType },
-            ["base_model"] = new JsonObject
+            ["adapter"] = new JsonObject
             {
-                ["name"] = BaseModelName,
-                ["digest"] = FileHashes.Of(string.Join('\n', BaseModelFiles.OrderBy(f => f.Path, StringComparer.Ordinal).Select(f => f.Path + "\t" + f.Sha256))),
-                ["files"] = files,
+                ["peft_type"] = PeftType,
+                ["files"] = new JsonArray(AdapterFiles.OrderBy(f => f.Path, StringComparer.Ordinal).Select(f => (JsonNode)f.ToJson()).ToArray()),
+                ["evaluated"] = Judged.Adapter.ToJson(),
             },
+            ["base_model"] = baseModel,
             ["data"] = new JsonObject { ["prepare_outputs_digest"] = PreparedData },
             ["config"] = new JsonObject { ["sha256"] = FileHashes.Of(configText), ["sections"] = Config.DeepClone() },
             ["source"] = new JsonObject { ["revision"] = SourceRevision },
             ["tools"] = new JsonObject(Tools.OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => KeyValuePair.Create(t.Key, (JsonNode?)t.Value))),
-            ["evaluation"] = Evaluation.DeepClone(),
+            ["evaluation"] = evaluation,
             ["evaluation_suites"] = new JsonObject(Suites.OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => KeyValuePair.Create(t.Key, (JsonNode?)t.Value))),
         };
     }

@@ -5,7 +5,8 @@ namespace Forgetless.Packaging;
 
 /// <summary>
 /// <c>SHA256SUMS</c> in coreutils' <c>sha256sum</c> format (<c>HASH  path</c>, two spaces, '/' separators),
-/// sorted by path, over every file of a package folder but itself; <c>sha256sum -c SHA256SUMS</c> checks it.
+/// sorted by path, over every file of a package folder but itself and the signature envelope (which vouches for
+/// itself, and may be added or replaced by another signer); <c>sha256sum -c SHA256SUMS</c> checks it.
 /// </summary>
 public static class Sha256Sums
 {
@@ -29,7 +30,10 @@ public static class Sha256Sums
     /// <summary>Writes SHA256SUMS over every other file of the folder.</summary>
     public static void Write(string folder) =>
         AtomicFile.WriteAllText(Path.Combine(folder, FileName), Format(
-            Files(folder).Where(f => f != FileName).Select(f => (f, FileHashes.Compute(Path.Combine(folder, f))))));
+            Files(folder).Where(Listed).Select(f => (f, FileHashes.Compute(Path.Combine(folder, f))))));
+
+    /// <summary>Whether SHA256SUMS lists the file: every file but itself and the signature envelope.</summary>
+    public static bool Listed(string relativePath) => relativePath is not (FileName or InTotoStatement.EnvelopeFileName);
 
     public static IReadOnlyList<(string Path, string Sha256)> Parse(string text, string source)
     {
@@ -76,7 +80,7 @@ public static class Sha256Sums
             if (actual != expected)
                 problems.Add($"{path}: checksum mismatch (SHA256SUMS says {expected[..12]}…, the file has {actual[..12]}…) — the file was changed");
         }
-        foreach (var file in Files(folder).Where(f => f != FileName && !seen.Contains(f)))
+        foreach (var file in Files(folder).Where(f => Listed(f) && !seen.Contains(f)))
             problems.Add($"{file}: not listed in {FileName} (added after packaging?)");
         return problems;
     }

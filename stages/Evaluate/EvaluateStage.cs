@@ -1,5 +1,6 @@
 using Forgetless.Evaluation;
 using Forgetless.Model;
+using Forgetless.Packaging;
 using Forgetless.Peft;
 using Forgetless.Runs;
 
@@ -8,7 +9,8 @@ namespace Forgetless.Stages.Evaluate;
 /// <summary>
 /// The evaluate stage, the release gate: scores every suite on the base model and on base + the
 /// candidate adapter, compares them item by item, judges the gates and writes results.json,
-/// junit.xml, report.md and report.html. A failed gate completes the stage (outputs are published)
+/// junit.xml, report.md and report.html, and judged-weights.json: the digests of the adapter and base model files
+/// the verdicts are about (the package stage packages no other bytes). A failed gate completes the stage (outputs are published)
 /// with <see cref="StageOutcome.Failure"/> set, which the host turns into exit code 4.
 /// </summary>
 /// <param name="candidateStage">Upstream stage whose <c>adapter/</c> is the candidate; null when <paramref name="adapterFolder"/> is given.</param>
@@ -38,6 +40,8 @@ public sealed class EvaluateStage(StageContext context, EvaluateOptions options,
     public async Task<StageOutcome> RunAsync(StageRun run, CancellationToken cancellationToken)
     {
         var (adapter, metrics) = Candidate(run);
+        // The verdicts are about these bytes: recorded beside them, so that only these weights can be packaged with them.
+        var judged = JudgedWeights.Of(adapter, BaseModel);
         string cacheDirectory = Path.Combine(context.CacheDirectory, "evaluate");
         var evaluation = new ForgettingEvaluation
         {
@@ -62,7 +66,12 @@ public sealed class EvaluateStage(StageContext context, EvaluateOptions options,
             },
         };
         var result = await Task.Run(() => evaluation.Run(cancellationToken), cancellationToken);
+        var after = JudgedWeights.Of(adapter, BaseModel);
+        if (after.Adapter.Digest != judged.Adapter.Digest || after.BaseModel.Digest != judged.BaseModel.Digest)
+            throw new UserInputException($"evaluate: {(after.Adapter.Digest != judged.Adapter.Digest ? "the adapter " + adapter : "the base model " + BaseModel)} " +
+                                         "changed while it was evaluated; nothing is published — rerun when it is complete");
         EvaluationReports.WriteAll(result, run.OutputDirectory, toolVersion);
+        judged.Write(run.OutputDirectory);
 
         var numbers = new Dictionary<string, object?>
         {

@@ -6,8 +6,8 @@ namespace Forgetless.Stages.Package;
 
 /// <summary>
 /// The package stage, the end of a release: takes the candidate adapter that the evaluate stage judged
-/// (an upstream stage's <c>adapter/</c>, or an explicit folder), refuses when any release gate failed, and
-/// writes a PEFT-compatible package folder with provenance, a deterministic archive and optionally a merged
+/// (an upstream stage's <c>adapter/</c>, or an explicit folder holding the same bytes), refuses when any release gate
+/// failed or when the adapter is not the one judged, and writes a PEFT-compatible package folder with provenance, a deterministic archive and optionally a merged
 /// model and a .nupkg (<see cref="AdapterPackager"/>). A refusal completes with <see cref="StageOutcome.Failure"/>
 /// and publishes no package files, so the process exits 4 like the evaluate stage.
 /// </summary>
@@ -32,6 +32,7 @@ public sealed class PackageStage(
     public void DeclareInputs(StageInputs inputs)
     {
         inputs.Value("config.package", options.ToJson());
+        inputs.Value("package.signingKey", SigningKeyId());
         inputs.Value("config.all", config.ToJsonString());
         inputs.Value("env.sourceRevision", revision.Value);
         inputs.Value("env.archiveEpoch", DeterministicArchive.Epoch().ToString(System.Globalization.CultureInfo.InvariantCulture));
@@ -43,11 +44,29 @@ public sealed class PackageStage(
         if (usesPreparedData) inputs.Upstream("prepare");
     }
 
+    /// <summary>
+    /// What the package's signature depends on: the public key's id (the private key and where it lies are never
+    /// recorded), so that another key re-signs. A key that cannot be read is named when the stage runs.
+    /// </summary>
+    private string SigningKeyId()
+    {
+        if (options.SigningKey.Length == 0) return "unsigned";
+        try
+        {
+            using var key = SigningKeys.LoadPrivate(options.SigningKey, context.BaseDirectory);
+            return "keyid " + SigningKeys.KeyId(key);
+        }
+        catch (UserInputException)
+        {
+            return "unreadable";
+        }
+    }
+
     public Task<StageOutcome> RunAsync(StageRun run, CancellationToken cancellationToken)
     {
         string evaluation = run.UpstreamOutput(EvaluateStage);
-        if (AdapterPackager.RefusalReason(evaluation) is { } refusal)
-            return Task.FromResult(new StageOutcome { Failure = refusal, Metrics = new Dictionary<string, object?> { ["packaged"] = false } });
+        if (AdapterPackager.GateRefusal(evaluation) is { } refusal)
+            return Task.FromResult(Refused(refusal));
 
         string adapter = Candidate(run);
         var packager = new AdapterPackager
@@ -60,7 +79,11 @@ public sealed class PackageStage(
             Config = config,
             SourceRevision = revision.Value,
             Tools = Provenance.ToolVersions(toolVersion),
+            KeyDirectory = context.BaseDirectory,
         };
+        // The bypass of issue 20: any adapter folder packaged with this run's verdicts. Only the judged bytes pass.
+        if (packager.RefusalReason() is { } notJudged)
+            return Task.FromResult(Refused(notJudged));
         var result = packager.Build(run.OutputDirectory, cancellationToken);
         run.Logger.LogPackage(result, options);
         return Task.FromResult(StageOutcome.Done(new Dictionary<string, object?>
@@ -73,6 +96,8 @@ public sealed class PackageStage(
             ["nupkg"] = result.Nupkg is null ? null : Path.GetFileName(result.Nupkg),
         }));
     }
+
+    private static StageOutcome Refused(string reason) => new() { Failure = reason, Metrics = new Dictionary<string, object?> { ["packaged"] = false } };
 
     private string Candidate(StageRun run)
     {

@@ -51,8 +51,12 @@ internal static class PackageFixtures
 
     public static Tensor Ids() => tensor(new long[] { 1, 5, 9, 2, 33, 7, 12, 60 }, ScalarType.Int64).reshape(2, 4);
 
-    /// <summary>An evaluate stage output: results.json with one gate and its stage manifest (failure set when not passed).</summary>
-    public static string EvaluateOutput(string runRoot, bool passed, bool manifestFailure = true)
+    /// <summary>
+    /// An evaluate stage output: results.json with one gate (in the shape EvaluationReports writes it), the record of the
+    /// weights it judged (<paramref name="judgedAdapter"/> on <paramref name="baseModel"/>, as the evaluate stage writes it)
+    /// and its stage manifest (failure set when not passed).
+    /// </summary>
+    public static string EvaluateOutput(string runRoot, bool passed, bool manifestFailure = true, string? judgedAdapter = null, string? baseModel = null)
     {
         string dir = Path.Combine(runRoot, "evaluate");
         Directory.CreateDirectory(dir);
@@ -70,10 +74,13 @@ internal static class PackageFixtures
                     },
                 },
             },
+            ["higher_is_better"] = new JsonObject { ["heldout"] = new JsonObject { ["bits_per_byte"] = false } },
             ["gates"] = new JsonArray(new JsonObject
             {
-                ["name"] = "heldout-forgetting", ["suite"] = "heldout", ["metric"] = "bits_per_byte", ["kind"] = "maxDrop", ["threshold"] = 0.15,
-                ["observed"] = 0.04, ["interval"] = new JsonArray(0.02, 0.06), ["passed"] = passed,
+                ["name"] = "heldout-forgetting", ["suite"] = "heldout", ["metric"] = "bits_per_byte", ["category"] = null, ["kind"] = "maxDrop", ["threshold"] = 0.15,
+                ["relative"] = false, ["decision"] = "interval", ["any_of_interval"] = false,
+                ["base"] = 2.4, ["candidate"] = passed ? 2.44 : 2.6, ["observed"] = passed ? 0.04 : 0.2, ["interval"] = passed ? new JsonArray(0.02, 0.06) : new JsonArray(0.18, 0.22),
+                ["passed"] = passed,
                 ["message"] = passed ? "heldout-forgetting: passed" : "heldout-forgetting: bits_per_byte got 0.2 worse (limit 0.15)",
             }),
             ["passed"] = passed,
@@ -81,13 +88,14 @@ internal static class PackageFixtures
             ["date"] = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
         };
         File.WriteAllText(Path.Combine(dir, "results.json"), results.ToJsonString());
+        if (judgedAdapter is not null) JudgedWeights.Of(judgedAdapter, baseModel ?? throw new ArgumentNullException(nameof(baseModel))).Write(dir);
         new StageManifest
         {
             Stage = "evaluate",
             Fingerprint = "f",
             ToolVersion = "test",
             Inputs = [new StageManifest.InputRecord("evaluate.suites.heldout", "file", "heldout.jsonl", new string('a', 64), 10)],
-            Outputs = [new StageManifest.OutputRecord("results.json", FileHashes.Compute(Path.Combine(dir, "results.json")), new FileInfo(Path.Combine(dir, "results.json")).Length)],
+            Outputs = Directory.GetFiles(dir).Select(f => new StageManifest.OutputRecord(Path.GetFileName(f), FileHashes.Compute(f), new FileInfo(f).Length)).ToList(),
             Started = DateTimeOffset.UtcNow,
             Finished = DateTimeOffset.UtcNow,
             Failure = passed || !manifestFailure ? null : "1 of 1 release gates failed: heldout-forgetting",

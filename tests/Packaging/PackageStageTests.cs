@@ -49,7 +49,7 @@ public sealed class PackageStageTests
         foreach (var name in new[] { "runs", "rebuild" })
         {
             string root = Path.Combine(dir.Path, name);
-            PackageFixtures.EvaluateOutput(root, passed: true); // a fresh date and config path each time: must not leak into the package
+            PackageFixtures.EvaluateOutput(root, passed: true, judgedAdapter: adapter, baseModel: basePath); // a fresh date and config path each time: must not leak into the package
             var store = new RunStore(root, "test", NullLogger.Instance);
             var result = await store.RunAsync(Stage(basePath, adapter, root), false, CancellationToken.None);
             result.Manifest.Failure.Should().BeNull();
@@ -59,7 +59,7 @@ public sealed class PackageStageTests
         string package = Path.Combine(outputs[0], "forgetless-adapter");
         Sha256Sums.Files(package).Should().Equal(
             "README.md", "SHA256SUMS", "adapter_config.json", "adapter_model.safetensors", "forgetless.manifest.json",
-            "merged/config.json", "merged/model.safetensors");
+            "merged/config.json", "merged/model.safetensors", "provenance.intoto.json");
         File.Exists(Path.Combine(outputs[0], "forgetless-adapter-0.1.0.tar.gz")).Should().BeTrue();
         File.Exists(Path.Combine(outputs[0], "forgetless-adapter.0.1.0.nupkg")).Should().BeTrue();
         PackageComparison.Compare(outputs[0], outputs[1]).Should().BeEmpty();
@@ -89,7 +89,7 @@ public sealed class PackageStageTests
         using var dir = new TempDirectory();
         string basePath = PackageFixtures.SaveBase(dir.Path, PackageFixtures.Llama());
         string adapter = PackageFixtures.SaveLora(dir.Path, basePath, PackageFixtures.QV);
-        string evaluation = PackageFixtures.EvaluateOutput(Path.Combine(dir.Path, "runs"), passed: true);
+        string evaluation = PackageFixtures.EvaluateOutput(Path.Combine(dir.Path, "runs"), passed: true, judgedAdapter: adapter, baseModel: basePath);
         var result = PackageFixtures.Packager(adapter, basePath, evaluation).Build(Path.Combine(dir.Path, "out"));
         PackageVerifier.Verify(result.Folder, basePath).Ok.Should().BeTrue();
 
