@@ -15,7 +15,7 @@ public static class PretrainVerb
 {
     public static Verb Definition { get; } = new(
         "pretrain",
-        "forgetless pretrain [--force] [--set pretrain.KEY=VALUE]...",
+        "forgetless pretrain [--force] [--wait] [--set pretrain.KEY=VALUE]...",
         "pretrain the embedded base model on the general text and install it under data/models",
         Register);
 

@@ -10,7 +10,7 @@ public static class CleanVerb
 {
     public static Verb Definition { get; } = new(
         "clean",
-        "forgetless clean [STAGE...] [--config FILE]",
+        "forgetless clean [STAGE...] [--wait] [--config FILE]",
         "remove the outputs and resumable state of the named stages (all when none named)",
         Register);
 

@@ -14,7 +14,7 @@ public static class StageVerbs
 {
     public static IEnumerable<Verb> All() => StageRegistry.All.Select(entry => new Verb(
         entry.Name,
-        $"forgetless {entry.Name} [--force] [--config FILE] [--set {entry.Name}.KEY=VALUE]...",
+        $"forgetless {entry.Name} [--force] [--wait] [--config FILE] [--set {entry.Name}.KEY=VALUE]...",
         entry.Summary,
         context => Register(context, entry.Name)));
 

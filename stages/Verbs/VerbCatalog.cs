@@ -29,9 +29,11 @@ public static class VerbCatalog
         };
         lines.AddRange(All.Select(v => $"  {v.Name,-10} {v.Summary}\n  {"",-10}   {v.Usage}"));
         lines.Add("");
-        lines.Add("Common options: --config FILE (default forgetless.json), --set section.key=value (repeatable),");
-        lines.Add("environment FORGETLESS_section__key=value. Exit codes: 0 done or up to date, 1 error, 2 usage or");
-        lines.Add("configuration error, 3 stale (status --check), 4 a release gate failed, 130 cancelled.");
+        lines.Add("Common options: --config FILE (default forgetless.json), --set section.key=value (repeatable; [a,b] is a list");
+        lines.Add("and replaces the file's, [] empties it), environment FORGETLESS_section__key=value, --verbose (stack traces).");
+        lines.Add("Verbs that write hold the run root's lock; a second writer stops, or waits with --wait.");
+        lines.Add("Exit codes: 0 done or up to date, 1 error, 2 usage or configuration error, 3 stale (status --check),");
+        lines.Add("4 a release gate failed (or the adapter is not the one the gates judged), 130 cancelled.");
         return string.Join('\n', lines);
     }
 }
