@@ -70,7 +70,7 @@ public static class ForgetlessApp
             Console.Error.WriteLine("forgetless: cancelled while waiting for the run root");
             return ExitCodes.Cancelled;
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e)
         {
             // Mistakes found while the verb sets up (bad config, bad options) and anything the host itself throws:
             // one line, the exit code of its kind, the stack trace only with --verbose.

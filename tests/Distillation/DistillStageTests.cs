@@ -83,26 +83,10 @@ public sealed class DistillStageTests
         await f.RunAsync(runRoot: "straight");
         var straight = File.ReadAllBytes(Path.Combine(f.Root, "straight", "distill", "adapter", AdapterTensors.WeightsFile));
 
-        using var cts = new CancellationTokenSource();
-        var work = Path.Combine(f.Root, "resumed", ".work");
-        var watcher = Task.Run(async () =>
-        {
-            while (!cts.IsCancellationRequested)
-            {
-                if (Directory.Exists(work) && Directory.EnumerateDirectories(work, "distill-*").Any(d => File.Exists(Path.Combine(d, Trainer.CheckpointFile))))
-                {
-                    cts.Cancel();
-                    break;
-                }
-                await Task.Delay(2);
-            }
-        });
-        var cancelled = async () => await f.RunAsync(cts.Token, "resumed");
-        await cancelled.Should().ThrowAsync<OperationCanceledException>();
-        await watcher;
-        var summary = await f.RunAsync(runRoot: "resumed");
+        string resumed = await FirstCheckpointCancellation.RunAsync(f.Root, "resumed", "distill", (token, root) => f.RunAsync(token, root));
+        var summary = await f.RunAsync(runRoot: resumed);
         summary["resumed_from_step"]!.GetValue<long>().Should().BeGreaterThan(0);
-        File.ReadAllBytes(Path.Combine(f.Root, "resumed", "distill", "adapter", AdapterTensors.WeightsFile)).Should().Equal(straight);
+        File.ReadAllBytes(Path.Combine(f.Root, resumed, "distill", "adapter", AdapterTensors.WeightsFile)).Should().Equal(straight);
     }
 
     [Fact]

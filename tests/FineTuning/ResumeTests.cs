@@ -34,23 +34,11 @@ public sealed class ResumeTests
         AdapterBytes(Path.Combine(f.Root, "again", "finetune")).Should().Equal(straight, $"{name}: same inputs and seed give the same bytes");
 
         // Cancel as soon as the first checkpoint exists, then rerun: it resumes and ends with the same bytes.
-        using var cts = new CancellationTokenSource();
-        var work = Path.Combine(f.Root, "resumed", ".work");
-        var watcher = Task.Run(async () =>
-        {
-            while (!cts.IsCancellationRequested)
-            {
-                if (Directory.Exists(work) && Directory.EnumerateFiles(work, Trainer.CheckpointFile, SearchOption.AllDirectories).Any()) { cts.Cancel(); break; }
-                await Task.Delay(5);
-            }
-        });
-        var cancelled = async () => await f.RunAsync(cts.Token, "resumed", overrides);
-        await cancelled.Should().ThrowAsync<OperationCanceledException>();
-        await watcher;
-        var summary = await f.RunAsync(runRoot: "resumed", overrides: overrides);
+        string resumed = await FirstCheckpointCancellation.RunAsync(f.Root, "resumed", "finetune", (token, root) => f.RunAsync(token, root, overrides));
+        var summary = await f.RunAsync(runRoot: resumed, overrides: overrides);
         summary["resumed_from_step"]!.GetValue<long>().Should().BeGreaterThan(0);
-        AdapterBytes(Path.Combine(f.Root, "resumed", "finetune")).Should().Equal(straight, $"{name}: a resumed run ends with the bytes of an uninterrupted one");
-        File.ReadAllLines(Path.Combine(f.Root, "resumed", "finetune", MetricsLog.FileName)).Select(l => JsonNode.Parse(l)!["step"]!.GetValue<long>())
+        AdapterBytes(Path.Combine(f.Root, resumed, "finetune")).Should().Equal(straight, $"{name}: a resumed run ends with the bytes of an uninterrupted one");
+        File.ReadAllLines(Path.Combine(f.Root, resumed, "finetune", MetricsLog.FileName)).Select(l => JsonNode.Parse(l)!["step"]!.GetValue<long>())
             .Should().Equal(File.ReadAllLines(Path.Combine(f.Root, "straight", "finetune", MetricsLog.FileName)).Select(l => JsonNode.Parse(l)!["step"]!.GetValue<long>()));
     }
 
