@@ -1,5 +1,6 @@
 using Forgetless.Runs;
 using Forgetless.Stages.Cli;
+using Forgetless.Stages.Diagnostics;
 using Forgetless.Stages.Hosting;
 using Forgetless.Stages.Verbs;
 using Microsoft.Extensions.DependencyInjection;
@@ -27,6 +28,16 @@ public static class ForgetlessApp
             Console.Error.WriteLine("forgetless: " + e.Message);
             return ExitCodes.Usage;
         }
+        // --diagnostics FILE: errors and warnings as JSON lines for MSBuild and CI (stages/Diagnostics).
+        var diagnostics = cli.Option("diagnostics") is { } path ? new DiagnosticsFile(path) : null;
+        DiagnosticsFile.Current = diagnostics;
+        int code = await RunVerbAsync(cli);
+        diagnostics?.Finish(code);
+        return code;
+    }
+
+    private static async Task<int> RunVerbAsync(CommandLine cli)
+    {
         if (cli.Verb == "help" || cli.Flag("help"))
         {
             Console.Out.WriteLine(VerbCatalog.Help());
@@ -36,9 +47,8 @@ public static class ForgetlessApp
         if (verb is null)
         {
             string? guess = Configuration.NearestName.Find(cli.Verb, VerbCatalog.All.Select(v => v.Name));
-            Console.Error.WriteLine($"forgetless: unknown verb '{cli.Verb}'" + (guess is not null ? $" — did you mean '{guess}'?" : "") +
-                                    " (forgetless help lists them)");
-            return ExitCodes.Usage;
+            return UsageError(new UsageException($"unknown verb '{cli.Verb}'" + (guess is not null ? $" — did you mean '{guess}'?" : "") +
+                                                 " (forgetless help lists them)"));
         }
 
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
@@ -56,21 +66,23 @@ public static class ForgetlessApp
             verb.Register(new VerbContext(cli, builder.Services));
             cli.RejectUnused();
         }
-        catch (UsageException e)
+        catch (Exception e) when (e is UsageException or UserInputException)
         {
-            Console.Error.WriteLine("forgetless: " + e.Message);
-            return ExitCodes.Usage;
-        }
-        catch (UserInputException e)
-        {
-            Console.Error.WriteLine("forgetless: " + e.Message);
-            return ExitCodes.Usage;
+            return UsageError(e);
         }
 
         using var host = builder.Build();
         var exitCode = host.Services.GetRequiredService<ExitCode>();
         await host.RunAsync();
         return exitCode.Value;
+    }
+
+    /// <summary>A mistake found before any work started: the command line, or the pipeline file (exit 2).</summary>
+    private static int UsageError(Exception e)
+    {
+        Console.Error.WriteLine("forgetless: " + e.Message);
+        DiagnosticsFile.Current?.Report(e);
+        return ExitCodes.Usage;
     }
 
     private static void ConfigureLogging(ILoggingBuilder logging, bool verbose)
@@ -88,5 +100,6 @@ public static class ForgetlessApp
                 : LoggerColorBehavior.Default;
         });
         logging.Services.Configure<ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+        if (DiagnosticsFile.Current is { } diagnostics) logging.AddProvider(new DiagnosticsLoggerProvider(diagnostics));
     }
 }

@@ -12,6 +12,7 @@ public static class Failures
 {
     public static int Report(Exception e, ILogger logger, string what)
     {
+        Diagnostics.DiagnosticsFile.Current?.Report(e, what); // --diagnostics: the same failure with its code and location
         switch (e)
         {
             case UsageException:

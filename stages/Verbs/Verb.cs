@@ -27,10 +27,29 @@ public sealed class VerbContext
     public IServiceCollection Services { get; }
 
     /// <summary>The pipeline file named by --config (default forgetless.json), with --set overrides.</summary>
-    public PipelineConfig Config => config ??= PipelineConfig.Load(
-        Cli.Option("config") ?? PipelineConfig.DefaultFileName,
-        StageRegistry.Sections,
-        PipelineConfig.ParseOverrides(Cli.Options("set")).Concat(Shortcuts()));
+    public PipelineConfig Config => config ??= LoadConfig(Cli.Option("config") ?? PipelineConfig.DefaultFileName);
+
+    private PipelineConfig LoadConfig(string file)
+    {
+        Diagnostics.DiagnosticsFile.Current?.UsePipelineFile(file);
+        return PipelineConfig.Load(file, StageRegistry.Sections, LastWins(PipelineConfig.ParseOverrides(Cli.Options("set")).Concat(Shortcuts())));
+    }
+
+    /// <summary>
+    /// A key set twice (<c>--set a.b=1 --set a.b=2</c>, as an MSBuild project and its command line can) takes the
+    /// later value, as a later source does; the configuration's in-memory source refuses duplicate keys.
+    /// </summary>
+    private static IEnumerable<KeyValuePair<string, string?>> LastWins(IEnumerable<KeyValuePair<string, string?>> overrides)
+    {
+        var last = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        var order = new List<string>();
+        foreach (var (key, value) in overrides)
+        {
+            if (!last.ContainsKey(key)) order.Add(key);
+            last[key] = value;
+        }
+        return order.Select(k => KeyValuePair.Create(k, last[k]));
+    }
 
     /// <summary>Verb-specific options that stand for a config override (<c>evaluate --adapter DIR</c>).</summary>
     private IEnumerable<KeyValuePair<string, string?>> Shortcuts()
