@@ -9,6 +9,7 @@ public static class VerbCatalog
         StatusVerb.Definition,
         StagesVerb.Definition,
         CleanVerb.Definition,
+        InitVerb.Definition,
         CorporaVerb.Definition,
         Pretrain.PretrainVerb.Definition,
         ScoreVerb.Definition,
@@ -30,8 +31,9 @@ public static class VerbCatalog
         lines.AddRange(All.Select(v => $"  {v.Name,-10} {v.Summary}\n  {"",-10}   {v.Usage}"));
         lines.Add("");
         lines.Add("Common options: --config FILE (default forgetless.json), --set section.key=value (repeatable),");
-        lines.Add("environment FORGETLESS_section__key=value. Exit codes: 0 done or up to date, 1 error, 2 usage or");
-        lines.Add("configuration error, 3 stale (status --check), 4 a release gate failed, 130 cancelled.");
+        lines.Add("environment FORGETLESS_section__key=value; --diagnostics FILE writes every error and warning as JSON lines");
+        lines.Add("with a code and the file and line it concerns (for MSBuild and CI). Exit codes: 0 done or up to date,");
+        lines.Add("1 error, 2 usage or configuration error, 3 stale (status --check), 4 a release gate failed, 130 cancelled.");
         return string.Join('\n', lines);
     }
 }
