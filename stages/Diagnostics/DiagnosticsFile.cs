@@ -18,7 +18,7 @@ public sealed class DiagnosticsFile(string path)
 {
     private static readonly AsyncLocal<DiagnosticsFile?> current = new();
     private readonly List<Diagnostic> diagnostics = [];
-    private readonly Lock gate = new();
+    private readonly Lock sync = new();
     private string? pipelineFile;
     private PipelineFileLocations? locations;
     private StageOutcomes? outcomes;
@@ -31,14 +31,14 @@ public sealed class DiagnosticsFile(string path)
         set => current.Value = value;
     }
 
-    public string Path { get; } = System.IO.Path.GetFullPath(path);
+    public string FilePath { get; } = Path.GetFullPath(path);
 
     /// <summary>The pipeline file this invocation reads: configuration errors and gates are placed in it.</summary>
     public void UsePipelineFile(string file)
     {
-        lock (gate)
+        lock (sync)
         {
-            string full = System.IO.Path.GetFullPath(file);
+            string full = Path.GetFullPath(file);
             if (full == pipelineFile) return;
             pipelineFile = full;
             locations = null;
@@ -47,13 +47,13 @@ public sealed class DiagnosticsFile(string path)
 
     private PipelineFileLocations? Locations()
     {
-        lock (gate) return pipelineFile is null ? null : locations ??= PipelineFileLocations.Read(pipelineFile);
+        lock (sync) return pipelineFile is null ? null : locations ??= PipelineFileLocations.Read(pipelineFile);
     }
 
     /// <summary>The stages this invocation may run (for the summary: which ran, which were up to date).</summary>
     public void WatchStages(string runRoot, IReadOnlyList<string> stages)
     {
-        lock (gate) outcomes = new StageOutcomes(runRoot, stages);
+        lock (sync) outcomes = new StageOutcomes(runRoot, stages);
     }
 
     public void Report(Exception e, string? what = null)
@@ -68,12 +68,12 @@ public sealed class DiagnosticsFile(string path)
     /// <summary>An error that was only logged (no exception): its text stands in if no diagnostic explains the exit code.</summary>
     public void ErrorLogged(string message)
     {
-        lock (gate) lastErrorMessage = message;
+        lock (sync) lastErrorMessage = message;
     }
 
     private void Add(Diagnostic diagnostic)
     {
-        lock (gate) diagnostics.Add(diagnostic);
+        lock (sync) diagnostics.Add(diagnostic);
     }
 
     /// <summary>Completes the file for <paramref name="exitCode"/> and writes it.</summary>
@@ -81,31 +81,34 @@ public sealed class DiagnosticsFile(string path)
     {
         var locations = Locations();
         StageOutcomes? watched;
-        lock (gate) watched = outcomes;
-        bool explained;
-        lock (gate) explained = diagnostics.Any(d => d.Severity == DiagnosticSeverity.Error);
+        lock (sync) watched = outcomes;
         var (ran, upToDate) = watched?.Now() ?? ([], []);
         // The evaluate stage's results, when this invocation ran it or found it up to date.
         var evaluated = watched is not null && ran.Concat(upToDate).Contains("evaluate")
-            ? EvaluateResults.Read(System.IO.Path.Combine(watched.RunRoot, "evaluate"))
+            ? EvaluateResults.Read(Path.Combine(watched.RunRoot, "evaluate"))
             : null;
-        if (exitCode == ExitCodes.GateFailed && !explained && evaluated is not null)
+        if (exitCode == ExitCodes.GateFailed && !HasError() && evaluated is not null)
             foreach (var d in evaluated.FailedGates(locations)) Add(d);
-        lock (gate) explained = diagnostics.Any(d => d.Severity == DiagnosticSeverity.Error);
-        if (exitCode != ExitCodes.Ok && !explained)
+        // Every non-zero exit is explained by at least one error, if only by its exit code and the last error logged.
+        if (exitCode != ExitCodes.Ok && !HasError())
             Add(new Diagnostic(DiagnosticSeverity.Error, DiagnosticCodes.ForExitCode(exitCode), lastErrorMessage ?? Fallback(exitCode))
                 .At(exitCode == ExitCodes.GateFailed && locations is not null ? new SourceLocation(locations.File) : null));
 
         Add(new Diagnostic(DiagnosticSeverity.Info, DiagnosticCodes.Summary, Summary(exitCode, ran, upToDate, watched is not null))
         {
-            Adapter = evaluated?.Adapter,
             ExitCode = exitCode,
             Ran = watched is null ? null : ran,
             UpToDate = watched is null ? null : upToDate,
             RunRoot = watched?.RunRoot,
+            Adapter = evaluated?.Adapter,
             PipelineFile = locations?.File,
         });
-        lock (gate) AtomicFile.WriteAllText(Path, string.Concat(diagnostics.Select(d => d.ToJsonLine() + "\n")));
+        lock (sync) AtomicFile.WriteAllText(FilePath, string.Concat(diagnostics.Select(d => d.ToJsonLine() + "\n")));
+    }
+
+    private bool HasError()
+    {
+        lock (sync) return diagnostics.Any(d => d.Severity == DiagnosticSeverity.Error);
     }
 
     private static string Fallback(int exitCode) => exitCode switch

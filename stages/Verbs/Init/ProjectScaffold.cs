@@ -79,7 +79,7 @@ public sealed class ProjectScaffold(bool example)
         return reader.ReadToEnd().Replace("{{toolPackage}}", ToolPackage).Replace("{{version}}", ToolVersion.Current);
     }
 
-    /// <summary>The example's data files: (path under the example folder, path in the project), e.g. data/corpora/cloze.jsonl.</summary>
+    /// <summary>The example's files, relative to the example folder and to the project alike, e.g. data/corpora/cloze.jsonl.</summary>
     public static IEnumerable<string> ExampleFiles()
     {
         if (!Directory.Exists(ExampleDirectory))
