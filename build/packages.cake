@@ -14,8 +14,9 @@ Task("Pack")
             Configuration = p.Configuration,
             OutputDirectory = output,
             NoLogo = true,
-            MSBuildSettings = new DotNetMSBuildSettings().WithProperty("TorchBackend", p.TorchBackend),
         };
+        // Only when it differs from the default: another global property would rebuild what Build just built.
+        if (p.TorchBackend != "cpu") settings.MSBuildSettings = new DotNetMSBuildSettings().WithProperty("TorchBackend", p.TorchBackend);
         DotNetPack("./stages/Forgetless.Stages.csproj", settings);
         DotNetPack("./sdk/Forgetless.Sdk.csproj", settings);
         foreach (var package in GetFiles(output.FullPath + "/*.nupkg"))
