@@ -5,6 +5,7 @@
 #load "build/solution.cake"
 #load "build/stages.cake"
 #load "build/pipeline.cake"
+#load "build/packages.cake"
 
 Setup<BuildParameters>(context => BuildParameters.From(context));
 

@@ -23,6 +23,8 @@ public sealed class BuildParameters
     /// <summary>--rebuild-root and --reference (Rebuild).</summary>
     public string RebuildRoot { get; private init; }
     public string Reference { get; private init; }
+    /// <summary>--torch-backend (Pack): cpu or cuda, the libtorch the tool package carries (build/TorchBackend.props).</summary>
+    public string TorchBackend { get; private init; }
 
     public string Solution => "./Forgetless.sln";
     public string ForgetlessDll => $"./stages/bin/{Configuration}/net10.0/forgetless.dll";
@@ -40,6 +42,7 @@ public sealed class BuildParameters
         BenchmarkSteps = context.Argument("steps", 6),
         RebuildRoot = context.Argument("rebuild-root", "artifacts/rebuild"),
         Reference = context.Argument("reference", "runs/package"),
+        TorchBackend = context.Argument("torch-backend", "cpu"),
     };
 
     /// <summary>The pipeline file and every override (the shortcuts, then each --set), as forgetless arguments.</summary>

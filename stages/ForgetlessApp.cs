@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Forgetless.Runs;
 using Forgetless.Stages.Cli;
+using Forgetless.Stages.Diagnostics;
 using Forgetless.Stages.Hosting;
 using Forgetless.Stages.Verbs;
 using Microsoft.Extensions.DependencyInjection;
@@ -28,6 +29,16 @@ public static class ForgetlessApp
             Console.Error.WriteLine("forgetless: " + e.Message);
             return ExitCodes.Usage;
         }
+        // --diagnostics FILE: errors and warnings as JSON lines for MSBuild and CI (stages/Diagnostics).
+        var diagnostics = cli.Option("diagnostics") is { } path ? new DiagnosticsFile(path) : null;
+        DiagnosticsFile.Current = diagnostics;
+        int code = await RunVerbAsync(cli);
+        diagnostics?.Finish(code);
+        return code;
+    }
+
+    private static async Task<int> RunVerbAsync(CommandLine cli)
+    {
         if (cli.Verb == "help" || cli.Flag("help"))
         {
             Console.Out.WriteLine(VerbCatalog.Help());
@@ -37,9 +48,8 @@ public static class ForgetlessApp
         if (verb is null)
         {
             string? guess = Configuration.NearestName.Find(cli.Verb, VerbCatalog.All.Select(v => v.Name));
-            Console.Error.WriteLine($"forgetless: unknown verb '{cli.Verb}'" + (guess is not null ? $" — did you mean '{guess}'?" : "") +
-                                    " (forgetless help lists them)");
-            return ExitCodes.Usage;
+            return UsageError(new UsageException($"unknown verb '{cli.Verb}'" + (guess is not null ? $" — did you mean '{guess}'?" : "") +
+                                                 " (forgetless help lists them)"));
         }
 
         bool verbose = cli.Flag("verbose");
@@ -75,6 +85,7 @@ public static class ForgetlessApp
             // Mistakes found while the verb sets up (bad config, bad options) and anything the host itself throws:
             // one line, the exit code of its kind, the stack trace only with --verbose.
             bool expected = e is UsageException or UserInputException or IOException or UnauthorizedAccessException;
+            DiagnosticsFile.Current?.Report(e); // --diagnostics: the same failure with its code and location
             Console.Error.WriteLine("forgetless: " + (expected ? "" : "unexpected error: ") + e.Message
                                     + (expected || verbose ? "" : " (run again with --verbose for the stack trace)"));
             if (verbose) Console.Error.WriteLine(e);
@@ -99,6 +110,14 @@ public static class ForgetlessApp
         return await RunRootLock.AcquireAsync(root, $"forgetless {cli.Verb}", wait, message => Console.Error.WriteLine("forgetless: " + message), cancel.Token);
     }
 
+    /// <summary>A mistake found before any work started: the command line, or the pipeline file (exit 2).</summary>
+    private static int UsageError(Exception e)
+    {
+        Console.Error.WriteLine("forgetless: " + e.Message);
+        DiagnosticsFile.Current?.Report(e);
+        return ExitCodes.Usage;
+    }
+
     private static void ConfigureLogging(ILoggingBuilder logging, bool verbose)
     {
         logging.ClearProviders();
@@ -114,5 +133,6 @@ public static class ForgetlessApp
                 : LoggerColorBehavior.Default;
         });
         logging.Services.Configure<ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+        if (DiagnosticsFile.Current is { } diagnostics) logging.AddProvider(new DiagnosticsLoggerProvider(diagnostics));
     }
 }

@@ -9,8 +9,10 @@ namespace Forgetless.Configuration;
 public sealed record ConfigSetting(string Key, string Value, string Origin, bool EmptyList = false)
 {
     /// <summary>
-    /// The list this key writes into, if any: the key up to its first numeric segment
-    /// (<c>prepare:taskSources:0:path</c> → <c>prepare:taskSources</c>), or the key itself when it is an empty list.
+    /// The list this key replaces, if any: a key that is a list item itself (<c>finetune:lora:targetModules:0</c> →
+    /// <c>finetune:lora:targetModules</c>), or the key itself when it is an empty list. A key that goes on past an index
+    /// (<c>evaluate:suites:0:limit</c>) edits a field of that item and replaces nothing: a source names an item's field
+    /// when it means to change that field, and gives whole items when it means the list.
     /// </summary>
     public string? ListRoot
     {
@@ -18,10 +20,8 @@ public sealed record ConfigSetting(string Key, string Value, string Origin, bool
         {
             if (EmptyList) return Key;
             var segments = Key.Split(':');
-            for (int i = 1; i < segments.Length; i++)
-                if (segments[i].Length > 0 && segments[i].All(char.IsAsciiDigit))
-                    return string.Join(':', segments[..i]);
-            return null;
+            var last = segments[^1];
+            return segments.Length > 1 && last.Length > 0 && last.All(char.IsAsciiDigit) ? string.Join(':', segments[..^1]) : null;
         }
     }
 }

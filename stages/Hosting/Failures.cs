@@ -15,6 +15,7 @@ public static class Failures
 {
     public static int Report(Exception e, ILogger logger, string what)
     {
+        Diagnostics.DiagnosticsFile.Current?.Report(e, what); // --diagnostics: the same failure with its code and location
         bool verbose = logger.IsEnabled(LogLevel.Debug);
         int code = ExitCodeOf(e);
         bool expected = e is UserInputException or UsageException or FileNotFoundException or DirectoryNotFoundException

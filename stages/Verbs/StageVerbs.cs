@@ -26,12 +26,14 @@ public static class StageVerbs
         if (stages.All(s => s.Name != target))
             throw new Configuration.ConfigException($"stage '{target}' is turned off in {Path.GetFileName(context.Config.FilePath)}");
         context.Services.AddSingleton<IReadOnlyList<IStage>>(stages);
+        int targetIndex = stages.ToList().FindIndex(s => s.Name == target);
+        Diagnostics.DiagnosticsFile.Current?.WatchStages(context.Config.ResolvePath(context.Run.Root), stages.Take(targetIndex + 1).Select(s => s.Name).ToList());
         context.Services.AddSingleton(sp =>
         {
             var plan = PipelineStatus.Plan(sp.GetRequiredService<RunStore>(), stages, target);
             return new StageSequence(plan.Select(s => s.Name).ToList(), sp.GetRequiredService<IHostApplicationLifetime>(), sp.GetRequiredService<ExitCode>());
         });
-        foreach (var stage in stages.Take(stages.ToList().FindIndex(s => s.Name == target) + 1))
+        foreach (var stage in stages.Take(targetIndex + 1))
         {
             var current = stage;
             context.Services.AddSingleton<IHostedService>(sp =>

@@ -27,10 +27,13 @@ public sealed class VerbContext
     public IServiceCollection Services { get; }
 
     /// <summary>The pipeline file named by --config (default forgetless.json), with --set overrides.</summary>
-    public PipelineConfig Config => config ??= PipelineConfig.Load(
-        Cli.Option("config") ?? PipelineConfig.DefaultFileName,
-        StageRegistry.Sections,
-        PipelineConfig.ParseOverrides(Cli.Options("set")).Concat(Shortcuts()));
+    public PipelineConfig Config => config ??= LoadConfig(Cli.Option("config") ?? PipelineConfig.DefaultFileName);
+
+    private PipelineConfig LoadConfig(string file)
+    {
+        Diagnostics.DiagnosticsFile.Current?.UsePipelineFile(file);
+        return PipelineConfig.Load(file, StageRegistry.Sections, PipelineConfig.ParseOverrides(Cli.Options("set")).Concat(Shortcuts()));
+    }
 
     /// <summary>Verb-specific options that stand for a config override (<c>evaluate --adapter DIR</c>).</summary>
     private IEnumerable<ConfigSetting> Shortcuts()

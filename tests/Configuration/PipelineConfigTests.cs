@@ -151,6 +151,18 @@ public sealed class PipelineConfigTests : IDisposable
     }
 
     [Fact]
+    public void A_field_of_one_list_item_set_on_the_command_line_edits_that_item_and_keeps_the_others()
+    {
+        var config = PipelineConfig.Load(dir.File("forgetless.json", """
+            { "evaluate": { "suites": [ { "name": "a", "type": "perplexity", "path": "a.jsonl" },
+                                        { "name": "b", "type": "cloze", "path": "b.jsonl", "limit": 7 } ] } }
+            """), new Dictionary<string, Type> { ["evaluate"] = typeof(Forgetless.Evaluation.EvaluateOptions) },
+            PipelineConfig.ParseOverrides(["evaluate.suites.0.limit=4"]), useEnvironment: false);
+        var suites = config.Section<Forgetless.Evaluation.EvaluateOptions>("evaluate").Suites;
+        suites.Select(s => (s.Name, s.Limit)).Should().Equal(("a", 4), ("b", 7));
+    }
+
+    [Fact]
     public void An_empty_list_on_the_command_line_empties_the_list()
     {
         var config = Load("""{ "finetune": { "lora": { "targetModules": ["q_proj", "v_proj"] } } }""", "finetune.lora.targetModules=[]");
