@@ -37,8 +37,8 @@ public sealed class GateTests
     [InlineData("facts", "acc_norm", "seen", "maxDrop", 0.1, false, false)]
     [InlineData("facts", "acc_norm", "unseen", "maxDrop", 0.0, false, true)]
     // lower is better: perplexity rose by e^0.2 − 1 ≈ 22%
-    [InlineData("heldout", "perplexity", "", "maxDrop", 0.25, true, true)]
-    [InlineData("heldout", "perplexity", "", "maxDrop", 0.2, true, false)]
+    [InlineData("heldout", "token_perplexity", "", "maxDrop", 0.25, true, true)]
+    [InlineData("heldout", "token_perplexity", "", "maxDrop", 0.2, true, false)]
     [InlineData("heldout", "nll", "", "maxDrop", 0.25, false, true)]
     [InlineData("heldout", "nll", "", "maxDrop", 0.15, false, false)]
     // gains on the new task
@@ -47,13 +47,13 @@ public sealed class GateTests
     [InlineData("pronounce", "acc", "", "minGain", 3.0, true, true)]
     [InlineData("pronounce", "acc", "", "minGain", 5.0, true, false)]
     // a perplexity that got worse is a negative gain
-    [InlineData("heldout", "perplexity", "", "minGain", 0.0, false, false)]
+    [InlineData("heldout", "token_perplexity", "", "minGain", 0.0, false, false)]
     // absolute bounds on the candidate
     [InlineData("facts", "acc", "", "min", 0.6, false, true)]
     [InlineData("facts", "acc", "", "min", 0.8, false, false)]
     [InlineData("facts", "acc", "", "max", 0.8, false, true)]
-    [InlineData("heldout", "perplexity", "", "max", 3.0, false, false)]
-    [InlineData("heldout", "perplexity", "", "max", 3.4, false, true)]
+    [InlineData("heldout", "token_perplexity", "", "max", 3.0, false, false)]
+    [InlineData("heldout", "token_perplexity", "", "max", 3.4, false, true)]
     public void Point_gates_pass_and_fail_where_they_should(string suite, string metric, string category, string kind, double threshold, bool relative, bool passes)
     {
         var gate = new GateOptions { Suite = suite, Metric = metric, Category = category, Relative = relative };
@@ -73,7 +73,7 @@ public sealed class GateTests
     public void Better_perplexity_passes_a_zero_max_drop()
     {
         var suites = Suites((Items.Ppl("heldout", Enumerable.Repeat(1.2, 20)), Items.Ppl("heldout", Enumerable.Repeat(1.0, 20))));
-        var verdict = ReleaseGates.Judge(new GateOptions { Suite = "heldout", Metric = "perplexity", MaxDrop = 0 }, suites, GateDecision.Point, false, 1);
+        var verdict = ReleaseGates.Judge(new GateOptions { Suite = "heldout", Metric = "token_perplexity", MaxDrop = 0 }, suites, GateDecision.Point, false, 1);
         verdict.Observed.Should().BeNegative();
         verdict.Passed.Should().BeTrue();
     }
@@ -110,10 +110,10 @@ public sealed class GateTests
         var random = new Random(4);
         var b = Enumerable.Range(0, 60).Select(_ => 1 + random.NextDouble() * 0.2).ToArray();
         var suites = Suites((Items.Ppl("h", b), Items.Ppl("h", b.Select(x => x + 0.3))));
-        var verdict = ReleaseGates.Judge(new GateOptions { Suite = "h", Metric = "perplexity", MaxDrop = 0.1, Relative = true }, suites, GateDecision.Interval, false, 2, resamples: 300);
+        var verdict = ReleaseGates.Judge(new GateOptions { Suite = "h", Metric = "token_perplexity", MaxDrop = 0.1, Relative = true }, suites, GateDecision.Interval, false, 2, resamples: 300);
         verdict.Interval!.Low.Should().BeGreaterThan(0.1);
         verdict.Passed.Should().BeFalse();
-        ReleaseGates.Judge(new GateOptions { Suite = "h", Metric = "perplexity", MinGain = -0.5, Relative = true }, suites, GateDecision.Interval, false, 2, resamples: 300)
+        ReleaseGates.Judge(new GateOptions { Suite = "h", Metric = "token_perplexity", MinGain = -0.5, Relative = true }, suites, GateDecision.Interval, false, 2, resamples: 300)
             .Passed.Should().BeTrue();
     }
 
