@@ -105,6 +105,44 @@ public sealed class GateTests
     }
 
     [Fact]
+    public void Non_inferiority_is_the_default_and_judges_the_one_sided_bound_on_the_worse_side()
+    {
+        new EvaluateOptions().Decision.Should().Be(GateDecision.NonInferiority);
+
+        // 100 items, base right on all, candidate wrong on 5: a resample's drop is X/100, X ~ Binomial(100, 0.05).
+        // From the binomial pmf by hand: P(X ≤ 8) = 0.937, P(X ≤ 9) = 0.972, so the 95% quantile — the one-sided 95%
+        // bound of the drop — is 9/100 (4000 resamples keep the empirical quantile there: 0.013 is ~4 standard errors).
+        var drop = Suites((Items.Acc("t", Ones(100, 0)), Items.Acc("t", Ones(100, 5))));
+        GateVerdict Drop(double maxDrop, GateDecision d) =>
+            ReleaseGates.Judge(new GateOptions { Suite = "t", Metric = "acc", MaxDrop = maxDrop }, drop, d, false, seed: 9, resamples: 4000);
+        var strict = Drop(0.08, GateDecision.NonInferiority);
+        strict.Bound.Should().BeApproximately(0.09, 1e-12);
+        strict.Passed.Should().BeFalse("a drop of up to 0.09 is plausible, so the candidate has not shown it stays within 0.08");
+        strict.Message.Should().Contain("one-sided 95% bound 0.09");
+        Drop(0.08, GateDecision.Interval).Passed.Should().BeTrue("the old rule lets it pass: the interval also holds drops below 0.08");
+        Drop(0.09, GateDecision.NonInferiority).Passed.Should().BeTrue();
+
+        // 200 items, base wrong on all, candidate right on 10: a resample's gain is X/200, X ~ Binomial(200, 0.05);
+        // P(X ≤ 4) = 0.026, P(X ≤ 5) = 0.062: the 5% quantile (the worse side of a gain) is 5/200 = 0.025.
+        var gain = Suites((Items.Acc("n", Ones(200, 200), SuiteRole.New), Items.Acc("n", Ones(200, 190), SuiteRole.New)));
+        GateVerdict Gain(double minGain, GateDecision d) =>
+            ReleaseGates.Judge(new GateOptions { Suite = "n", Metric = "acc", MinGain = minGain }, gain, d, false, seed: 9, resamples: 4000);
+        var learned = Gain(0.04, GateDecision.NonInferiority);
+        learned.Observed.Should().BeApproximately(0.05, 1e-12);
+        learned.Bound.Should().BeApproximately(0.025, 1e-12);
+        learned.Passed.Should().BeFalse("a gain as small as 0.025 is plausible");
+        Gain(0.04, GateDecision.Interval).Passed.Should().BeTrue();
+        Gain(0.025, GateDecision.NonInferiority).Passed.Should().BeTrue();
+    }
+
+    [Fact]
+    public void AnyOfInterval_belongs_to_the_interval_decision()
+    {
+        new EvaluateOptions { AnyOfInterval = true }.Validate().Should().ContainSingle().Which.Should().Contain("decision interval only");
+        new EvaluateOptions { AnyOfInterval = true, Decision = GateDecision.Interval }.Validate().Should().BeEmpty();
+    }
+
+    [Fact]
     public void Lower_is_better_interval_gates_use_the_worsening_direction()
     {
         var random = new Random(4);
