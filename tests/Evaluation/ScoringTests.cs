@@ -1,4 +1,5 @@
 using Forgetless.Evaluation;
+using Forgetless.Model;
 using Forgetless.Model.Inference;
 
 namespace Forgetless.Tests.Evaluation;
@@ -63,6 +64,38 @@ public sealed class ScoringTests
         result.Value("byte_perplexity").Should().BeApproximately(Math.Exp(nll / 10), 1e-4);
         result.Value("bits_per_byte").Should().BeApproximately(nll / 10 / Math.Log(2), 1e-5);
         result.Categories().Keys.Should().Equal("x", "y");
+    }
+
+    [Fact]
+    public void A_document_longer_than_the_context_is_scored_in_lm_eval_s_rolling_windows()
+    {
+        // A random model with a context of 8 and a 21-token document. lm-eval's windows, worked by hand:
+        // [BOS] t0..t6 predicts t0..t7; t7..t14 predicts t8..t15 (one token of context); t12..t19 predicts t16..t20
+        // (the last, shorter window is given the 4 tokens before it as context, filling its input to 8).
+        using var model = ModelFactory.Create(TinyModels.Config with { MaxPositionEmbeddings = 8 }, seed: 5);
+        var tokenizer = new TinyTokenizer();
+        const string text = "the quick brown fox j";
+        var t = tokenizer.Encode(text);
+        t.Should().HaveCount(21);
+        using var dir = new TempDirectory();
+        var path = dir.File("long.jsonl", "{\"text\":\"" + text + "\"}\n");
+        var result = new SuiteRunner(new Scorer(model, tokenizer), new TextGenerator(model, tokenizer))
+            .Run(new SuiteOptions { Name = "long", Type = SuiteType.Perplexity }, path, CancellationToken.None);
+
+        double LogProbs(long[] input, int from, int[] targets)
+        {
+            using var _ = TorchSharp.torch.no_grad();
+            using var logits = model.Forward(TorchSharp.torch.tensor(input, [1, input.Length]));
+            using var logp = TorchSharp.torch.nn.functional.log_softmax(logits[0], -1);
+            return targets.Select((y, k) => (double)logp[from + k, y].item<float>()).Sum();
+        }
+        long[] Ids(int start, int end) => t[start..end].Select(x => (long)x).ToArray();
+        var nll = -(LogProbs([1, .. Ids(0, 7)], 0, t[0..8])
+                    + LogProbs(Ids(7, 15), 0, t[8..16])
+                    + LogProbs(Ids(12, 20), 3, t[16..21]));   // input t12..t19: its last 5 positions predict t16..t20
+        result.Items[0].Values["tokens"].Should().Be(21);
+        result.Items[0].Values["nll"].Should().BeApproximately(nll, 1e-4);
+        result.Value("word_perplexity").Should().BeApproximately(Math.Exp(nll / 5), 1e-3 * Math.Exp(nll / 5));
     }
 
     [Fact]

@@ -28,7 +28,7 @@ public sealed class Nf4Linear : nn.Module<Tensor, Tensor>, IFrozenLinear
     public long OutFeatures { get; }
     public bool DoubleQuantized { get; }
 
-    /// <summary>Bytes of the quantized weight (codes and constants), excluding the bias.</summary>
+    /// <summary>Bytes the layer's weight tensors hold (codes and constants, as allocated), excluding the bias.</summary>
     public long WeightStorageBytes { get; }
 
     /// <summary>Bytes the same weight takes in f32.</summary>
@@ -42,7 +42,6 @@ public sealed class Nf4Linear : nn.Module<Tensor, Tensor>, IFrozenLinear
         count = weight.Count;
         blocks = weight.Blocks;
         DoubleQuantized = weight.DoubleQuantized;
-        WeightStorageBytes = weight.StorageBytes;
         weight_packed = Native(tensor(weight.Packed, ScalarType.Byte));
         if (weight.DoubleQuantized)
         {
@@ -54,6 +53,8 @@ public sealed class Nf4Linear : nn.Module<Tensor, Tensor>, IFrozenLinear
         {
             weight_absmax = Native(tensor(weight.Absmax!));
         }
+        WeightStorageBytes = new[] { weight_packed, weight_absmax, weight_absmax_scales, weight_absmax_offset }
+            .Sum(t => t is null ? 0 : t.NumberOfElements * t.ElementSize);
         if (bias is not null) this.bias = new Parameter(bias.detach().clone().DetachFromDisposeScope(), requires_grad: false);
         RegisterComponents();
         ModuleSeed.DetachFromScopes(this);
@@ -104,10 +105,12 @@ public sealed class Nf4Linear : nn.Module<Tensor, Tensor>, IFrozenLinear
         return w.reshape(OutFeatures, InFeatures).MoveToOuterDisposeScope();
     }
 
+    public Tensor Project(Tensor x) => Nf4MatMul.apply(x, this);
+
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var y = Nf4MatMul.apply(x, this);
+        var y = Project(x);
         if (bias is not null) y = y.add(bias);
         return y.MoveToOuterDisposeScope();
     }
