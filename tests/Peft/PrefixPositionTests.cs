@@ -49,18 +49,26 @@ public sealed class PrefixPositionTests
         return dir;
     }
 
+    /// <summary>A tiny checkpoint of <paramref name="type"/> loaded with a PEFT prefix folder applied to it.</summary>
+    private static (TinyCheckpoint Checkpoint, double[][] Table, CausalLM Model) Prefixed(string type, TempDir dir)
+    {
+        var spec = Spec(type);
+        var checkpoint = TinyCheckpoints.Create(spec);
+        var table = Table(spec);
+        var model = ModelFolder.LoadModel(checkpoint.WriteTo(dir.Sub("model")));
+        AdapterFolder.Apply(model, WritePrefixFolder(dir.Sub("prefix"), spec, table));
+        return (checkpoint, table, model);
+    }
+
     [Theory]
     [InlineData("llama")]
     [InlineData("gpt2")]
     public void A_PEFT_prefix_folder_scores_as_HF_with_the_real_tokens_after_the_virtual_ones(string type)
     {
         using var dir = new TempDir();
-        var spec = Spec(type);
-        var checkpoint = TinyCheckpoints.Create(spec);
-        var table = Table(spec);
-        using var model = ModelFolder.LoadModel(checkpoint.WriteTo(dir.Sub("model")));
-        AdapterFolder.Apply(model, WritePrefixFolder(dir.Sub("prefix"), spec, table));
-        using var _ = no_grad();
+        var (checkpoint, table, model) = Prefixed(type, dir);
+        using var _ = model;
+        using var noGrad = no_grad();
 
         using var logits = model.Forward(LogitsAssert.Ids(Tokens.Select(t => (long)t).ToArray()));
         var expected = ReferenceTransformer.Logits(checkpoint, Tokens, table);
@@ -77,12 +85,9 @@ public sealed class PrefixPositionTests
     public void Padded_batches_and_cached_generation_keep_the_offset(string type)
     {
         using var dir = new TempDir();
-        var spec = Spec(type);
-        var checkpoint = TinyCheckpoints.Create(spec);
-        var table = Table(spec);
-        using var model = ModelFolder.LoadModel(checkpoint.WriteTo(dir.Sub("model")));
-        AdapterFolder.Apply(model, WritePrefixFolder(dir.Sub("prefix"), spec, table));
-        using var _ = no_grad();
+        var (checkpoint, table, model) = Prefixed(type, dir);
+        using var _ = model;
+        using var noGrad = no_grad();
         var expected = ReferenceTransformer.Logits(checkpoint, [3, 8, 5], table);
 
         // Right padding (scoring) and left padding (batched generation): each row as if alone.
