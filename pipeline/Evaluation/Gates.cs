@@ -142,7 +142,7 @@ public static class ReleaseGates
         string scope = gate.Category.Length > 0 ? $" on '{gate.Category}' items" : "";
         string ci = interval is null ? "" : decision == GateDecision.NonInferiority
             ? string.Create(CultureInfo.InvariantCulture,
-                $" ({confidence:0%} CI {F(interval.Low)} .. {F(interval.High)}; non-inferiority: the one-sided {confidence:0%} bound {F(bound!.Value)} must be within the threshold)")
+                $" ({confidence:0%} CI {F(interval.Low)} .. {F(interval.High)}; non-inferiority: the one-sided {confidence:0%} bound {F(bound!.Value)} must {(gate.Kind is "maxDrop" or "max" ? "be within" : "reach")} the threshold)")
             : string.Create(CultureInfo.InvariantCulture,
                 $" ({confidence:0%} CI {F(interval.Low)} .. {F(interval.High)}; fails when {(any ? "any part" : "the whole")} of it is past the threshold)");
         return $"{gate.Suite}{scope}: {what}{ci} — {(passed ? "pass" : "FAIL")}";

@@ -22,7 +22,7 @@ public enum FisherLabels
 public sealed class EwcSection : IValidatableOptions
 {
     /// <summary>λ of λ/2·Σ F (θ − θ*)², with F per token: the penalty then estimates λ times the rise of the old text's loss per token.</summary>
-    public double Lambda { get; set; } = 1;
+    public double Lambda { get; set; } = 100;
     /// <summary>Replay/general rows (or held-out windows when there are none) the Fisher is estimated on.</summary>
     public int Samples { get; set; } = 32;
     /// <summary>Scored token positions per row, drawn at random: each is one sample of the per-token Fisher.</summary>
