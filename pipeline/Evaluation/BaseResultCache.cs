@@ -13,7 +13,7 @@ namespace Forgetless.Evaluation;
 public sealed class BaseResultCache(string directory)
 {
     /// <summary>Bump when scoring changes meaning (tokenisation, windows, metric inputs).</summary>
-    public const int ScoringVersion = 1;
+    public const int ScoringVersion = 2;
 
     public string Directory { get; } = directory;
 

@@ -26,12 +26,17 @@ public static class Bootstrap
     /// </summary>
     public static Interval Paired(MetricDefinition metric, IReadOnlyList<ItemScore> baseItems, IReadOnlyList<ItemScore> candidateItems,
         Func<double, double, double> statistic, int seed, double confidence = 0.95, int resamples = DefaultResamples,
-        IReadOnlyList<int>? subset = null)
+        IReadOnlyList<int>? subset = null) =>
+        PairedResamples(metric, baseItems, candidateItems, statistic, seed, resamples, subset).Interval(confidence);
+
+    /// <summary>The statistic on each paired resample, for intervals and one-sided bounds of one set of draws.</summary>
+    public static Resamples PairedResamples(MetricDefinition metric, IReadOnlyList<ItemScore> baseItems, IReadOnlyList<ItemScore> candidateItems,
+        Func<double, double, double> statistic, int seed, int resamples = DefaultResamples, IReadOnlyList<int>? subset = null)
     {
         if (baseItems.Count != candidateItems.Count)
             throw new ArgumentException($"paired bootstrap needs the same items: base has {baseItems.Count}, candidate {candidateItems.Count}");
         var pool = subset ?? Enumerable.Range(0, baseItems.Count).ToArray();
-        if (pool.Count == 0) return new Interval(double.NaN, double.NaN);
+        if (pool.Count == 0) return new Resamples([]);
         var random = new Random(seed);
         var values = new double[resamples];
         var idx = new int[pool.Count];
@@ -40,7 +45,7 @@ public static class Bootstrap
             for (int i = 0; i < idx.Length; i++) idx[i] = pool[random.Next(pool.Count)];
             values[r] = statistic(metric.Aggregate(baseItems, idx), metric.Aggregate(candidateItems, idx));
         }
-        return Percentiles(values, confidence);
+        return new Resamples(values);
     }
 
     /// <summary>Percentile interval of the metric itself on one model (for absolute min/max gates).</summary>
@@ -63,19 +68,30 @@ public static class Bootstrap
         double mean = values.Average();
         return Math.Sqrt(values.Sum(v => (v - mean) * (v - mean)) / (values.Length - 1));
     }
+}
 
-    private static Interval Percentiles(double[] values, double confidence)
+/// <summary>A statistic's bootstrap distribution (NaN resamples, e.g. 0/0 on a degenerate draw, left out), sorted.</summary>
+public sealed class Resamples
+{
+    private readonly double[] sorted;
+
+    public Resamples(IEnumerable<double> values)
     {
-        // NaN (e.g. 0/0 on a degenerate resample) sorts first and would poison the lower bound.
-        values = values.Where(v => !double.IsNaN(v)).ToArray();
-        if (values.Length == 0) return new Interval(double.NaN, double.NaN);
-        Array.Sort(values);
-        double tail = (1 - confidence) / 2;
-        return new Interval(Quantile(values, tail), Quantile(values, 1 - tail));
+        sorted = values.Where(v => !double.IsNaN(v)).ToArray();
+        Array.Sort(sorted);
     }
 
-    private static double Quantile(double[] sorted, double q)
+    /// <summary>The central percentile interval of coverage <paramref name="confidence"/>.</summary>
+    public Interval Interval(double confidence)
     {
+        double tail = (1 - confidence) / 2;
+        return new Interval(Quantile(tail), Quantile(1 - tail));
+    }
+
+    /// <summary>The <paramref name="q"/> quantile, linear between order statistics (numpy's default); NaN when empty.</summary>
+    public double Quantile(double q)
+    {
+        if (sorted.Length == 0) return double.NaN;
         double position = q * (sorted.Length - 1);
         int lower = (int)Math.Floor(position);
         int upper = Math.Min(lower + 1, sorted.Length - 1);

@@ -16,7 +16,7 @@ public sealed class ChoiceScorer(Scorer scorer)
         var rows = continuations.Select(c => scorer.Tokenize(ScoreRequest.ForContinuation(context, c))).ToList();
         var shared = rows[0].Context;
         int longest = rows.Max(r => r.Target.Length);
-        int maxPositions = scorer.Model.Config.MaxPositionEmbeddings;
+        int maxPositions = scorer.Model.ContextLength;
         bool canShare = rows.All(r => r.Context.AsSpan().SequenceEqual(shared) && r.Target.Length > 0) && longest < maxPositions;
         if (!canShare) return scorer.ScoreTokens(rows);
         if (shared.Length + longest - 1 > maxPositions) shared = shared[^(maxPositions - longest + 1)..];

@@ -13,10 +13,10 @@ public sealed class EvaluateOptions : Configuration.IValidatableOptions
 
     public List<GateOptions> Gates { get; set; } = [];
 
-    /// <summary>Default decision of every gate: the point estimate, or the bootstrap interval.</summary>
-    public GateDecision Decision { get; set; } = GateDecision.Interval;
+    /// <summary>Default decision of every gate: non-inferiority (the default), the interval rule, or the point estimate (see <see cref="GateDecision"/>).</summary>
+    public GateDecision Decision { get; set; } = GateDecision.NonInferiority;
 
-    /// <summary>Interval decisions: false — a gate fails only when the whole interval is past the threshold; true — when any of it is.</summary>
+    /// <summary>Decision <c>interval</c> only: false — a gate fails only when the whole interval is past the threshold; true — when any of it is.</summary>
     public bool AnyOfInterval { get; set; }
 
     /// <summary>Coverage of the bootstrap intervals.</summary>
@@ -61,6 +61,11 @@ public sealed class EvaluateOptions : Configuration.IValidatableOptions
                 errors.Add($"gates[{i}].suite: no suite named '{Gates[i].Suite}'" + (guess is not null ? $" — did you mean '{guess}'?" : $"; suites: {string.Join(", ", names)}"));
             }
         }
+        if (AnyOfInterval && Decision != GateDecision.Interval)
+            errors.Add($"anyOfInterval = true: applies to decision interval only, but decision is {Name(Decision)}");
+        for (int i = 0; i < Gates.Count; i++)
+            if (Gates[i].AnyOfInterval is true && (Gates[i].Decision ?? Decision) != GateDecision.Interval)
+                errors.Add($"gates[{i}].anyOfInterval = true: applies to decision interval only, but the gate's decision is {Name(Gates[i].Decision ?? Decision)}");
         if (Confidence is <= 0 or >= 1) errors.Add($"confidence = {Confidence}: must be between 0 and 1, e.g. 0.95");
         if (BootstrapResamples < 100) errors.Add($"bootstrapResamples = {BootstrapResamples}: use at least 100");
         if (BatchSize < 1) errors.Add($"batchSize = {BatchSize}: must be positive");
@@ -70,6 +75,8 @@ public sealed class EvaluateOptions : Configuration.IValidatableOptions
     }
 
     IEnumerable<string> Configuration.IValidatableOptions.Validate() => Validate();
+
+    private static string Name(GateDecision d) => JsonNamingPolicy.CamelCase.ConvertName(d.ToString());
 
     /// <summary>Canonical JSON (camelCase, enums as names): what the run store fingerprints.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, Json);

@@ -6,7 +6,7 @@ namespace Forgetless.Evaluation;
 public static class EvaluationCharts
 {
     /// <summary>The headline metric of each suite kind, shown in the delta chart.</summary>
-    private static readonly string[] Headline = ["bits_per_byte", "perplexity", "acc_norm", "acc_choice", "acc", "normalized_match", "exact_match"];
+    private static readonly string[] Headline = ["bits_per_byte", "token_perplexity", "acc_norm", "acc_choice", "acc", "normalized_match", "exact_match"];
 
     /// <summary>
     /// Per suite, the change of its headline metric with its interval, oriented so that up is better:

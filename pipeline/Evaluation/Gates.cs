@@ -2,8 +2,16 @@ using System.Globalization;
 
 namespace Forgetless.Evaluation;
 
-/// <summary>How a gate reads the numbers: the point estimate alone, or the bootstrap interval around it.</summary>
-public enum GateDecision { Point, Interval }
+/// <summary>
+/// How a gate reads the numbers.
+/// <c>NonInferiority</c> (the default): the candidate must show it is within the threshold — a one-sided test at the
+/// stated confidence: the gate passes only when the bootstrap bound on the worse side (the <c>confidence</c> quantile
+/// of the drop, or the 1 − <c>confidence</c> quantile of a gain) is within the threshold.
+/// <c>Interval</c>: the harm must be shown — with <c>anyOfInterval</c> false a gate fails only when the whole two-sided
+/// interval is past the threshold, with true when any of it is (the rule before non-inferiority became the default).
+/// <c>Point</c>: the point estimate alone.
+/// </summary>
+public enum GateDecision { NonInferiority, Interval, Point }
 
 /// <summary>
 /// One release gate on one metric of one suite (optionally one category of its items). Exactly one
@@ -51,9 +59,12 @@ public sealed class GateOptions
     }
 }
 
-/// <summary>What a gate found. <see cref="Observed"/> is in the gate's own terms (a drop, a gain, or the value).</summary>
+/// <summary>
+/// What a gate found. <see cref="Observed"/> is in the gate's own terms (a drop, a gain, or the value); <see cref="Interval"/>
+/// is its two-sided bootstrap interval, <see cref="Bound"/> the one-sided bound a non-inferiority decision judged.
+/// </summary>
 public sealed record GateVerdict(GateOptions Gate, GateDecision Decision, bool AnyOfInterval, double Base, double Candidate,
-    double Observed, Interval? Interval, bool Passed, string Message)
+    double Observed, Interval? Interval, bool Passed, string Message, double? Bound = null)
 {
     public string Name => Gate.DisplayName;
 }
@@ -94,25 +105,31 @@ public static class ReleaseGates
             _ => (_, y) => y,
         };
         double observed = statistic(b, c);
-        Interval? interval = decision == GateDecision.Interval
-            ? Bootstrap.Paired(metric, pair.Base.Items, pair.Candidate.Items, statistic, seed, confidence, resamples, idx)
-            : null;
+        var draws = decision == GateDecision.Point ? null
+            : Bootstrap.PairedResamples(metric, pair.Base.Items, pair.Candidate.Items, statistic, seed, resamples, idx);
+        Interval? interval = draws?.Interval(confidence);
 
         // "Upper" gates fail above the threshold (maxDrop, max); "lower" gates fail below it (minGain, min).
         bool upper = gate.Kind is "maxDrop" or "max";
+        double? bound = decision == GateDecision.NonInferiority ? draws!.Quantile(upper ? confidence : 1 - confidence) : null;
         double t = gate.Threshold;
-        double judged = interval is null ? observed
-            : upper ? (any ? interval.High : interval.Low)
-            : (any ? interval.Low : interval.High);
+        double judged = decision switch
+        {
+            GateDecision.Point => observed,
+            GateDecision.NonInferiority => bound!.Value,
+            _ => upper ? (any ? interval!.High : interval!.Low) : (any ? interval!.Low : interval!.High),
+        };
         bool passed = !double.IsNaN(judged) && (upper ? judged <= t : judged >= t);
-        return new GateVerdict(gate, decision, any, b, c, observed, interval, passed, Describe(gate, metric, observed, interval, passed, any, confidence));
+        return new GateVerdict(gate, decision, any, b, c, observed, interval, passed,
+            Describe(gate, metric, observed, decision, interval, bound, passed, any, confidence), bound);
     }
 
     private static double Worse(MetricDefinition metric, double b, double c) => metric.HigherIsBetter ? b - c : c - b;
 
     private static double Scale(double x, double b, bool relative) => relative ? x / Math.Abs(b) : x;
 
-    private static string Describe(GateOptions gate, MetricDefinition metric, double observed, Interval? interval, bool passed, bool any, double confidence)
+    private static string Describe(GateOptions gate, MetricDefinition metric, double observed, GateDecision decision, Interval? interval,
+        double? bound, bool passed, bool any, double confidence)
     {
         string F(double x) => gate.Relative ? (x + 0.0).ToString("0.##%", CultureInfo.InvariantCulture) : (x + 0.0).ToString("0.####", CultureInfo.InvariantCulture);
         string what = gate.Kind switch
@@ -123,8 +140,11 @@ public static class ReleaseGates
             _ => $"{metric.Name} = {F(observed)}, allowed at most {F(gate.Threshold)}",
         };
         string scope = gate.Category.Length > 0 ? $" on '{gate.Category}' items" : "";
-        string ci = interval is null ? "" : string.Create(CultureInfo.InvariantCulture,
-            $" ({confidence:0%} CI {F(interval.Low)} .. {F(interval.High)}; fails when {(any ? "any part" : "the whole")} of it is past the threshold)");
+        string ci = interval is null ? "" : decision == GateDecision.NonInferiority
+            ? string.Create(CultureInfo.InvariantCulture,
+                $" ({confidence:0%} CI {F(interval.Low)} .. {F(interval.High)}; non-inferiority: the one-sided {confidence:0%} bound {F(bound!.Value)} must {(gate.Kind is "maxDrop" or "max" ? "be within" : "reach")} the threshold)")
+            : string.Create(CultureInfo.InvariantCulture,
+                $" ({confidence:0%} CI {F(interval.Low)} .. {F(interval.High)}; fails when {(any ? "any part" : "the whole")} of it is past the threshold)");
         return $"{gate.Suite}{scope}: {what}{ci} — {(passed ? "pass" : "FAIL")}";
     }
 }

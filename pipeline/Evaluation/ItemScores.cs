@@ -45,7 +45,14 @@ public sealed record MetricDefinition(string Name, bool HigherIsBetter, Func<IRe
         return Bootstrap.StandardError(this, subset, seed, resamples);
     }
 
-    /// <summary>exp(Σ nll / Σ count): perplexity per token, word or byte.</summary>
+    /// <summary>
+    /// lm-eval's <c>perplexity</c> aggregation of a <c>loglikelihood</c> task (LAMBADA): exp(−mean over items of each
+    /// item's summed log-likelihood) = exp(Σ nll / number of items) — per item, not per token.
+    /// </summary>
+    public static MetricDefinition PerplexityOfItems(string name, string nll) =>
+        new(name, false, (items, idx) => Math.Exp(Sum(items, idx, nll) / idx.Count));
+
+    /// <summary>exp(Σ nll / Σ count): perplexity per token, word or byte (lm-eval's <c>weighted_perplexity</c>).</summary>
     public static MetricDefinition Perplexity(string name, string nll, string count) =>
         new(name, false, (items, idx) => Math.Exp(Sum(items, idx, nll) / Sum(items, idx, count)));
 

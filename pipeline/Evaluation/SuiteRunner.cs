@@ -43,66 +43,65 @@ public sealed partial class SuiteRunner(Scorer scorer, TextGenerator generator, 
         return new SuiteResult(suite.Name, suite.Type, suite.Role, items, MetricsFor(suite.Type, items));
     }
 
+    /// <summary>
+    /// The metrics of a suite type. Metrics under lm-eval's names are lm-eval's numbers: <c>word_perplexity</c>,
+    /// <c>byte_perplexity</c> and <c>bits_per_byte</c> of a rolling log-likelihood; LAMBADA's <c>acc</c> and
+    /// <c>perplexity</c> (exp of minus the mean over items of each item's summed target log-likelihood); multiple
+    /// choice <c>acc</c>, <c>acc_norm</c> (per character of the choice) and <c>acc_bytes</c> (per UTF-8 byte).
+    /// Forgetless's own: <c>nll</c> and <c>token_perplexity</c> (per token), <c>acc_choice</c>.
+    /// </summary>
     public static IReadOnlyList<MetricDefinition> MetricsFor(SuiteType type, IReadOnlyList<ItemScore> items) => type switch
     {
         SuiteType.Perplexity =>
         [
             MetricDefinition.MeanPer("nll", "nll", "tokens"),
-            MetricDefinition.Perplexity("perplexity", "nll", "tokens"),
+            MetricDefinition.Perplexity("token_perplexity", "nll", "tokens"),
             MetricDefinition.Perplexity("word_perplexity", "nll", "words"),
+            MetricDefinition.Perplexity("byte_perplexity", "nll", "bytes"),
             MetricDefinition.BitsPerByte("bits_per_byte", "nll", "bytes"),
         ],
         SuiteType.Cloze => items.Any(i => i.Values.ContainsKey("acc_choice"))
-            ? [MetricDefinition.Mean("acc"), MetricDefinition.Perplexity("perplexity", "nll", "tokens"), MetricDefinition.Mean("acc_choice")]
-            : [MetricDefinition.Mean("acc"), MetricDefinition.Perplexity("perplexity", "nll", "tokens")],
-        SuiteType.MultipleChoice => [MetricDefinition.Mean("acc"), MetricDefinition.Mean("acc_norm")],
+            ? [.. ClozeMetrics, MetricDefinition.Mean("acc_choice")]
+            : ClozeMetrics,
+        SuiteType.MultipleChoice => [MetricDefinition.Mean("acc"), MetricDefinition.Mean("acc_norm"), MetricDefinition.Mean("acc_bytes")],
         SuiteType.Generation => [MetricDefinition.Mean("exact_match"), MetricDefinition.Mean("normalized_match")],
         _ => throw new ArgumentOutOfRangeException(nameof(type)),
     };
 
+    private static readonly MetricDefinition[] ClozeMetrics =
+    [
+        MetricDefinition.Mean("acc"),
+        MetricDefinition.PerplexityOfItems("perplexity", "nll"),
+        MetricDefinition.Perplexity("token_perplexity", "nll", "tokens"),
+    ];
+
     /// <summary>
-    /// Rolling log-likelihood over the whole text in windows of the model's context, each window
-    /// conditioned on the token before it (lm-eval's rolling loglikelihood with context length 1).
-    /// The windows of every item in the chunk go to the scorer together.
+    /// lm-eval's <c>loglikelihood_rolling</c> over each whole text (<see cref="RollingWindows"/>: windows of the model's
+    /// context, the first conditioned on BOS/EOS, the last given more context), with its word count
+    /// (<c>len(re.split(r"\s+", text))</c>) and byte count. The windows of every item in the chunk go to the scorer together.
     /// </summary>
     private IEnumerable<ItemScore> Perplexity(SuiteFile.Row[] chunk, CancellationToken cancellationToken)
     {
-        int start = scorer.Tokenizer.BosId ?? scorer.Tokenizer.EosId
-                    ?? throw new SuiteFormatException("perplexity needs a BOS or EOS token to condition the first window on");
-        int window = scorer.Model.Config.MaxPositionEmbeddings - 1;
+        if ((scorer.Tokenizer.BosId ?? scorer.Tokenizer.EosId) is null)
+            throw new SuiteFormatException("perplexity needs a BOS or EOS token to condition the first window on");
         var texts = chunk.Select(r => r.String("text")).ToArray();
-        var windows = new List<(int[] Context, int[] Target)>();
-        var owner = new List<int>();
-        var tokenCounts = new int[chunk.Length];
         for (int item = 0; item < chunk.Length; item++)
-        {
-            var tokens = scorer.Tokenizer.Encode(texts[item]);
-            tokenCounts[item] = tokens.Length;
-            if (tokens.Length == 0) throw new SuiteFormatException($"{chunk[item].Path}:{chunk[item].Line}: '{chunk[item].Source("text")}' is empty");
-            for (int offset = 0; offset < tokens.Length; offset += window)
-            {
-                int[] context = [offset == 0 ? start : tokens[offset - 1]];
-                windows.Add((context, tokens[offset..Math.Min(tokens.Length, offset + window)]));
-                owner.Add(item);
-            }
-        }
-        var scores = scorer.ScoreTokens(windows, cancellationToken);
-        var nll = new double[chunk.Length];
-        for (int w = 0; w < scores.Count; w++) nll[owner[w]] -= scores[w].SumLogProb;
+            if (texts[item].Length == 0) throw new SuiteFormatException($"{chunk[item].Path}:{chunk[item].Line}: '{chunk[item].Source("text")}' is empty");
+        var scores = scorer.Score(texts.Select(ScoreRequest.ForText).ToList(), cancellationToken);
         for (int item = 0; item < chunk.Length; item++)
             yield return new ItemScore(chunk[item].OptionalString("category"), new Dictionary<string, double>
             {
-                ["nll"] = nll[item],
-                ["tokens"] = tokenCounts[item],
-                ["words"] = texts[item].Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries).Length,
+                ["nll"] = -scores[item].SumLogProb,
+                ["tokens"] = scores[item].TokenCount,
+                ["words"] = PythonText.SplitOnWhitespaceCount(texts[item]),
                 ["bytes"] = Encoding.UTF8.GetByteCount(texts[item]),
             });
     }
 
     /// <summary>
-    /// LAMBADA-style: the target is right when every target token is the greedy choice; target
-    /// perplexity over all items; with candidates, also the choice among them. Items without
-    /// candidates are scored as one batch.
+    /// LAMBADA-style (lm-eval's <c>loglikelihood</c> task): the target is right when every target token is the greedy
+    /// choice; each item keeps its summed target NLL and token count; with candidates, also the choice among them.
+    /// Items without candidates are scored as one batch.
     /// </summary>
     private IEnumerable<ItemScore> Cloze(SuiteFile.Row[] chunk, SuitePreset preset, CancellationToken cancellationToken)
     {
@@ -146,21 +145,26 @@ public sealed partial class SuiteRunner(Scorer scorer, TextGenerator generator, 
         return (text[..space], " " + text[(space + 1)..], null);
     }
 
-    /// <summary>acc: highest summed log-likelihood; acc_norm: highest log-likelihood per character of the continuation.</summary>
+    /// <summary>
+    /// lm-eval's multiple choice: each choice is scored as the continuation <c>delimiter + choice</c>; acc takes the
+    /// highest summed log-likelihood, acc_norm the highest per character of the choice (Python's <c>len(choice)</c>,
+    /// without the delimiter), acc_bytes per UTF-8 byte of the choice. Ties go to the first choice, as numpy's argmax.
+    /// </summary>
     private ItemScore MultipleChoice(SuiteFile.Row row, string delimiter, SuitePreset preset)
     {
         var (query, choices, gold) = preset == SuitePreset.Hellaswag ? Hellaswag(row) : (row.String("query"), row.Strings("choices"), row.Int("gold"));
         if (choices.Count == 0) throw new SuiteFormatException($"{row.Path}:{row.Line}: '{row.Source("choices")}' is empty");
         if (gold < 0 || gold >= choices.Count)
             throw new SuiteFormatException($"{row.Path}:{row.Line}: {row.Source("gold")} = {gold} but there are {choices.Count} choices");
-        var continuations = choices.Select(c => delimiter + c).ToList();
-        var results = new ChoiceScorer(scorer).Score(query, continuations);
+        var results = new ChoiceScorer(scorer).Score(query, choices.Select(c => delimiter + c).ToList());
         int raw = ArgMax(results.Select(r => r.SumLogProb));
-        int norm = ArgMax(results.Select((r, i) => r.SumLogProb / continuations[i].Length));
+        int norm = ArgMax(results.Select((r, i) => r.SumLogProb / PythonText.Length(choices[i])));
+        int bytes = ArgMax(results.Select((r, i) => r.SumLogProb / Encoding.UTF8.GetByteCount(choices[i])));
         return new ItemScore(row.OptionalString("category"), new Dictionary<string, double>
         {
             ["acc"] = raw == gold ? 1 : 0,
             ["acc_norm"] = norm == gold ? 1 : 0,
+            ["acc_bytes"] = bytes == gold ? 1 : 0,
         });
     }
 

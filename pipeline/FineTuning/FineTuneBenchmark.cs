@@ -12,9 +12,14 @@ using static TorchSharp.torch;
 
 namespace Forgetless.FineTuning;
 
-/// <summary>One measured (model, method) case.</summary>
+/// <summary>
+/// One measured (model, method) case. <see cref="PeakRssBytes"/> is the whole process's peak (loading included: every
+/// model is f32 while it loads); <see cref="TrainingPeakRssBytes"/> the peak while the trainer ran (null where the
+/// peak cannot be restarted).
+/// </summary>
 public sealed record BenchmarkResult(string Model, string Method, int Steps, int TokensPerStep, double SecondsPerStep, double TokensPerSecond,
-    double ModelTflopsPerStep, double Mfu, long TrainableParameters, long TotalParameters, long PeakRssBytes, long? Nf4Bytes, long? Nf4AsF32Bytes)
+    double ModelTflopsPerStep, double Mfu, long TrainableParameters, long TotalParameters, long PeakRssBytes, long? TrainingPeakRssBytes,
+    long? Nf4Bytes, long? Nf4AsF32Bytes)
 {
     public string ToJson() => JsonSerializer.Serialize(this);
     public static BenchmarkResult FromJson(string json) => JsonSerializer.Deserialize<BenchmarkResult>(json)!;
@@ -117,6 +122,11 @@ public static class FineTuneBenchmark
             try
             {
                 var work = Directory.CreateDirectory(Path.Combine(scratch, "work")).FullName;
+                long processPeak = PeakMemory.PeakRssBytes();
+                // The training peak: what the method holds while it trains, not the load before (every model is f32 while
+                // it loads) nor .NET garbage the GC has not collected yet.
+                PeakMemory.CollectManagedGarbage();
+                bool restarted = PeakMemory.Restart();
                 var stepEnds = new List<TimeSpan>();
                 var clock = Stopwatch.StartNew();
                 var result = new Trainer(training, tuned, new PreparedBatches(rows, training.TokensPerBatch, seed: 1), new LossProbe([], []), terms, NullLogger.Instance)
@@ -130,7 +140,7 @@ public static class FineTuneBenchmark
                 var (nf4, f32) = QLora.WeightBytes(tuned.Model);
                 return new BenchmarkResult(modelName, caseName, steps, batch * seqLen, seconds, batch * seqLen / seconds, flops / 1e12,
                     flops / seconds / (peakGflops * 1e9), tuned.TrainableParameters, tuned.TotalParameters,
-                    Process.GetCurrentProcess().PeakWorkingSet64, nf4 > 0 ? nf4 : null, nf4 > 0 ? f32 : null);
+                    Math.Max(processPeak, PeakMemory.PeakRssBytes()), restarted ? PeakMemory.PeakRssBytes() : null, nf4 > 0 ? nf4 : null, nf4 > 0 ? f32 : null);
             }
             finally
             {
@@ -163,14 +173,14 @@ public static class FineTuneBenchmark
         {
             string.Create(CultureInfo.InvariantCulture, $"Measured f32 matmul peak (1024², warm, median): **{peakGflops:F1} GFLOP/s**, {torch.get_num_threads()} torch threads."),
             "",
-            "| model | method | trainable params | total params | s/step | tokens/s | model TFLOP/step | MFU | peak RSS | NF4 weights (vs f32) |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+            "| model | method | trainable params | total params | s/step | tokens/s | model TFLOP/step | MFU | peak RSS | peak RSS training | NF4 weights (vs f32) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         };
         foreach (var c in cases)
         {
             string nf4 = c.Nf4Bytes is { } q ? string.Create(CultureInfo.InvariantCulture, $"{q / 1048576.0:F2} MB ({c.Nf4AsF32Bytes / 1048576.0:F2} MB)") : "";
             lines.Add(string.Create(CultureInfo.InvariantCulture,
-                $"| {c.Model} | {c.Method} | {c.TrainableParameters:N0} | {c.TotalParameters:N0} | {c.SecondsPerStep:F2} | {c.TokensPerSecond:F0} | {c.ModelTflopsPerStep:F3} | {c.Mfu * 100:F1}% | {c.PeakRssBytes / 1048576.0:F0} MB | {nf4} |"));
+                $"| {c.Model} | {c.Method} | {c.TrainableParameters:N0} | {c.TotalParameters:N0} | {c.SecondsPerStep:F2} | {c.TokensPerSecond:F0} | {c.ModelTflopsPerStep:F3} | {c.Mfu * 100:F1}% | {c.PeakRssBytes / 1048576.0:F0} MB | {(c.TrainingPeakRssBytes is { } t ? $"{t / 1048576.0:F0} MB" : "")} | {nf4} |"));
         }
         return string.Join("\n", lines) + "\n";
     }

@@ -9,7 +9,10 @@ namespace Forgetless.Model;
 /// </summary>
 internal sealed class AttentionContext
 {
-    /// <summary>[B, T] int64 position of each new token, counting only real tokens before it.</summary>
+    /// <summary>
+    /// [B, T] int64 position of each new token: the real tokens before it, plus the virtual tokens of a prefix
+    /// (HF PEFT passes a prefix as a KV cache, so the real tokens start at position P).
+    /// </summary>
     public required Tensor Positions { get; init; }
 
     /// <summary>[B, 1, T, P + S] bool, true where the query must NOT attend (masked_fill form).</summary>
@@ -31,8 +34,12 @@ internal sealed class AttentionContext
         long s = fullMask.shape[1];
 
         // Positions count real tokens, so left padding (generation) and right padding (scoring) both
-        // give each real token the position it would have alone.
+        // give each real token the position it would have alone. A prefix sits in front as P cached
+        // tokens: PEFT's prefix tuning hands it to the model as past_key_values, so transformers
+        // numbers the real tokens P, P+1, … (cache_position, or position_ids + P) — for RoPE and for
+        // learned absolute positions alike.
         var positions = (fullMask.cumsum(1) - 1).clamp_min(0).narrow(1, past, t);
+        if (prefix is { Length: > 0 }) positions = positions + prefix.Length;
 
         var queryAbs = arange(past, past + t, ScalarType.Int64).unsqueeze(1);
         var keyAbs = arange(0, s, ScalarType.Int64).unsqueeze(0);

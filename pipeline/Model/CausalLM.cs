@@ -46,7 +46,7 @@ public abstract class CausalLM : nn.Module
             throw new ArgumentException($"attentionMask shape [{string.Join(", ", attentionMask.shape)}] differs from inputIds [{string.Join(", ", inputIds.shape)}]");
         using var scope = NewDisposeScope();
         var context = AttentionContext.Create(inputIds, attentionMask, cache, PrefixKeyValues);
-        CheckSequenceLength((cache?.Length ?? 0) + (int)inputIds.shape[1]);
+        CheckSequenceLength((PrefixKeyValues?.Length ?? 0) + (cache?.Length ?? 0) + (int)inputIds.shape[1]);
         var logits = ForwardCore(inputIds, context);
         cache?.Advance(context.FullMask);
         return logits.MoveToOuterDisposeScope();
@@ -54,7 +54,13 @@ public abstract class CausalLM : nn.Module
 
     public KvCache NewCache() => new(Config.NumHiddenLayers);
 
-    /// <summary>Throws when a sequence is longer than the architecture can attend over correctly.</summary>
+    /// <summary>
+    /// The model's context in real tokens: what lm-eval calls max_length (the config's maximum positions), less a
+    /// prefix's virtual tokens where positions are learned and run out (GPT-2).
+    /// </summary>
+    public virtual int ContextLength => Config.MaxPositionEmbeddings;
+
+    /// <summary>Throws when a sequence (a prefix's virtual tokens included) is longer than the architecture can attend over correctly.</summary>
     protected virtual void CheckSequenceLength(int totalLength)
     {
     }

@@ -4,8 +4,9 @@ namespace Forgetless.Model;
 
 /// <summary>
 /// Seam for prefix tuning: extra keys and values that every attention layer puts in front of the
-/// sequence's own. Real tokens attend to all prefix positions; the prefix does not shift the real
-/// tokens' positions (RoPE/learned positions start at 0 as without a prefix) and carries no rotation.
+/// sequence's own, as HF PEFT passes them (a KV cache of P virtual tokens). Real tokens attend to all
+/// prefix positions and are numbered after them (positions P, P+1, …, for RoPE and learned positions
+/// alike); the prefix keys are used as given (a cache holds keys already rotated, so none is applied).
 /// </summary>
 public interface IPrefixKeyValues
 {

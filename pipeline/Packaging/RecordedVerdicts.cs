@@ -70,9 +70,18 @@ public static class RecordedVerdicts
             bool useHigh = upper == any;
             (judged, what) = (useHigh ? high : low, $"interval {(useHigh ? "high" : "low")} end {F(useHigh ? high : low)}");
         }
+        else if (decision == "non_inferiority" && TryNumber(gate["bound"], out double bound))
+        {
+            // The one-sided bound on the worse side must be within the threshold. A one-sided 95% bound lies inside the
+            // two-sided 95% interval of the same draws, so a bound outside it was not the one the interval came with.
+            (judged, what) = (bound, $"one-sided bound {F(bound)}");
+            if (gate["interval"] is JsonArray { Count: 2 } ci && TryNumber(ci[0], out double lo) && TryNumber(ci[1], out double hi)
+                && (bound < lo - Rounding || bound > hi + Rounding))
+                yield return $"gate '{name}': its one-sided bound {F(bound)} lies outside its interval [{F(lo)}, {F(hi)}]";
+        }
         else
         {
-            yield return $"gate '{name}': decision '{decision}' without the numbers it needs (an interval of two numbers, or 'point')";
+            yield return $"gate '{name}': decision '{decision}' without the numbers it needs (an interval of two numbers, a one-sided bound, or 'point')";
             yield break;
         }
 

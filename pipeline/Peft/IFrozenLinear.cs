@@ -20,6 +20,9 @@ public interface IFrozenLinear
     /// <summary>The bias [out], or null. Not owned by the caller.</summary>
     Tensor? Bias { get; }
 
+    /// <summary>x·Wᵀ without the bias, keeping for backward no more than the store needs (an NF4 store keeps no f32 weight).</summary>
+    Tensor Project(Tensor x);
+
     /// <summary>False when the weight cannot be changed in place (a quantized store).</summary>
     bool SupportsMerge { get; }
 
@@ -47,6 +50,7 @@ public static class FrozenLinear
         public long OutFeatures => linear.out_features;
         public Tensor DenseWeight() => linear.weight.detach();
         public Tensor? Bias => linear.bias;
+        public Tensor Project(Tensor x) => nn.functional.linear(x, linear.weight);
         public bool SupportsMerge => true;
 
         public void AddToWeight(Tensor delta)

@@ -30,7 +30,7 @@ public sealed class BaseModelReport
         var numbers = new SortedDictionary<string, object?>(StringComparer.Ordinal);
 
         var heldout = runner.Run(new SuiteOptions { Name = "heldout", Type = SuiteType.Perplexity }, heldoutJsonl, cancellationToken);
-        numbers["heldout.perplexity"] = Round(heldout.Value("perplexity"));
+        numbers["heldout.perplexity"] = Round(heldout.Value("token_perplexity"));
         numbers["heldout.bits_per_byte"] = Round(heldout.Value("bits_per_byte"));
         int start = tokenizer.EosId ?? 0;
         var docs = SuiteFile.Read(heldoutJsonl).Select(r => tokenizer.Encode(r.String("text"))).ToList();
@@ -57,7 +57,7 @@ public sealed class BaseModelReport
         var cloze = runner.Run(new SuiteOptions { Name = "cloze", Type = SuiteType.Cloze }, clozeJsonl, cancellationToken);
         numbers["cloze.acc_greedy"] = Round(cloze.Value("acc"));
         numbers["cloze.acc_choice"] = Round(cloze.Value("acc_choice"));
-        numbers["cloze.target_perplexity"] = Round(cloze.Value("perplexity"));
+        numbers["cloze.target_perplexity"] = Round(cloze.Value("token_perplexity"));
         var clozeItems = SuiteFile.Read(clozeJsonl).Select(r => new ClozeItem("", r.String("context"), r.String("target"),
             r.Strings("candidates"), "")).ToList();
         numbers["cloze.baseline_most_frequent"] = Round(ClozeBuilder.Baselines(clozeItems).MostFrequent);

@@ -87,7 +87,7 @@ public sealed class DistillStage(StageContext context, DistillOptions options, F
 
         var validation = data.Validation;
         var validationReplay = data.ValidationAll.Where(r => r.IsReplay).Take(options.ValidationSequences).ToList();
-        var heldout = LossProbe.HeldoutRows(Heldout, tokenizer, options.HeldoutWindows, options.HeldoutWindowLength, tuned.Model.Config.MaxPositionEmbeddings);
+        var heldout = LossProbe.HeldoutRows(Heldout, tokenizer, options.HeldoutWindows, options.HeldoutWindowLength, tuned.Model.ContextLength);
         double klHeldoutBefore = TeacherAgreement.MeanKl(tuned.Model, teacher, heldout);
         double klReplayBefore = TeacherAgreement.MeanKl(tuned.Model, teacher, validationReplay);
         log.LogInformation("distill: {Replay} replay rows with teacher targets, {Task} task rows; KL to teacher on held-out text {Kl:F4} before",

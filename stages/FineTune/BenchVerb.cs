@@ -11,8 +11,8 @@ namespace Forgetless.Stages.FineTune;
 
 /// <summary>
 /// `forgetless bench finetune [--steps N] [--output FILE]`: the machine's f32 matmul peak, then tokens/s, MFU,
-/// trainable parameters and peak RSS of every method on the base model's shape and a larger one. Each case runs
-/// in its own child process so that its peak RSS is its own.
+/// trainable parameters and peak RSS (the whole process's, and while training) of every method on the base model's
+/// shape and a larger one. Each case runs in its own child process so that its peak RSS is its own.
 /// </summary>
 public static class BenchVerb
 {
@@ -35,6 +35,8 @@ public static class BenchVerb
         {
             if (oneCase is not null)
             {
+                // A case has its process to itself: let its resident set follow its live tensors (see PeakMemory).
+                PeakMemory.ReturnFreedBlocks();
                 var parts = oneCase.Split('|');
                 Console.Out.WriteLine(FineTuneBenchmark.Measure(parts[0], parts[1], peak ?? FineTuneBenchmark.MatmulPeakGflops(), steps: steps).ToJson());
                 return ExitCodes.Ok;

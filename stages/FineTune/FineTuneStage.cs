@@ -47,7 +47,7 @@ public sealed class FineTuneStage(StageContext context, FineTuneOptions options)
             options.Method, tuned.TrainableParameters, tuned.TotalParameters, string.Join(", ", options.Regularizers));
 
         var data = TrainingData.Read(run.UpstreamOutput("prepare"), options.ValidationSequences, cancellationToken);
-        var heldout = LossProbe.HeldoutRows(Heldout, tokenizer, options.HeldoutWindows, options.HeldoutWindowLength, tuned.Model.Config.MaxPositionEmbeddings);
+        var heldout = LossProbe.HeldoutRows(Heldout, tokenizer, options.HeldoutWindows, options.HeldoutWindowLength, tuned.Model.ContextLength);
         if (data.Validation.Count == 0) log.LogWarning("finetune: validation.parquet has no rows; no validation loss, best-checkpoint keeping or early stopping");
         var batches = new PreparedBatches(data.Train, options.TokensPerBatch, context.Seed);
 

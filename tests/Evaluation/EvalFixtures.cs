@@ -8,7 +8,7 @@ namespace Forgetless.Tests.Evaluation;
 /// <summary>One id per character of a small alphabet (id = 3 + position); 0 pad, 1 bos, 2 eos. Fits a 64-row embedding.</summary>
 internal sealed class TinyTokenizer : ITokenizer
 {
-    public const string Alphabet = "abcdefghijklmnopqrstuvwxyz .,:!?\"ABCDEFGHIJKLMNOPQRSTUVWXYZ012";
+    public const string Alphabet = "abcdefghijklmnopqrstuvwxyz .,:!?\"ABCDEFGHIJKLMNOPQRSTUVWXYZ0é"; // é: two UTF-8 bytes
 
     public int VocabSize => 3 + Alphabet.Length;
     public int? BosId => 1;

@@ -87,7 +87,7 @@ public sealed class EvaluationRunTests
         EvaluationReports.WriteAll(result, output, "test");
 
         var json = JsonNode.Parse(File.ReadAllText(Path.Combine(output, EvaluationReports.ResultsFile)))!;
-        json["results"]!["ppl"]!["perplexity,none"]!.GetValue<double>().Should().BePositive();
+        json["results"]!["ppl"]!["token_perplexity,none"]!.GetValue<double>().Should().BePositive();
         json["results"]!["mc"]!["acc_stderr,none"].Should().NotBeNull();
         json["base_results"]!["mc"]!["acc,none"]!.GetValue<double>().Should().Be(1.0);
         json["n-samples"]!["gen"]!["effective"]!.GetValue<int>().Should().Be(2);

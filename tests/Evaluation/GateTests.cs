@@ -37,8 +37,8 @@ public sealed class GateTests
     [InlineData("facts", "acc_norm", "seen", "maxDrop", 0.1, false, false)]
     [InlineData("facts", "acc_norm", "unseen", "maxDrop", 0.0, false, true)]
     // lower is better: perplexity rose by e^0.2 − 1 ≈ 22%
-    [InlineData("heldout", "perplexity", "", "maxDrop", 0.25, true, true)]
-    [InlineData("heldout", "perplexity", "", "maxDrop", 0.2, true, false)]
+    [InlineData("heldout", "token_perplexity", "", "maxDrop", 0.25, true, true)]
+    [InlineData("heldout", "token_perplexity", "", "maxDrop", 0.2, true, false)]
     [InlineData("heldout", "nll", "", "maxDrop", 0.25, false, true)]
     [InlineData("heldout", "nll", "", "maxDrop", 0.15, false, false)]
     // gains on the new task
@@ -47,13 +47,13 @@ public sealed class GateTests
     [InlineData("pronounce", "acc", "", "minGain", 3.0, true, true)]
     [InlineData("pronounce", "acc", "", "minGain", 5.0, true, false)]
     // a perplexity that got worse is a negative gain
-    [InlineData("heldout", "perplexity", "", "minGain", 0.0, false, false)]
+    [InlineData("heldout", "token_perplexity", "", "minGain", 0.0, false, false)]
     // absolute bounds on the candidate
     [InlineData("facts", "acc", "", "min", 0.6, false, true)]
     [InlineData("facts", "acc", "", "min", 0.8, false, false)]
     [InlineData("facts", "acc", "", "max", 0.8, false, true)]
-    [InlineData("heldout", "perplexity", "", "max", 3.0, false, false)]
-    [InlineData("heldout", "perplexity", "", "max", 3.4, false, true)]
+    [InlineData("heldout", "token_perplexity", "", "max", 3.0, false, false)]
+    [InlineData("heldout", "token_perplexity", "", "max", 3.4, false, true)]
     public void Point_gates_pass_and_fail_where_they_should(string suite, string metric, string category, string kind, double threshold, bool relative, bool passes)
     {
         var gate = new GateOptions { Suite = suite, Metric = metric, Category = category, Relative = relative };
@@ -73,7 +73,7 @@ public sealed class GateTests
     public void Better_perplexity_passes_a_zero_max_drop()
     {
         var suites = Suites((Items.Ppl("heldout", Enumerable.Repeat(1.2, 20)), Items.Ppl("heldout", Enumerable.Repeat(1.0, 20))));
-        var verdict = ReleaseGates.Judge(new GateOptions { Suite = "heldout", Metric = "perplexity", MaxDrop = 0 }, suites, GateDecision.Point, false, 1);
+        var verdict = ReleaseGates.Judge(new GateOptions { Suite = "heldout", Metric = "token_perplexity", MaxDrop = 0 }, suites, GateDecision.Point, false, 1);
         verdict.Observed.Should().BeNegative();
         verdict.Passed.Should().BeTrue();
     }
@@ -105,15 +105,53 @@ public sealed class GateTests
     }
 
     [Fact]
+    public void Non_inferiority_is_the_default_and_judges_the_one_sided_bound_on_the_worse_side()
+    {
+        new EvaluateOptions().Decision.Should().Be(GateDecision.NonInferiority);
+
+        // 100 items, base right on all, candidate wrong on 5: a resample's drop is X/100, X ~ Binomial(100, 0.05).
+        // From the binomial pmf by hand: P(X ≤ 8) = 0.937, P(X ≤ 9) = 0.972, so the 95% quantile — the one-sided 95%
+        // bound of the drop — is 9/100 (4000 resamples keep the empirical quantile there: 0.013 is ~4 standard errors).
+        var drop = Suites((Items.Acc("t", Ones(100, 0)), Items.Acc("t", Ones(100, 5))));
+        GateVerdict Drop(double maxDrop, GateDecision d) =>
+            ReleaseGates.Judge(new GateOptions { Suite = "t", Metric = "acc", MaxDrop = maxDrop }, drop, d, false, seed: 9, resamples: 4000);
+        var strict = Drop(0.08, GateDecision.NonInferiority);
+        strict.Bound.Should().BeApproximately(0.09, 1e-12);
+        strict.Passed.Should().BeFalse("a drop of up to 0.09 is plausible, so the candidate has not shown it stays within 0.08");
+        strict.Message.Should().Contain("one-sided 95% bound 0.09");
+        Drop(0.08, GateDecision.Interval).Passed.Should().BeTrue("the old rule lets it pass: the interval also holds drops below 0.08");
+        Drop(0.09, GateDecision.NonInferiority).Passed.Should().BeTrue();
+
+        // 200 items, base wrong on all, candidate right on 10: a resample's gain is X/200, X ~ Binomial(200, 0.05);
+        // P(X ≤ 4) = 0.026, P(X ≤ 5) = 0.062: the 5% quantile (the worse side of a gain) is 5/200 = 0.025.
+        var gain = Suites((Items.Acc("n", Ones(200, 200), SuiteRole.New), Items.Acc("n", Ones(200, 190), SuiteRole.New)));
+        GateVerdict Gain(double minGain, GateDecision d) =>
+            ReleaseGates.Judge(new GateOptions { Suite = "n", Metric = "acc", MinGain = minGain }, gain, d, false, seed: 9, resamples: 4000);
+        var learned = Gain(0.04, GateDecision.NonInferiority);
+        learned.Observed.Should().BeApproximately(0.05, 1e-12);
+        learned.Bound.Should().BeApproximately(0.025, 1e-12);
+        learned.Passed.Should().BeFalse("a gain as small as 0.025 is plausible");
+        Gain(0.04, GateDecision.Interval).Passed.Should().BeTrue();
+        Gain(0.025, GateDecision.NonInferiority).Passed.Should().BeTrue();
+    }
+
+    [Fact]
+    public void AnyOfInterval_belongs_to_the_interval_decision()
+    {
+        new EvaluateOptions { AnyOfInterval = true }.Validate().Should().ContainSingle().Which.Should().Contain("decision interval only");
+        new EvaluateOptions { AnyOfInterval = true, Decision = GateDecision.Interval }.Validate().Should().BeEmpty();
+    }
+
+    [Fact]
     public void Lower_is_better_interval_gates_use_the_worsening_direction()
     {
         var random = new Random(4);
         var b = Enumerable.Range(0, 60).Select(_ => 1 + random.NextDouble() * 0.2).ToArray();
         var suites = Suites((Items.Ppl("h", b), Items.Ppl("h", b.Select(x => x + 0.3))));
-        var verdict = ReleaseGates.Judge(new GateOptions { Suite = "h", Metric = "perplexity", MaxDrop = 0.1, Relative = true }, suites, GateDecision.Interval, false, 2, resamples: 300);
+        var verdict = ReleaseGates.Judge(new GateOptions { Suite = "h", Metric = "token_perplexity", MaxDrop = 0.1, Relative = true }, suites, GateDecision.Interval, false, 2, resamples: 300);
         verdict.Interval!.Low.Should().BeGreaterThan(0.1);
         verdict.Passed.Should().BeFalse();
-        ReleaseGates.Judge(new GateOptions { Suite = "h", Metric = "perplexity", MinGain = -0.5, Relative = true }, suites, GateDecision.Interval, false, 2, resamples: 300)
+        ReleaseGates.Judge(new GateOptions { Suite = "h", Metric = "token_perplexity", MinGain = -0.5, Relative = true }, suites, GateDecision.Interval, false, 2, resamples: 300)
             .Passed.Should().BeTrue();
     }
 

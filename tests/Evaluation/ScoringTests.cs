@@ -1,4 +1,5 @@
 using Forgetless.Evaluation;
+using Forgetless.Model;
 using Forgetless.Model.Inference;
 
 namespace Forgetless.Tests.Evaluation;
@@ -6,10 +7,10 @@ namespace Forgetless.Tests.Evaluation;
 [Collection(Forgetless.Tests.Peft.TorchSerial.Name)]
 public sealed class ScoringTests
 {
-    // p(' ') = e^-1, p(a) = e^-3, p(b) = e^-1.2, the rest of the mass on 'z'.
+    // p(' ') = e^-1, p(a) = e^-3, p(b) = e^-1.2, p(é) = e^-2, the rest of the mass on 'z'.
     private static readonly Dictionary<char, double> LogProbs = new()
     {
-        [' '] = -1, ['a'] = -3, ['b'] = -1.2, ['z'] = Math.Log(1 - Math.Exp(-1) - Math.Exp(-3) - Math.Exp(-1.2)),
+        [' '] = -1, ['a'] = -3, ['b'] = -1.2, ['é'] = -2, ['z'] = Math.Log(1 - Math.Exp(-1) - Math.Exp(-3) - Math.Exp(-1.2) - Math.Exp(-2)),
     };
 
     private static SuiteResult Run(SuiteOptions suite, string path)
@@ -20,40 +21,85 @@ public sealed class ScoringTests
     }
 
     [Fact]
-    public void Acc_and_acc_norm_disagree_when_length_normalisation_flips_the_choice()
+    public void Acc_acc_norm_and_acc_bytes_as_lm_eval_computes_them()
     {
-        // " a": -1 - 3 = -4 over 2 chars (-2.0/char); " bbb": -1 - 3.6 = -4.6 over 4 chars (-1.15/char).
-        // Summed log-likelihood picks "a"; per character it picks "bbb".
+        // Each choice is scored as " " + choice; lm-eval's acc_norm divides by len(choice) WITHOUT the delimiter,
+        // acc_bytes by the choice's UTF-8 bytes.
+        // Item 1, choices "b" and "bbbb": ll = -1 - 1.2 = -2.2 and -1 - 4.8 = -5.8.
+        //   acc: -2.2 > -5.8 → "b".  acc_norm: -2.2/1 < -5.8/4 = -1.45 → "bbbb".  acc_bytes: the same (ASCII).
+        //   (Counting the delimiter, -2.2/2 = -1.1 > -5.8/5 = -1.16 would pick "b": the old, wrong answer.)
+        // Item 2, choices "é" and "bbb": ll = -1 - 2 = -3 and -1 - 3.6 = -4.6.
+        //   acc: "é".  acc_norm: -3/1 < -4.6/3 = -1.533 → "bbb".  acc_bytes: -3/2 = -1.5 > -4.6/3 → "é".
         using var dir = new TempDirectory();
         var path = dir.File("mc.jsonl",
-            "{\"query\":\"q\",\"choices\":[\"a\",\"bbb\"],\"gold\":0}\n" +
-            "{\"query\":\"q\",\"choices\":[\"a\",\"bbb\"],\"gold\":1}\n");
+            "{\"query\":\"q\",\"choices\":[\"b\",\"bbbb\"],\"gold\":1}\n" +
+            "{\"query\":\"q\",\"choices\":[\"é\",\"bbb\"],\"gold\":0}\n");
         var result = Run(new SuiteOptions { Name = "mc", Type = SuiteType.MultipleChoice }, path);
-        result.Items[0].Values["acc"].Should().Be(1);
-        result.Items[0].Values["acc_norm"].Should().Be(0);
-        result.Items[1].Values["acc"].Should().Be(0);
-        result.Items[1].Values["acc_norm"].Should().Be(1);
+        result.Items[0].Values["acc"].Should().Be(0);
+        result.Items[0].Values["acc_norm"].Should().Be(1);
+        result.Items[0].Values["acc_bytes"].Should().Be(1);
+        result.Items[1].Values["acc"].Should().Be(1);
+        result.Items[1].Values["acc_norm"].Should().Be(0);
+        result.Items[1].Values["acc_bytes"].Should().Be(1);
         result.Value("acc").Should().Be(0.5);
         result.Value("acc_norm").Should().Be(0.5);
+        result.Value("acc_bytes").Should().Be(1);
     }
 
     [Fact]
-    public void Perplexity_and_bits_per_byte_match_a_hand_computation()
+    public void Word_and_byte_counts_and_the_perplexities_built_on_them_are_lm_eval_s()
     {
         using var dir = new TempDirectory();
-        var path = dir.File("ppl.jsonl", "{\"text\":\"ab\",\"category\":\"x\"}\n\n{\"text\":\" b\",\"category\":\"y\"}\n");
+        // " ab  b " : tokens ' ','a','b',' ',' ','b',' ' → nll 1+3+1.2+1+1+1.2+1 = 9.4 over 7 tokens, 7 bytes;
+        // words = len(re.split(r"\s+", " ab  b ")) = len(['', 'ab', 'b', '']) = 4.
+        // "éa" : nll 2 + 3 = 5 over 2 tokens, 3 bytes (é is two), 1 word.
+        var path = dir.File("ppl.jsonl", "{\"text\":\" ab  b \",\"category\":\"x\"}\n\n{\"text\":\"éa\",\"category\":\"y\"}\n");
         var result = Run(new SuiteOptions { Name = "ppl", Type = SuiteType.Perplexity }, path);
-        // nll: "ab" = 3 + 1.2, " b" = 1 + 1.2; 4 tokens, 4 bytes, 2 words.
-        const double nll = 6.4;
-        result.Value("nll").Should().BeApproximately(nll / 4, 1e-4);
-        result.Value("perplexity").Should().BeApproximately(Math.Exp(nll / 4), 1e-3);
-        result.Value("word_perplexity").Should().BeApproximately(Math.Exp(nll / 2), 1e-2);
-        result.Value("bits_per_byte").Should().BeApproximately(nll / (Math.Log(2) * 4), 1e-4);
+        const double nll = 9.4 + 5;
+        result.Items[0].Values["words"].Should().Be(4);
+        result.Items[1].Values["bytes"].Should().Be(3);
+        result.Value("nll").Should().BeApproximately(nll / 9, 1e-5);
+        result.Value("token_perplexity").Should().BeApproximately(Math.Exp(nll / 9), 1e-4);
+        result.Value("word_perplexity").Should().BeApproximately(Math.Exp(nll / 5), 1e-2);   // lm-eval weighted_perplexity
+        result.Value("byte_perplexity").Should().BeApproximately(Math.Exp(nll / 10), 1e-4);
+        result.Value("bits_per_byte").Should().BeApproximately(nll / 10 / Math.Log(2), 1e-5);
         result.Categories().Keys.Should().Equal("x", "y");
     }
 
     [Fact]
-    public void Cloze_greedy_accuracy_target_perplexity_and_candidate_choice()
+    public void A_document_longer_than_the_context_is_scored_in_lm_eval_s_rolling_windows()
+    {
+        // A random model with a context of 8 and a 21-token document. lm-eval's windows, worked by hand:
+        // [BOS] t0..t6 predicts t0..t7; t7..t14 predicts t8..t15 (one token of context); t12..t19 predicts t16..t20
+        // (the last, shorter window is given the 4 tokens before it as context, filling its input to 8).
+        using var model = ModelFactory.Create(TinyModels.Config with { MaxPositionEmbeddings = 8 }, seed: 5);
+        var tokenizer = new TinyTokenizer();
+        const string text = "the quick brown fox j";
+        var t = tokenizer.Encode(text);
+        t.Should().HaveCount(21);
+        using var dir = new TempDirectory();
+        var path = dir.File("long.jsonl", "{\"text\":\"" + text + "\"}\n");
+        var result = new SuiteRunner(new Scorer(model, tokenizer), new TextGenerator(model, tokenizer))
+            .Run(new SuiteOptions { Name = "long", Type = SuiteType.Perplexity }, path, CancellationToken.None);
+
+        double LogProbs(long[] input, int from, int[] targets)
+        {
+            using var _ = TorchSharp.torch.no_grad();
+            using var logits = model.Forward(TorchSharp.torch.tensor(input, [1, input.Length]));
+            using var logp = TorchSharp.torch.nn.functional.log_softmax(logits[0], -1);
+            return targets.Select((y, k) => (double)logp[from + k, y].item<float>()).Sum();
+        }
+        long[] Ids(int start, int end) => t[start..end].Select(x => (long)x).ToArray();
+        var nll = -(LogProbs([1, .. Ids(0, 7)], 0, t[0..8])
+                    + LogProbs(Ids(7, 15), 0, t[8..16])
+                    + LogProbs(Ids(12, 20), 3, t[16..21]));   // input t12..t19: its last 5 positions predict t16..t20
+        result.Items[0].Values["tokens"].Should().Be(21);
+        result.Items[0].Values["nll"].Should().BeApproximately(nll, 1e-4);
+        result.Value("word_perplexity").Should().BeApproximately(Math.Exp(nll / 5), 1e-3 * Math.Exp(nll / 5));
+    }
+
+    [Fact]
+    public void Cloze_greedy_accuracy_lambada_perplexity_per_item_and_candidate_choice()
     {
         using var dir = new TempDirectory();
         // The model's greedy token is always ' ' (log p = -1): target " " is greedy, " b" is not.
@@ -64,7 +110,10 @@ public sealed class ScoringTests
         result.Items[0].Values["acc"].Should().Be(1);
         result.Items[1].Values["acc"].Should().Be(0);
         result.Items[1].Values["acc_choice"].Should().Be(1);
-        result.Value("perplexity").Should().BeApproximately(Math.Exp((1 + 1 + 1.2) / 3), 1e-3);
+        // lm-eval: perplexity = exp(-mean over items of each item's target log-likelihood) = exp((1 + 2.2) / 2).
+        result.Value("perplexity").Should().BeApproximately(Math.Exp((1 + 2.2) / 2), 1e-4);
+        // Ours, per token: exp((1 + 1 + 1.2) / 3).
+        result.Value("token_perplexity").Should().BeApproximately(Math.Exp((1 + 1 + 1.2) / 3), 1e-4);
     }
 
     [Fact]
@@ -76,6 +125,7 @@ public sealed class ScoringTests
         cloze.Items[0].Values["tokens"].Should().Be(2); // " b"
         cloze.Items[0].Values["nll"].Should().BeApproximately(2.2, 1e-4);
 
+        // " a": -4 (per char of "a": -4); " bbb": -4.6 (per char: -1.53): acc picks "a", acc_norm "bbb".
         var hellaswag = dir.File("hs.jsonl",
             "{\"activity_label\":\"Ab\",\"ctx_a\":\"ab\",\"ctx_b\":\"BA\",\"endings\":[\"a\",\"bbb\"],\"label\":\"1\",\"split\":\"val\"}\n");
         var mc = Run(new SuiteOptions { Name = "h", Type = SuiteType.MultipleChoice, Preset = SuitePreset.Hellaswag, Fields = new() { ["category"] = "split" } }, hellaswag);

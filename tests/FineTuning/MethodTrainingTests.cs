@@ -158,7 +158,7 @@ public sealed class MethodTrainingTests
         using var f = new FineTuneFixture();
         using var tuned = f.Options("finetune.method=qlora").Apply(ModelFolder.LoadModel(f.ModelDirectory), seed: 3);
         using var reference = ModelFolder.LoadModel(f.ModelDirectory);
-        QLora.Quantize(reference, ModuleTargets.Suffixes("q_proj", "v_proj"));
+        QLora.QuantizeBase(reference);
         using var ids = tensor(new long[] { 1, 5, 9, 2, 7, 3 }).view(1, 6);
         using var a = tuned.Model.Forward(ids);
         using var b = reference.Forward(ids);

@@ -36,7 +36,7 @@ public sealed class RegularizerIntegrationTests
     }
 
     [Fact]
-    public void The_ewc_penalty_gradient_is_two_lambda_fisher_times_the_distance_from_the_anchor()
+    public void The_ewc_penalty_gradient_is_lambda_fisher_times_the_distance_from_the_anchor()
     {
         using var f = new FineTuneFixture();
         var options = f.Options("finetune.method=freeze", "finetune.freeze.layers=1", "finetune.regularizers=[ewc]", "finetune.ewc.lambda=3", "finetune.ewc.samples=3");
@@ -59,7 +59,7 @@ public sealed class RegularizerIntegrationTests
 
         foreach (var (name, p) in tuned.Trainable)
         {
-            using var expected = ewc.Fisher[name].mul(p.detach().sub(anchors[name])).mul(2 * 3.0);
+            using var expected = ewc.Fisher[name].mul(p.detach().sub(anchors[name])).mul(3.0); // d/dθ of λ/2·F(θ − θ*)²
             p.grad!.allclose(expected, rtol: 1e-4, atol: 1e-7).Should().BeTrue(name);
         }
     }
@@ -74,6 +74,19 @@ public sealed class RegularizerIntegrationTests
         // The second run starts where the first ended: its loss before training is the first run's loss after.
         var firstSummary = FineTuneFixture.Summary(Path.Combine(f.Root, "first", "finetune"));
         summary["validation_task_loss_before"]!.GetValue<double>().Should().BeApproximately(firstSummary["validation_task_loss_after"]!.GetValue<double>(), 1e-4);
+
+        // Online EWC at the stage: the second adapter's Fisher is γ·F_first + F_new, F_new being what the second run
+        // estimated at its start (the one Fisher in its cache).
+        var (firstFisher, _) = Ewc.Load(Path.Combine(first, Ewc.StateFile));
+        var (secondFisher, _) = Ewc.Load(Path.Combine(f.Root, "second", "finetune", "adapter", Ewc.StateFile));
+        var (freshFisher, _) = Ewc.Load(Directory.EnumerateFiles(Path.Combine(f.Root, "second", ".cache", "fisher")).Single());
+        secondFisher.Keys.Should().BeEquivalentTo(firstFisher.Keys);
+        foreach (var name in secondFisher.Keys)
+        {
+            using var expected = firstFisher[name].mul(0.9).add(freshFisher[name]); // the default gamma 0.9
+            secondFisher[name].allclose(expected, rtol: 1e-6, atol: 0).Should().BeTrue(name);
+            freshFisher[name].allclose(firstFisher[name], rtol: 1e-3, atol: 0).Should().BeFalse($"{name}: the second run's Fisher is taken at its own start");
+        }
 
         var act = async () => await f.RunAsync(runRoot: "third", overrides: ["finetune.method=adapter", "finetune.initAdapter=" + first]);
         await act.Should().ThrowAsync<Forgetless.Configuration.ConfigException>().WithMessage("*finetune.initAdapter*LORA*");

@@ -30,9 +30,23 @@ public sealed class OptimizerTests : IDisposable
         opt2.Step();
         // p = 1·(1 − 0.01) = 0.99; m = 0.05, v = 0.00025; m̂ = 0.5, v̂ = 0.25 → p −= 0.1·0.5/(0.5 + 1e-8)
         TensorAssert.Values(q).Should().AllSatisfy(v => v.Should().BeApproximately(0.89f, 1e-6f));
-        using (var loss = q.sum() * 0.5) { q.grad!.zero_(); loss.backward(); }
-        opt2.Step(lrFactor: 0); // a zero learning rate changes nothing
-        TensorAssert.Values(q).Should().AllSatisfy(v => v.Should().BeApproximately(0.89f, 1e-6f));
+
+        // Step 2, g = 2: decay 0.89·0.99 = 0.8811; m = 0.9·0.05 + 0.1·2 = 0.245, v = 0.999·0.00025 + 0.001·4 = 0.00424975;
+        // bias corrections for t = 2: m̂ = 0.245/(1 − 0.9²) = 1.2894737, v̂ = 0.00424975/(1 − 0.999²) = 2.1259380;
+        // p = 0.8811 − 0.1·1.2894737/(√2.1259380 + 1e-8) = 0.7926624 (PyTorch's AdamW gives 0.79266238).
+        using (var loss = q.sum() * 2) { q.grad!.zero_(); loss.backward(); }
+        opt2.Step();
+        double m2 = 0.9 * 0.05 + 0.1 * 2, v2 = 0.999 * 0.00025 + 0.001 * 4;
+        double expected2 = 0.89 * 0.99 - 0.1 * (m2 / (1 - 0.81)) / (Math.Sqrt(v2 / (1 - 0.999 * 0.999)) + 1e-8);
+        expected2.Should().BeApproximately(0.7926624, 1e-7);
+        TensorAssert.Values(q).Should().AllSatisfy(v => v.Should().BeApproximately((float)expected2, 1e-6f));
+
+        // Step 3 at half the rate (lrFactor 0.5), g = −1: the factor scales both the decay and the update.
+        using (var loss = q.sum() * -1) { q.grad!.zero_(); loss.backward(); }
+        opt2.Step(lrFactor: 0.5);
+        double m3 = 0.9 * m2 - 0.1, v3 = 0.999 * v2 + 0.001;
+        double expected3 = expected2 * (1 - 0.05 * 0.1) - 0.05 * (m3 / (1 - 0.729)) / (Math.Sqrt(v3 / (1 - Math.Pow(0.999, 3))) + 1e-8);
+        TensorAssert.Values(q).Should().AllSatisfy(v => v.Should().BeApproximately((float)expected3, 1e-6f));
     }
 
     [Fact]

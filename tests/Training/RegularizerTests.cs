@@ -11,40 +11,30 @@ namespace Forgetless.Tests.Training;
 public sealed class RegularizerTests
 {
     [Fact]
-    public void EWC_penalty_and_its_gradient_match_the_formula()
+    public void EWC_penalty_and_its_gradient_are_on_the_paper_s_scale()
     {
         using var w = new Parameter(tensor(new[] { 1f, 2f, -1f }));
         var fisher = new Dictionary<string, Tensor> { ["w"] = tensor(new[] { 0.5f, 2f, 0f }) };
         var anchors = new Dictionary<string, Tensor> { ["w"] = tensor(new[] { 0f, 1f, 5f }) };
         using var ewc = new Ewc([("w", w)], fisher, anchors, lambda: 3);
         using var penalty = ewc.Penalty();
-        // 3 · (0.5·1² + 2·1² + 0·6²) = 7.5
-        penalty.item<float>().Should().BeApproximately(7.5f, 1e-6f);
+        // Kirkpatrick et al.: λ/2 · Σ F (θ − θ*)² = 3/2 · (0.5·1² + 2·1² + 0·6²) = 3.75
+        penalty.item<float>().Should().BeApproximately(3.75f, 1e-6f);
         penalty.backward();
-        // 2·λ·F·(θ − θ*) = [3, 12, 0]
-        TensorAssert.Values(w.grad!).Should().Equal(3f, 12f, 0f);
+        // λ·F·(θ − θ*) = [1.5, 6, 0]
+        TensorAssert.Values(w.grad!).Should().Equal(1.5f, 6f, 0f);
     }
 
     [Fact]
-    public void Diagonal_Fisher_of_a_one_parameter_logistic_model()
+    public void Online_EWC_decays_the_old_Fisher_and_adds_the_new_one()
     {
-        using var w = new Parameter(tensor(new[] { 0.5f }));
-        (float x, float y)[] samples = [(1f, 1f), (2f, 0f)];
-        var fisher = Ewc.DiagonalFisher([("w", w)], samples.Select(s => (Func<Tensor>)(() =>
-        {
-            var logit = w * s.x;
-            var target = tensor(new[] { s.y });
-            return nn.functional.binary_cross_entropy_with_logits(logit, target).neg(); // log-likelihood of the true label
-        })));
-        // d/dw log p(y|x) = (y − σ(wx))·x
-        double Sig(double z) => 1 / (1 + Math.Exp(-z));
-        var g1 = (1 - Sig(0.5)) * 1;
-        var g2 = (0 - Sig(1.0)) * 2;
-        fisher["w"].item<float>().Should().BeApproximately((float)((g1 * g1 + g2 * g2) / 2), 1e-6f); // 1.1402
-        w.grad!.item<float>().Should().Be(0f);
-
-        var online = Ewc.Online(fisher, new Dictionary<string, Tensor> { ["w"] = tensor(new[] { 1f }) }, gamma: 0.5);
-        online["w"].item<float>().Should().BeApproximately((float)(0.5 * (g1 * g1 + g2 * g2) / 2 + 1), 1e-6f);
+        var old = new Dictionary<string, Tensor> { ["a"] = tensor(new[] { 2f, 4f }), ["gone"] = tensor(new[] { 8f }) };
+        var fresh = new Dictionary<string, Tensor> { ["a"] = tensor(new[] { 1f, 0.5f }), ["new"] = tensor(new[] { 3f }) };
+        var online = Ewc.Online(old, fresh, gamma: 0.25);
+        // γ·F_old + F_new per name; a name on one side only keeps that side (the other counts as 0).
+        TensorAssert.Values(online["a"]).Should().Equal(0.25f * 2 + 1, 0.25f * 4 + 0.5f);
+        TensorAssert.Values(online["gone"]).Should().Equal(2f);
+        TensorAssert.Values(online["new"]).Should().Equal(3f);
     }
 
     [Fact]

@@ -29,10 +29,13 @@ public sealed class GPT2LMHeadModel : CausalLM
 
     public override IReadOnlySet<string> FanInFanOutModules => fanInFanOut;
 
+    // Learned positions: a prefix's virtual tokens use up positions the real tokens then lack.
+    public override int ContextLength => Config.MaxPositionEmbeddings - (PrefixKeyValues?.Length ?? 0);
+
     protected override void CheckSequenceLength(int totalLength)
     {
         if (totalLength > Config.MaxPositionEmbeddings)
-            throw new ArgumentException($"gpt2: sequence of {totalLength} tokens exceeds n_positions {Config.MaxPositionEmbeddings}");
+            throw new ArgumentException($"gpt2: sequence of {totalLength} tokens (virtual prefix tokens included) exceeds n_positions {Config.MaxPositionEmbeddings}");
     }
 
     private protected override Tensor ForwardCore(Tensor inputIds, AttentionContext context)

@@ -1,9 +1,9 @@
 namespace Forgetless.Model.Inference;
 
 /// <summary>
-/// One row to score: either <see cref="Text"/> alone (every token is scored, conditioned on the BOS/EOS
-/// token as lm-eval's rolling loglikelihood does), or <see cref="Context"/> + <see cref="Continuation"/>
-/// (only the continuation's tokens are scored).
+/// One row to score: either <see cref="Text"/> alone (every token is scored, in lm-eval's rolling windows, the first
+/// conditioned on the BOS/EOS token — <c>loglikelihood_rolling</c>), or <see cref="Context"/> + <see cref="Continuation"/>
+/// (only the continuation's tokens are scored — <c>loglikelihood</c>).
 /// </summary>
 public sealed record ScoreRequest(string? Text = null, string? Context = null, string? Continuation = null)
 {

@@ -5,12 +5,14 @@ using static TorchSharp.torch;
 namespace Forgetless.Model.Inference;
 
 /// <summary>
-/// Log-likelihood scoring, lm-evaluation-harness style. Tokenisation of a context/continuation pair:
-/// trailing spaces of the context move to the continuation, then the continuation's tokens are
-/// <c>encode(context + continuation)</c> minus the first <c>len(encode(context))</c> tokens, so that
-/// merges across the boundary are scored as the model would see them. An empty context (and a plain
-/// text row) is conditioned on the tokenizer's BOS token, else its EOS token; with neither, the first
-/// token is context only. Too-long inputs lose tokens from the left; the scored tokens must fit.
+/// Log-likelihood scoring as lm-evaluation-harness does it (<c>loglikelihood</c> and <c>loglikelihood_rolling</c> of
+/// its HF model). A context/continuation pair: the context's trailing whitespace (Python's <c>rstrip()</c>) moves to
+/// the continuation, then the continuation's tokens are <c>encode(context + continuation)</c> minus the first
+/// <c>len(encode(context))</c> tokens, so that merges across the boundary are scored as the model would see them;
+/// an empty context is the prefix token (BOS, else EOS) unless the continuation starts with it. A plain text is
+/// scored in lm-eval's rolling windows (<see cref="RollingWindows"/>) of the model's context, the first conditioned
+/// on the prefix token, so a text of any length is scored and every token once. Inputs longer than the context lose
+/// tokens from the left, as lm-eval's; a continuation longer than the context is an error.
 /// Rows are batched with right padding; each row's result equals scoring it alone (up to float rounding).
 /// </summary>
 public sealed class Scorer(CausalLM model, ITokenizer tokenizer, int batchSize = 8)
@@ -24,47 +26,72 @@ public sealed class Scorer(CausalLM model, ITokenizer tokenizer, int batchSize =
     public ScoreFileSummary ScoreFile(string inputPath, string outputPath, CancellationToken cancellationToken = default) =>
         JsonlScoring.Run(this, inputPath, outputPath, cancellationToken);
 
-    public IReadOnlyList<ScoreResult> Score(IReadOnlyList<ScoreRequest> requests, CancellationToken cancellationToken = default) =>
-        ScoreTokens(requests.Select(Tokenize).ToList(), cancellationToken);
+    /// <summary>Scores every request; a text's windows are joined back into one result (every token of the text, in order).</summary>
+    public IReadOnlyList<ScoreResult> Score(IReadOnlyList<ScoreRequest> requests, CancellationToken cancellationToken = default)
+    {
+        var windows = new List<(int[] Context, int[] Target)>();
+        var owner = new List<int>();
+        for (int i = 0; i < requests.Count; i++)
+            foreach (var window in Windows(requests[i]))
+            {
+                windows.Add(window);
+                owner.Add(i);
+            }
+        var scored = ScoreTokens(windows, cancellationToken);
+        var parts = Enumerable.Range(0, requests.Count).Select(_ => new List<ScoreResult>()).ToArray();
+        for (int w = 0; w < scored.Count; w++) parts[owner[w]].Add(scored[w]);
+        return parts.Select(Join).ToList();
+    }
 
-    /// <summary>Token ids of the context and of the tokens to score, as described on the class.</summary>
+    private static ScoreResult Join(List<ScoreResult> windows)
+    {
+        if (windows.Count == 1) return windows[0];
+        var logProbs = windows.SelectMany(w => w.LogProbs).ToList();
+        return new ScoreResult(windows.SelectMany(w => w.TokenIds).ToList(), logProbs, logProbs.Sum(), windows.All(w => w.IsGreedy));
+    }
+
+    /// <summary>The (context, tokens to score) windows of a request: a text's rolling windows, or the one pair of a continuation.</summary>
+    public IReadOnlyList<(int[] Context, int[] Target)> Windows(ScoreRequest request)
+    {
+        if (request.Text is not { } text) return [Tokenize(request)];
+        if (request.Context is not null || request.Continuation is not null)
+            throw new ArgumentException("a score request has either text, or context and continuation, not both");
+        var tokens = tokenizer.Encode(text);
+        return tokens.Length == 0 ? [([], [])] : RollingWindows.Of(tokens, PrefixToken("a text"), model.ContextLength);
+    }
+
+    /// <summary>Token ids of the context and of the continuation to score (lm-eval's <c>_encode_pair</c>, or its empty-context rule).</summary>
     public (int[] Context, int[] Target) Tokenize(ScoreRequest request)
     {
-        int[] context, target;
-        if (request.Text is { } text)
+        var ctx = request.Context ?? throw new ArgumentException("a score request needs a context and a continuation (or a text)");
+        var cont = request.Continuation ?? throw new ArgumentException("a score request with a context needs a continuation");
+        var trimmed = PythonText.RStrip(ctx);
+        cont = ctx[trimmed.Length..] + cont;
+        if (trimmed.Length == 0)
         {
-            if (request.Context is not null || request.Continuation is not null)
-                throw new ArgumentException("a score request has either text, or context and continuation, not both");
-            context = [];
-            target = tokenizer.Encode(text);
+            // lm-eval: an empty context is the prefix token, unless the continuation already starts with it. (A context
+            // of whitespace alone would leave lm-eval an empty context and misaligned scores; it is treated as empty.)
+            var whole = tokenizer.Encode(cont);
+            if ((tokenizer.BosId ?? tokenizer.EosId) is { } prefix && (whole.Length == 0 || whole[0] != prefix)) return ([prefix], whole);
+            return whole.Length == 0 ? ([], []) : (whole[..1], whole[1..]);
         }
-        else
-        {
-            var ctx = request.Context ?? throw new ArgumentException("a score request needs text, or context and continuation");
-            var cont = request.Continuation ?? throw new ArgumentException("a score request with a context needs a continuation");
-            var trimmed = ctx.TrimEnd(' ');
-            cont = ctx[trimmed.Length..] + cont;
-            context = tokenizer.Encode(trimmed);
-            var whole = tokenizer.Encode(trimmed + cont);
-            target = whole.Length >= context.Length && whole.AsSpan(0, context.Length).SequenceEqual(context)
-                ? whole[context.Length..]
-                : tokenizer.Encode(cont); // the boundary merged differently: fall back to separate encoding
-        }
-        if (context.Length == 0)
-        {
-            if ((tokenizer.BosId ?? tokenizer.EosId) is { } start) context = [start];
-            else if (target.Length > 0) (context, target) = ([target[0]], target[1..]);
-        }
-        return (context, target);
+        var context = tokenizer.Encode(trimmed);
+        var both = tokenizer.Encode(trimmed + cont);
+        // As lm-eval: the continuation is what follows len(context) tokens of the joint encoding, even where a merge
+        // across the boundary changed the last context token (the model is then fed the context's own tokens).
+        return (context, both.Length > context.Length ? both[context.Length..] : []);
     }
+
+    private int PrefixToken(string what) => tokenizer.BosId ?? tokenizer.EosId
+        ?? throw new InvalidOperationException($"scoring {what} needs a BOS or EOS token to condition the first token on; the tokenizer has neither");
 
     public IReadOnlyList<ScoreResult> ScoreTokens(IReadOnlyList<(int[] Context, int[] Target)> rows, CancellationToken cancellationToken = default)
     {
-        var maxLength = model.Config.MaxPositionEmbeddings;
+        var maxLength = model.ContextLength;
         var inputs = rows.Select(r =>
         {
             if (r.Target.Length > maxLength)
-                throw new ArgumentException($"{r.Target.Length} tokens to score exceed the model's {maxLength} positions");
+                throw new ArgumentException($"a continuation of {r.Target.Length} tokens exceeds the model's context of {maxLength} tokens");
             var all = r.Context.Concat(r.Target).ToArray();
             var input = all[..^1];
             return input.Length > maxLength ? input[^maxLength..] : input;

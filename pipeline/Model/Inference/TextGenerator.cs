@@ -48,8 +48,8 @@ public sealed class TextGenerator(CausalLM model, ITokenizer tokenizer)
             : (tokenizer.BosId ?? tokenizer.EosId) is { } start ? [start]
             : throw new ArgumentException("empty prompt and the tokenizer has no BOS or EOS token to start from");
         var stop = (options.StopTokenIds ?? (tokenizer.EosId is { } eos ? [eos] : model.Config.EosTokenIds)).ToHashSet();
-        var maxNew = Math.Min(options.MaxNewTokens, model.Config.MaxPositionEmbeddings - prompt.Length);
-        if (maxNew < 0) throw new ArgumentException($"prompt of {prompt.Length} tokens exceeds the model's {model.Config.MaxPositionEmbeddings} positions");
+        var maxNew = Math.Min(options.MaxNewTokens, model.ContextLength - prompt.Length);
+        if (maxNew < 0) throw new ArgumentException($"prompt of {prompt.Length} tokens exceeds the model's context of {model.ContextLength} tokens");
 
         using var _ = no_grad();
         using var cache = model.NewCache();

@@ -116,7 +116,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
         if (dropoutP == 0 || !training)
             baseNoBias = frozen.Bias is { } b ? result.sub(b) : result;
         else
-            baseNoBias = nn.functional.linear(dropped, frozen.DenseWeight());
+            baseNoBias = frozen.Project(dropped);
         var dora = magScale.sub(1).mul(baseNoBias).add(magScale.mul(lora).mul(Scaling));
         return result.add(dora).MoveToOuterDisposeScope();
     }

@@ -3,13 +3,15 @@ using static TorchSharp.torch;
 namespace Forgetless.Peft;
 
 /// <summary>
-/// A tensor stored as 4-bit NormalFloat (QLoRA, Dettmers et al. 2023).
-/// Layout: the row-major values are cut into blocks of <see cref="Nf4.BlockSize"/>; each value is divided by its
-/// block's absmax and replaced by the index of the nearest code (ties go to the lower code), two indices per
-/// byte, first value in the high nibble.
-/// Double quantization of the per-block absmax values a_j: subtract their mean μ, cut into groups of
-/// <see cref="Nf4.ConstantBlockSize"/>; each group stores one f32 scale c = max|a_j − μ| and one int8
-/// q_j = round(127·(a_j − μ)/c) per block; a_j ≈ μ + q_j·c/127, so |error| ≤ c/254 (half a step) plus f32 rounding.
+/// A tensor stored as 4-bit NormalFloat (QLoRA, Dettmers et al. 2023) exactly as bitsandbytes' <c>quantize_4bit</c>
+/// (quant_type nf4, blocksize 64) stores it.
+/// Layout: the row-major values are cut into blocks of <see cref="Nf4.BlockSize"/>; each value is multiplied by the
+/// f32 reciprocal of its block's absmax and replaced by the index of the nearest code (<see cref="Nf4.Thresholds"/>;
+/// a value on a threshold goes to the lower code), two indices per byte, first value in the high nibble.
+/// Double quantization (bitsandbytes' <c>compress_statistics</c>): the offset μ = mean of the per-block absmax values
+/// is subtracted, and the differences are quantized by bitsandbytes' <c>quantize_blockwise</c> in groups of
+/// <see cref="Nf4.ConstantBlockSize"/>: each group keeps its own f32 absmax s, each block one byte indexing the signed
+/// 8-bit dynamic map (<see cref="DynamicMap"/>); a block's absmax is then code[q]·s + μ.
 /// Without double quantization the absmax values are kept as f32 and dequantized values equal code × absmax exactly.
 /// </summary>
 public sealed class Nf4Tensor
@@ -19,26 +21,25 @@ public sealed class Nf4Tensor
     public required byte[] Packed { get; init; }
     /// <summary>Per-block absmax in f32 (null when double-quantized).</summary>
     public float[]? Absmax { get; init; }
-    /// <summary>Double quantization: int8 per block, a scale per group of 256 blocks, and the mean.</summary>
-    public sbyte[]? AbsmaxQuantized { get; init; }
+    /// <summary>Double quantization: per block, the index into <see cref="DynamicMap"/> of its (absmax − offset) / group scale.</summary>
+    public byte[]? AbsmaxCodes { get; init; }
+    /// <summary>Double quantization: per group of 256 blocks, the absmax of their (absmax − offset) (bitsandbytes' state2.absmax).</summary>
     public float[]? AbsmaxScales { get; init; }
-    public float AbsmaxMean { get; init; }
+    /// <summary>Double quantization: the mean of the block absmax values (bitsandbytes' offset).</summary>
+    public float AbsmaxOffset { get; init; }
 
     public long Count => Shape.Aggregate(1L, (a, b) => a * b);
     public int Blocks => (int)((Count + Nf4.BlockSize - 1) / Nf4.BlockSize);
-    public bool DoubleQuantized => AbsmaxQuantized is not null;
+    public bool DoubleQuantized => AbsmaxCodes is not null;
 
-    /// <summary>Bytes held: packed codes plus the quantization constants.</summary>
+    /// <summary>Bytes held: packed codes plus the quantization constants (the shared 256-entry map not counted).</summary>
     public long StorageBytes => Packed.LongLength
-        + (DoubleQuantized ? AbsmaxQuantized!.LongLength + 4L * AbsmaxScales!.LongLength + 4 : 4L * Absmax!.LongLength);
+        + (DoubleQuantized ? AbsmaxCodes!.LongLength + 4L * AbsmaxScales!.LongLength + 4 : 4L * Absmax!.LongLength);
 
-    /// <summary>The absmax of block <paramref name="block"/> as used by dequantization.</summary>
-    public float BlockAbsmax(int block)
-    {
-        if (!DoubleQuantized) return Absmax![block];
-        var scale = AbsmaxScales![block / Nf4.ConstantBlockSize];
-        return AbsmaxMean + AbsmaxQuantized![block] * (scale / 127f);
-    }
+    /// <summary>The absmax of block <paramref name="block"/> as dequantization uses it (f32 arithmetic, as bitsandbytes).</summary>
+    public float BlockAbsmax(int block) => DoubleQuantized
+        ? DynamicMap.Codes[AbsmaxCodes![block]] * AbsmaxScales![block / Nf4.ConstantBlockSize] + AbsmaxOffset
+        : Absmax![block];
 }
 
 public static class Nf4
@@ -55,16 +56,27 @@ public static class Nf4
         0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f,
     ];
 
-    private static readonly float[] Midpoints = Enumerable.Range(0, 15).Select(i => (Codes[i] + Codes[i + 1]) / 2f).ToArray();
+    /// <summary>
+    /// The boundaries between neighbouring codes as bitsandbytes' CUDA kernel (<c>dQuantizeNF4</c>) compares them: the
+    /// midpoints, written as f32 literals. Four of them (after codes 0, 8, 12 and 14) are one unit in the last place
+    /// away from the f32 midpoint (c_i + c_{i+1})/2 that bitsandbytes' CPU fallback (<c>torch.bucketize</c>) uses, so
+    /// the two backends disagree for a value exactly there; these are the CUDA ones, QLoRA's reference.
+    /// </summary>
+    public static readonly float[] Thresholds =
+    [
+        -0.8480964004993439f, -0.6106329262256622f, -0.4599952697753906f, -0.33967943489551544f, -0.23460740596055984f,
+        -0.13791173323988914f, -0.045525018125772476f, 0.03979014977812767f, 0.1202552504837513f, 0.2035212516784668f,
+        0.2920137718319893f, 0.3893125355243683f, 0.5016634166240692f, 0.6427869200706482f, 0.8614784181118011f,
+    ];
 
-    /// <summary>Index of the nearest code to <paramref name="v"/> in [-1, 1]; ties go to the lower code.</summary>
+    /// <summary>Index of the code for <paramref name="v"/> in [-1, 1]: the number of thresholds strictly below it (v above a threshold goes up).</summary>
     public static int NearestCode(float v)
     {
-        int lo = 0, hi = 15; // number of midpoints strictly below v
+        int lo = 0, hi = 15; // number of thresholds strictly below v
         while (lo < hi)
         {
             var mid = (lo + hi) / 2;
-            if (Midpoints[mid] < v) lo = mid + 1; else hi = mid;
+            if (Thresholds[mid] < v) lo = mid + 1; else hi = mid;
         }
         return lo;
     }
@@ -84,9 +96,11 @@ public static class Nf4
             var m = 0f;
             for (var i = start; i < end; i++) m = Math.Max(m, Math.Abs(values[i]));
             absmax[b] = m;
+            // bitsandbytes multiplies by the f32 reciprocal (not a division: the last bit can differ).
+            var inverse = 1f / m;
             for (var i = start; i < end; i++)
             {
-                var code = m == 0 ? 7 : NearestCode(values[i] / m);
+                var code = m == 0 ? 7 : NearestCode(values[i] * inverse);
                 if ((i & 1) == 0) packed[i >> 1] |= (byte)(code << 4);
                 else packed[i >> 1] |= (byte)code;
             }
@@ -94,20 +108,12 @@ public static class Nf4
         if (!doubleQuant)
             return new Nf4Tensor { Shape = weight.shape, Packed = packed, Absmax = absmax };
 
-        var mean = (float)absmax.Select(a => (double)a).Average();
-        var groups = (blocks + ConstantBlockSize - 1) / ConstantBlockSize;
-        var scales = new float[groups];
-        var q = new sbyte[blocks];
-        for (var g = 0; g < groups; g++)
-        {
-            int start = g * ConstantBlockSize, end = Math.Min(blocks, start + ConstantBlockSize);
-            var c = 0f;
-            for (var j = start; j < end; j++) c = Math.Max(c, Math.Abs(absmax[j] - mean));
-            scales[g] = c;
-            for (var j = start; j < end; j++)
-                q[j] = c == 0 ? (sbyte)0 : (sbyte)Math.Clamp(Math.Round(127.0 * (absmax[j] - mean) / c, MidpointRounding.ToEven), -127, 127);
-        }
-        return new Nf4Tensor { Shape = weight.shape, Packed = packed, AbsmaxQuantized = q, AbsmaxScales = scales, AbsmaxMean = mean };
+        // The offset is torch's f32 mean, as bitsandbytes takes it (_absmax.mean()).
+        float offset;
+        using (var a = tensor(absmax)) using (var mean = a.mean()) offset = mean.item<float>();
+        var centred = absmax.Select(a => a - offset).ToArray();
+        var (codes, scales) = DynamicMap.QuantizeBlockwise(centred, ConstantBlockSize);
+        return new Nf4Tensor { Shape = weight.shape, Packed = packed, AbsmaxCodes = codes, AbsmaxScales = scales, AbsmaxOffset = offset };
     }
 
     /// <summary>The f32 tensor the codes stand for: code × (dequantized) absmax.</summary>

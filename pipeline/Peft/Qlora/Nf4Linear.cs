@@ -5,19 +5,22 @@ using static TorchSharp.torch;
 namespace Forgetless.Peft;
 
 /// <summary>
-/// A frozen linear layer whose weight is held as NF4 codes (see <see cref="Nf4Tensor"/>): packed codes and the
-/// quantization constants are buffers; each forward dequantizes the weight to f32 inside a dispose scope
-/// (on a CPU there is no fused 4-bit kernel) and runs an ordinary matmul. The bias stays f32 and frozen.
+/// A frozen linear layer whose weight is held only as NF4 codes (see <see cref="Nf4Tensor"/>): packed codes and the
+/// quantization constants are buffers. Each forward dequantizes the weight to a temporary f32 tensor for one matmul
+/// (on a CPU there is no fused 4-bit kernel); autograd keeps nothing of it: <see cref="Nf4MatMul"/> dequantizes again
+/// in backward for the input's gradient, as bitsandbytes' MatMul4Bit does, so training holds 4-bit weights only. The
+/// bias stays f32 and frozen.
 /// </summary>
 public sealed class Nf4Linear : nn.Module<Tensor, Tensor>, IFrozenLinear
 {
-    private readonly Tensor weight_packed;       // uint8 [ceil(n/2)]
-    private readonly Tensor weight_absmax;       // f32 [blocks] (no double quant) or int8 codes [blocks]
-    private readonly Tensor? weight_absmax_scales; // f32 [groups] (double quant)
-    private readonly Tensor? weight_absmax_mean;   // f32 [1] (double quant)
+    private readonly Tensor weight_packed;          // uint8 [ceil(n/2)]
+    private readonly Tensor weight_absmax;          // f32 [blocks] (no double quant) or uint8 dynamic-map codes [blocks]
+    private readonly Tensor? weight_absmax_scales;  // f32 [groups of 256 blocks] (double quant)
+    private readonly Tensor? weight_absmax_offset;  // f32 [1] (double quant)
     public readonly Parameter? bias;
 
     private static readonly Tensor CodeBook = tensor(Nf4.Codes).DetachFromDisposeScope();
+    private static readonly Lazy<Tensor> ConstantCodeBook = new(() => tensor(DynamicMap.Codes).DetachFromDisposeScope());
     private readonly long count;
     private readonly int blocks;
 
@@ -25,7 +28,7 @@ public sealed class Nf4Linear : nn.Module<Tensor, Tensor>, IFrozenLinear
     public long OutFeatures { get; }
     public bool DoubleQuantized { get; }
 
-    /// <summary>Bytes of the quantized weight (codes and constants), excluding the bias.</summary>
+    /// <summary>Bytes the layer's weight tensors hold (codes and constants, as allocated), excluding the bias.</summary>
     public long WeightStorageBytes { get; }
 
     /// <summary>Bytes the same weight takes in f32.</summary>
@@ -39,21 +42,33 @@ public sealed class Nf4Linear : nn.Module<Tensor, Tensor>, IFrozenLinear
         count = weight.Count;
         blocks = weight.Blocks;
         DoubleQuantized = weight.DoubleQuantized;
-        WeightStorageBytes = weight.StorageBytes;
-        weight_packed = tensor(weight.Packed, ScalarType.Byte);
+        weight_packed = Native(tensor(weight.Packed, ScalarType.Byte));
         if (weight.DoubleQuantized)
         {
-            weight_absmax = tensor(weight.AbsmaxQuantized!);
-            weight_absmax_scales = tensor(weight.AbsmaxScales!);
-            weight_absmax_mean = tensor(new[] { weight.AbsmaxMean });
+            weight_absmax = Native(tensor(weight.AbsmaxCodes!, ScalarType.Byte));
+            weight_absmax_scales = Native(tensor(weight.AbsmaxScales!));
+            weight_absmax_offset = Native(tensor(new[] { weight.AbsmaxOffset }));
         }
         else
         {
-            weight_absmax = tensor(weight.Absmax!);
+            weight_absmax = Native(tensor(weight.Absmax!));
         }
+        WeightStorageBytes = new[] { weight_packed, weight_absmax, weight_absmax_scales, weight_absmax_offset }
+            .Sum(t => t is null ? 0 : t.NumberOfElements * t.ElementSize);
         if (bias is not null) this.bias = new Parameter(bias.detach().clone().DetachFromDisposeScope(), requires_grad: false);
         RegisterComponents();
         ModuleSeed.DetachFromScopes(this);
+    }
+
+    /// <summary>
+    /// A copy in libtorch's own memory. TorchSharp's <c>tensor(array)</c> keeps a pinned .NET copy of the array as the
+    /// tensor's storage, which the GC can neither move nor give back while the layer lives.
+    /// </summary>
+    private static Tensor Native(Tensor managed)
+    {
+        var copy = managed.clone();
+        managed.Dispose();
+        return copy;
     }
 
     /// <summary>Quantizes a Linear's weight (the Linear itself is left untouched).</summary>
@@ -65,7 +80,7 @@ public sealed class Nf4Linear : nn.Module<Tensor, Tensor>, IFrozenLinear
     public void AddToWeight(Tensor delta) =>
         throw new InvalidOperationException("An NF4 weight cannot be changed in place; dequantize it first.");
 
-    /// <summary>The f32 weight [out, in] = code × absmax, computed block by block with tensor ops.</summary>
+    /// <summary>The f32 weight [out, in] = code × absmax, computed block by block with tensor ops (f32 as bitsandbytes).</summary>
     public Tensor DenseWeight()
     {
         using var scope = NewDisposeScope();
@@ -78,9 +93,9 @@ public sealed class Nf4Linear : nn.Module<Tensor, Tensor>, IFrozenLinear
         Tensor absmax;
         if (DoubleQuantized)
         {
-            var perGroup = weight_absmax_scales!.div(127f);
-            var perBlock = perGroup.repeat_interleave(Nf4.ConstantBlockSize).narrow(0, 0, blocks);
-            absmax = weight_absmax.to(ScalarType.Float32).mul(perBlock).add(weight_absmax_mean!);
+            // bitsandbytes: dequantize_blockwise (map[q] × the group's absmax), then + offset.
+            var perBlock = weight_absmax_scales!.repeat_interleave(Nf4.ConstantBlockSize).narrow(0, 0, blocks);
+            absmax = ConstantCodeBook.Value.index_select(0, weight_absmax.to(ScalarType.Int64)).mul(perBlock).add(weight_absmax_offset!);
         }
         else
         {
@@ -90,23 +105,79 @@ public sealed class Nf4Linear : nn.Module<Tensor, Tensor>, IFrozenLinear
         return w.reshape(OutFeatures, InFeatures).MoveToOuterDisposeScope();
     }
 
+    public Tensor Project(Tensor x) => Nf4MatMul.apply(x, this);
+
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return nn.functional.linear(x, DenseWeight(), bias).MoveToOuterDisposeScope();
+        var y = Project(x);
+        if (bias is not null) y = y.add(bias);
+        return y.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// x·Wᵀ with W dequantized from the layer's codes in forward and again in backward; nothing is saved for backward
+    /// but the layer itself. The weight is frozen, so only the input gets a gradient: grad·W. (TorchSharp keeps an
+    /// uninitialised copy of each output to materialise missing gradients; <see cref="forward(Tensor)"/>'s scope frees
+    /// it at once, and missing gradients are passed on as missing instead.)
+    /// </summary>
+    private sealed class Nf4MatMul : torch.autograd.SingleTensorFunction<Nf4MatMul>
+    {
+        public override string Name => nameof(Nf4MatMul);
+
+        public override Tensor forward(torch.autograd.AutogradContext ctx, params object[] vars)
+        {
+            var (x, layer) = ((Tensor)vars[0], (Nf4Linear)vars[1]);
+            ctx.save_data("layer", layer);
+            ctx.set_materialize_grads(false);
+            using var scope = NewDisposeScope();
+            return nn.functional.linear(x, layer.DenseWeight()).MoveToOuterDisposeScope();
+        }
+
+        public override List<Tensor> backward(torch.autograd.AutogradContext ctx, Tensor grad)
+        {
+            if (grad is null || grad.IsInvalid) return [null!, null!];
+            var layer = (Nf4Linear)ctx.get_data("layer");
+            using var weight = layer.DenseWeight();
+            return [grad.matmul(weight), null!];
+        }
     }
 }
 
-/// <summary>QLoRA: quantize the targets to NF4, then put LoRA on top of the quantized bases.</summary>
+/// <summary>
+/// QLoRA: the base model's linear layers become NF4 (all of them but the output head, as bitsandbytes' load_in_4bit
+/// does), then LoRA trains on top of the quantized bases.
+/// </summary>
 public static class QLora
 {
-    /// <summary>Replaces every target Linear by an <see cref="Nf4Linear"/>; returns the paths.</summary>
-    public static IReadOnlyList<string> Quantize(nn.Module model, ModuleTargets targets, bool doubleQuant = true) =>
-        AdapterInjector.Inject(model, targets, (path, original) => original switch
+    /// <summary>
+    /// Replaces every Linear of the model except <c>lm_head</c> by an <see cref="Nf4Linear"/> and disposes the f32
+    /// weights it replaced at once (not when the .NET GC gets to them). Returns the quantized paths.
+    /// </summary>
+    public static IReadOnlyList<string> QuantizeBase(nn.Module model, bool doubleQuant = true)
+    {
+        var paths = model.named_modules().Where(m => m.module is Linear && m.name != "lm_head").Select(m => m.name).ToArray();
+        return Quantize(model, ModuleTargets.Suffixes(paths), doubleQuant);
+    }
+
+    /// <summary>Replaces every target Linear by an <see cref="Nf4Linear"/>, disposing the f32 Linear; returns the paths.</summary>
+    public static IReadOnlyList<string> Quantize(nn.Module model, ModuleTargets targets, bool doubleQuant = true)
+    {
+        var replaced = new List<Linear>();
+        var paths = AdapterInjector.Inject(model, targets, (path, original) => original switch
         {
-            Linear linear => Nf4Linear.FromLinear(linear, doubleQuant),
+            Linear linear => Replaced(linear),
             _ => throw new InvalidOperationException($"Module '{path}' is a {original.GetType().Name}; only a Linear can be quantized."),
         });
+        foreach (var linear in replaced) linear.Dispose();
+        return paths;
+
+        Nf4Linear Replaced(Linear linear)
+        {
+            replaced.Add(linear);
+            return Nf4Linear.FromLinear(linear, doubleQuant);
+        }
+    }
 
     /// <summary>Bytes of all NF4 weights in the model and what they would take in f32 (for the run report).</summary>
     public static (long nf4Bytes, long f32Bytes) WeightBytes(nn.Module model)
@@ -117,10 +188,10 @@ public static class QLora
         return (q, f);
     }
 
-    /// <summary>Quantize the targets, then wrap them with LoRA; returns the adapted paths.</summary>
+    /// <summary>Quantize the base model's linear layers, then wrap the targets with LoRA; returns the adapted paths.</summary>
     public static IReadOnlyList<string> Apply(nn.Module model, ModuleTargets targets, LoraOptions options, bool doubleQuant = true)
     {
-        Quantize(model, targets, doubleQuant);
+        QuantizeBase(model, doubleQuant);
         return Lora.Apply(model, targets, options);
     }
 }

@@ -4,14 +4,14 @@ using Forgetless.Model;
 namespace Forgetless.Peft;
 
 /// <summary>
-/// QLoRA (Dettmers et al. 2023): the target projections are stored as NF4 (<see cref="Nf4Linear"/>) and LoRA trains on
-/// top of them. The adapter is a plain PEFT LORA folder, read by <see cref="LoraMethod"/> and applied to the f32 base,
+/// QLoRA (Dettmers et al. 2023): every linear layer of the base but the output head is stored as NF4
+/// (<see cref="Nf4Linear"/>, as bitsandbytes' load_in_4bit) and LoRA trains on the targets on top of them. The adapter is a plain PEFT LORA folder, read by <see cref="LoraMethod"/> and applied to the f32 base,
 /// as PEFT applies a QLoRA adapter to an unquantized model.
 /// </summary>
 public sealed class QloraMethod : LoraMethod
 {
     public override string Name => "qlora";
-    public override string Summary => "LoRA on NF4-quantized target projections (double quantization optional); PEFT's LORA format";
+    public override string Summary => "LoRA on an NF4-quantized base (every linear layer but lm_head; double quantization optional); PEFT's LORA format";
     public override IReadOnlyList<(string Name, Type Options)> Sections => [("lora", typeof(LoraSection)), ("qlora", typeof(QloraSection))];
 
     public override string MergeRefusal =>

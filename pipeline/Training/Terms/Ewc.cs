@@ -9,12 +9,26 @@ using static TorchSharp.torch;
 
 namespace Forgetless.Training.Terms;
 
+/// <summary>Which labels the Fisher's gradients are taken for.</summary>
+public enum FisherLabels
+{
+    /// <summary>Labels drawn from the model's own predictive distribution at θ*: the Fisher information itself (Kirkpatrick et al.'s "true" Fisher).</summary>
+    Sampled,
+    /// <summary>The data's own next tokens: the empirical Fisher (Avalanche's).</summary>
+    Empirical,
+}
+
 /// <summary><c>finetune.ewc</c>.</summary>
 public sealed class EwcSection : IValidatableOptions
 {
+    /// <summary>λ of λ/2·Σ F (θ − θ*)², with F per token: the penalty then estimates λ times the rise of the old text's loss per token.</summary>
     public double Lambda { get; set; } = 100;
-    /// <summary>Replay/general rows (or held-out windows when there are none) for the diagonal Fisher.</summary>
+    /// <summary>Replay/general rows (or held-out windows when there are none) the Fisher is estimated on.</summary>
     public int Samples { get; set; } = 32;
+    /// <summary>Scored token positions per row, drawn at random: each is one sample of the per-token Fisher.</summary>
+    public int TokensPerRow { get; set; } = 8;
+    /// <summary>Labels of the Fisher's gradients: <c>sampled</c> (from the model, the default) or <c>empirical</c>.</summary>
+    public FisherLabels Fisher { get; set; } = FisherLabels.Sampled;
     /// <summary>Online EWC decay of an earlier run's Fisher when starting from <c>initAdapter</c>.</summary>
     public double Gamma { get; set; } = 0.9;
 
@@ -22,6 +36,7 @@ public sealed class EwcSection : IValidatableOptions
     {
         if (!(Lambda > 0)) yield return $"lambda = {F(Lambda)}: must be greater than 0";
         if (Samples <= 0) yield return $"samples = {Samples}: must be a positive whole number";
+        if (TokensPerRow <= 0) yield return $"tokensPerRow = {TokensPerRow}: must be a positive whole number";
         if (Gamma is < 0 or > 1 || double.IsNaN(Gamma)) yield return $"gamma = {F(Gamma)}: must be in [0, 1]";
     }
 
@@ -29,12 +44,14 @@ public sealed class EwcSection : IValidatableOptions
 }
 
 /// <summary>
-/// Elastic weight consolidation (Kirkpatrick et al. 2017) as Avalanche writes it, without the ½:
-/// λ · Σ_i F_i (θ_i − θ*_i)². θ* are the starting values of the trainable tensors (pretrained weights, or a fresh or
-/// continued adapter) and F the diagonal empirical Fisher at θ* on replay rows (held-out windows when the data has
-/// none), cached under the run root's .cache by a hash of the base model, the rows and θ*. When the run continues
-/// an adapter that carries an earlier run's Fisher, online EWC: F = γ·F_old + F_new. Parameters without a Fisher
-/// entry are not penalised. At the end the Fisher and the final values are left beside the adapter for the next run.
+/// Elastic weight consolidation (Kirkpatrick et al. 2017) on the paper's scale: λ/2 · Σ_i F_i (θ_i − θ*_i)². θ* are the
+/// starting values of the trainable tensors (pretrained weights, or a fresh or continued adapter) and F the diagonal
+/// Fisher at θ* per token: the mean over sampled token positions of replay rows (held-out windows when the data has
+/// none) of the squared gradient of that token's log-likelihood — of a label drawn from the model (the Fisher
+/// information, the default) or of the data's token (the empirical Fisher). Cached under the run root's .cache by a
+/// hash of the base model, the rows, θ* and these settings. When the run continues an adapter that carries an earlier
+/// run's Fisher, online EWC: F = γ·F_old + F_new. Parameters without a Fisher entry are not penalised. At the end the
+/// Fisher and the final values are left beside the adapter for the next run.
 /// </summary>
 public sealed class Ewc : TrainingTerm
 {
@@ -43,7 +60,7 @@ public sealed class Ewc : TrainingTerm
     private readonly List<(string name, Parameter p, Tensor fisher, Tensor anchor)> terms = [];
     public double Lambda { get; }
 
-    /// <param name="fisher">Diagonal Fisher per parameter name (see <see cref="DiagonalFisher"/>); copied.</param>
+    /// <param name="fisher">Diagonal Fisher per parameter name (see <see cref="ComputeFisher"/>); copied.</param>
     /// <param name="anchors">θ* per parameter name (the old task's values); copied.</param>
     public Ewc(IEnumerable<(string name, Parameter parameter)> parameters, IReadOnlyDictionary<string, Tensor> fisher,
         IReadOnlyDictionary<string, Tensor> anchors, double lambda)
@@ -72,7 +89,7 @@ public sealed class Ewc : TrainingTerm
         var section = context.Section<EwcSection>();
         var tuned = context.Tuned;
         var rows = (context.ReplayRows.Count > 0 ? context.ReplayRows : context.HeldoutRows).Take(section.Samples).ToList();
-        var fisher = CachedFisher(tuned, rows, context.BaseModelDirectory, context.CacheDirectory, context.Logger);
+        var fisher = CachedFisher(tuned, rows, section, context.BaseModelDirectory, context.CacheDirectory, context.Logger);
         var oldPath = context.InitAdapter is null ? null : Path.Combine(context.InitAdapter, StateFile);
         if (oldPath is not null && File.Exists(oldPath))
         {
@@ -99,7 +116,7 @@ public sealed class Ewc : TrainingTerm
         using var scope = NewDisposeScope();
         Tensor total = zeros(1).squeeze();
         foreach (var (_, p, f, a) in terms) total = total.add(p.sub(a).square().mul(f).sum());
-        return total.mul(Lambda).MoveToOuterDisposeScope();
+        return total.mul(Lambda / 2).MoveToOuterDisposeScope();
     }
 
     public override TermValue? StepLoss()
@@ -117,53 +134,57 @@ public sealed class Ewc : TrainingTerm
     }
 
     /// <summary>
-    /// Diagonal empirical Fisher: the mean over samples of the squared gradient of each sample's log-likelihood of its
-    /// true labels. Each delegate runs the model on one sample (or one minibatch, Avalanche-style) and returns that
-    /// scalar log-likelihood. Clears the parameters' gradients before and after.
+    /// The diagonal Fisher per token of the tuned model's trainable tensors at their current values: for each row, one
+    /// forward pass, then for <paramref name="tokensPerRow"/> of its scored positions (drawn without replacement; all
+    /// of them when it has fewer) the squared gradient of that position's log-likelihood — of a label drawn from the
+    /// model's prediction there (<see cref="FisherLabels.Sampled"/>) or of the data's next token
+    /// (<see cref="FisherLabels.Empirical"/>) — averaged over every position taken. Positions and labels come from
+    /// generators seeded by <paramref name="seed"/>.
     /// </summary>
-    public static Dictionary<string, Tensor> DiagonalFisher(IReadOnlyList<(string name, Parameter parameter)> parameters,
-        IEnumerable<Func<Tensor>> sampleLogLikelihoods)
-    {
-        var fisher = parameters.ToDictionary(p => p.name, p => zeros_like(p.parameter), StringComparer.Ordinal);
-        var n = 0;
-        foreach (var sample in sampleLogLikelihoods)
-        {
-            using var scope = NewDisposeScope();
-            foreach (var (_, p) in parameters) p.grad?.zero_();
-            var ll = sample();
-            ll.backward();
-            using (no_grad())
-                foreach (var (name, p) in parameters)
-                    if (p.grad is { } g) fisher[name].add_(g.square());
-            n++;
-        }
-        if (n == 0) throw new ArgumentException("DiagonalFisher: no samples.");
-        foreach (var (_, p) in parameters) p.grad?.zero_();
-        foreach (var f in fisher.Values) f.div_(n);
-        return fisher;
-    }
-
-    /// <summary>The diagonal empirical Fisher of the tuned model's trainable tensors at their current values, one row per sample.</summary>
-    public static Dictionary<string, Tensor> ComputeFisher(TunedModel tuned, IReadOnlyList<PreparedRow> rows)
+    public static Dictionary<string, Tensor> ComputeFisher(TunedModel tuned, IReadOnlyList<PreparedRow> rows, FisherLabels labels,
+        int tokensPerRow, long seed)
     {
         if (rows.Count == 0) throw new InvalidOperationException("EWC: no rows to estimate the Fisher from");
         var model = tuned.Model;
+        var parameters = tuned.Trainable.Select(t => (Tensor)t.parameter).ToList();
+        var fisher = tuned.Trainable.ToDictionary(t => t.name, t => zeros_like(t.parameter).DetachFromDisposeScope(), StringComparer.Ordinal);
+        var positionsRandom = new Random((int)(seed & 0x7FFFFFFF));
+        using var labelGenerator = new Generator((ulong)seed);
         bool wasTraining = model.training;
         model.eval();
+        long samples = 0;
         try
         {
-            return DiagonalFisher(tuned.Trainable, rows.Select(row => (Func<Tensor>)(() =>
+            foreach (var row in rows)
             {
+                using var scope = NewDisposeScope();
                 using var batch = TokenBatch.Of([row]);
                 var logits = model.Forward(batch.Inputs, batch.AttentionMask);
-                var nll = LossProbe.TokenNll(logits, batch.Targets);
-                return nll.mul(batch.TargetMask).sum().div(batch.TargetMask.sum().clamp_min(1)).neg();
-            })));
+                var logProbs = nn.functional.log_softmax(logits[0].narrow(0, 0, batch.Targets.shape[1]), -1);
+                var mask = batch.TargetMask[0].data<float>().ToArray();
+                var targets = batch.Targets[0].data<long>().ToArray();
+                var scored = Enumerable.Range(0, mask.Length).Where(t => mask[t] > 0).ToArray();
+                var chosen = scored.Length <= tokensPerRow ? scored : scored.OrderBy(_ => positionsRandom.Next()).Take(tokensPerRow).Order().ToArray();
+                for (int k = 0; k < chosen.Length; k++)
+                {
+                    int t = chosen[k];
+                    long label = labels == FisherLabels.Empirical ? targets[t]
+                        : multinomial(logProbs[t].detach().exp(), 1, generator: labelGenerator).item<long>();
+                    var grads = TorchSharp.torch.autograd.grad([logProbs[t, label]], parameters, retain_graph: k + 1 < chosen.Length, allow_unused: true);
+                    using (no_grad())
+                        for (int i = 0; i < parameters.Count; i++)
+                            if (grads[i] is { IsInvalid: false } g) fisher[tuned.Trainable[i].name].add_(g.square());
+                    samples++;
+                }
+            }
         }
         finally
         {
             if (wasTraining) model.train();
         }
+        if (samples == 0) throw new InvalidOperationException("EWC: the rows have no scored tokens to estimate the Fisher from");
+        foreach (var f in fisher.Values) f.div_(samples);
+        return fisher;
     }
 
     /// <summary>Online EWC: F = γ·F_old + F_new (names in either; a missing side counts as 0).</summary>
@@ -194,10 +215,10 @@ public sealed class Ewc : TrainingTerm
     public static Dictionary<string, Tensor> Snapshot(IEnumerable<(string name, Parameter parameter)> parameters) =>
         parameters.ToDictionary(p => p.name, p => p.parameter.detach().clone(), StringComparer.Ordinal);
 
-    private static Dictionary<string, Tensor> CachedFisher(TunedModel tuned, IReadOnlyList<PreparedRow> rows, string baseModelDirectory,
-        string cacheDirectory, ILogger logger)
+    private static Dictionary<string, Tensor> CachedFisher(TunedModel tuned, IReadOnlyList<PreparedRow> rows, EwcSection section,
+        string baseModelDirectory, string cacheDirectory, ILogger logger)
     {
-        var key = FisherKey(tuned, rows, baseModelDirectory);
+        var key = FisherKey(tuned, rows, section, baseModelDirectory);
         var path = Path.Combine(cacheDirectory, "fisher", key + ".safetensors");
         if (File.Exists(path))
         {
@@ -206,17 +227,20 @@ public sealed class Ewc : TrainingTerm
             logger.LogInformation("finetune: EWC Fisher from cache {Path}", path);
             return cached;
         }
-        logger.LogInformation("finetune: EWC — diagonal Fisher over {Rows} rows", rows.Count);
-        var fisher = ComputeFisher(tuned, rows);
+        logger.LogInformation("finetune: EWC — diagonal Fisher ({Labels} labels) over {Tokens} tokens of {Rows} rows",
+            section.Fisher.ToString().ToLowerInvariant(), section.TokensPerRow, rows.Count);
+        // Seeded by the key: the same base, rows, starting values and settings give the same Fisher.
+        var fisher = ComputeFisher(tuned, rows, section.Fisher, section.TokensPerRow, BitConverter.ToInt64(Convert.FromHexString(key[..16])));
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         Save(path, fisher, new Dictionary<string, Tensor>());
         return fisher;
     }
 
-    /// <summary>SHA-256 over the base model's files, the rows' tokens and the starting values of the trainable tensors.</summary>
-    private static string FisherKey(TunedModel tuned, IReadOnlyList<PreparedRow> rows, string baseModelDirectory)
+    /// <summary>SHA-256 over the Fisher's settings, the base model's files, the rows' tokens and the starting values of the trainable tensors.</summary>
+    private static string FisherKey(TunedModel tuned, IReadOnlyList<PreparedRow> rows, EwcSection section, string baseModelDirectory)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        hash.AppendData(System.Text.Encoding.UTF8.GetBytes($"fisher per token v2 {section.Fisher} {section.TokensPerRow}\0"));
         hash.AppendData(Convert.FromHexString(Runs.FileHashes.DigestOf(baseModelDirectory)));
         foreach (var row in rows)
         {

@@ -17,7 +17,7 @@ public static class TrainingTerms
 
     public static IReadOnlyList<Entry> All { get; } =
     [
-        new("ewc", "elastic weight consolidation: λ·Σ F (θ − θ*)², diagonal Fisher on replay rows; online across runs", typeof(EwcSection), Ewc.Create),
+        new("ewc", "elastic weight consolidation: λ/2·Σ F (θ − θ*)², diagonal Fisher per token on replay rows; online across runs", typeof(EwcSection), Ewc.Create),
         new("l2sp", "L2-SP: λ·Σ ‖θ − θ₀‖² toward the starting values (base weights) or zero (adapter tensors)", typeof(L2SpSection), L2Sp.Create),
         new("kd", "distillation against the live base model on replay rows: (1 − w)·CE + w·KL·T²", typeof(KdSection), Kd.Create),
         new("si", "synaptic intelligence: c·Σ Ω (θ − θ*)², importance Ω accumulated along the training path", typeof(SiSection), Si.Create),

@@ -6,13 +6,29 @@ namespace Forgetless.Tests.Model.Fixtures;
 /// Independent oracle: the published Llama/Qwen2 and GPT-2 forward passes written as scalar loops in
 /// double precision over the checkpoint's tensors. It shares no code with the production model.
 /// </summary>
+/// <remarks>
+/// With a prefix it computes what HF PEFT's prefix tuning does (<c>PeftModelForCausalLM.forward</c>): the table
+/// <c>prompt_embeddings</c> [P, L·2·token_dim] is viewed as [P, L·2, heads, head_dim] and handed to the model as
+/// <c>past_key_values</c> — layer l's keys are column block 2l, its values block 2l + 1, used as given (a cache holds
+/// keys already rotated) — and transformers then numbers the real tokens after the cache: position P + t, for the
+/// RoPE angle and for GPT-2's <c>wpe</c> row alike. Every query also attends to all P virtual tokens.
+/// </remarks>
 public static class ReferenceTransformer
 {
-    /// <summary>Logits [T][V] for one unpadded sequence.</summary>
-    public static double[][] Logits(TinyCheckpoint c, int[] ids) =>
-        c.Spec.ModelType == "gpt2" ? Gpt2(c, ids) : Llama(c, ids);
+    /// <summary>
+    /// Logits [T][V] for one unpadded sequence, optionally behind a PEFT prefix table [P][L·2·token_dim]. The first real
+    /// token's position is P as in HF unless <paramref name="firstPosition"/> says otherwise (to show that it matters).
+    /// </summary>
+    public static double[][] Logits(TinyCheckpoint c, int[] ids, double[][]? prefix = null, int? firstPosition = null) =>
+        c.Spec.ModelType == "gpt2"
+            ? Gpt2(c, ids, prefix ?? [], firstPosition ?? prefix?.Length ?? 0)
+            : Llama(c, ids, prefix ?? [], firstPosition ?? prefix?.Length ?? 0);
 
-    private static double[][] Llama(TinyCheckpoint c, int[] ids)
+    /// <summary>Layer <paramref name="layer"/>'s prefix keys or values (<paramref name="part"/> 0 or 1), one row per virtual token.</summary>
+    private static double[][] PrefixPart(double[][] prefix, int layer, int part, int tokenDim) =>
+        prefix.Select(row => row[((2 * layer + part) * tokenDim)..((2 * layer + part + 1) * tokenDim)]).ToArray();
+
+    private static double[][] Llama(TinyCheckpoint c, int[] ids, double[][] prefix, int first)
     {
         var s = c.Spec;
         var w = c.Tensors;
@@ -28,10 +44,11 @@ public static class ReferenceTransformer
             var vv = h.Select(v => Linear(v, w[p + "self_attn.v_proj.weight"], w.GetValueOrDefault(p + "self_attn.v_proj.bias"))).ToArray();
             for (var t = 0; t < T; t++)
             {
-                for (var head = 0; head < s.Heads; head++) Rotate(q[t], head * hd, hd, t, invFreq);
-                for (var head = 0; head < s.KvHeads; head++) Rotate(k[t], head * hd, hd, t, invFreq);
+                for (var head = 0; head < s.Heads; head++) Rotate(q[t], head * hd, hd, first + t, invFreq);
+                for (var head = 0; head < s.KvHeads; head++) Rotate(k[t], head * hd, hd, first + t, invFreq);
             }
-            var attn = Attention(q, k, vv, s.Heads, s.KvHeads, hd);
+            var attn = Attention(q, [.. PrefixPart(prefix, l, 0, s.KvHeads * hd), .. k], [.. PrefixPart(prefix, l, 1, s.KvHeads * hd), .. vv],
+                s.Heads, s.KvHeads, hd);
             for (var t = 0; t < T; t++) Add(x[t], Linear(attn[t], w[p + "self_attn.o_proj.weight"], w.GetValueOrDefault(p + "self_attn.o_proj.bias")));
             for (var t = 0; t < T; t++)
             {
@@ -46,12 +63,12 @@ public static class ReferenceTransformer
         return x.Select(v => Linear(RmsNorm(v, w["model.norm.weight"]), head_, null)).ToArray();
     }
 
-    private static double[][] Gpt2(TinyCheckpoint c, int[] ids)
+    private static double[][] Gpt2(TinyCheckpoint c, int[] ids, double[][] prefix, int first)
     {
         var s = c.Spec;
         var w = c.Tensors;
         int T = ids.Length, d = s.Hidden, hd = s.HeadDim;
-        var x = ids.Select((id, t) => Row(w["transformer.wte.weight"], id).Zip(Row(w["transformer.wpe.weight"], t), (a, b) => a + b).ToArray()).ToArray();
+        var x = ids.Select((id, t) => Row(w["transformer.wte.weight"], id).Zip(Row(w["transformer.wpe.weight"], first + t), (a, b) => a + b).ToArray()).ToArray();
         for (var l = 0; l < s.Layers; l++)
         {
             var p = $"transformer.h.{l}.";
@@ -59,7 +76,7 @@ public static class ReferenceTransformer
             var q = qkv.Select(r => r[..d]).ToArray();
             var k = qkv.Select(r => r[d..(2 * d)]).ToArray();
             var v = qkv.Select(r => r[(2 * d)..]).ToArray();
-            var attn = Attention(q, k, v, s.Heads, s.Heads, hd);
+            var attn = Attention(q, [.. PrefixPart(prefix, l, 0, d), .. k], [.. PrefixPart(prefix, l, 1, d), .. v], s.Heads, s.Heads, hd);
             for (var t = 0; t < T; t++) Add(x[t], Conv1D(attn[t], w[p + "attn.c_proj.weight"], w[p + "attn.c_proj.bias"]));
             for (var t = 0; t < T; t++)
             {
@@ -72,10 +89,14 @@ public static class ReferenceTransformer
         return x.Select(v => Linear(LayerNorm(v, w["transformer.ln_f.weight"], w["transformer.ln_f.bias"]), head_, null)).ToArray();
     }
 
-    /// <summary>Causal softmax attention; query head h reads key/value head h / (heads / kvHeads).</summary>
+    /// <summary>
+    /// Causal softmax attention; query head h reads key/value head h / (heads / kvHeads). Keys and values may start
+    /// with P prefix entries (k.Length = P + T), which every query sees.
+    /// </summary>
     private static double[][] Attention(double[][] q, double[][] k, double[][] v, int heads, int kvHeads, int hd)
     {
         var T = q.Length;
+        var P = k.Length - T;
         var output = new double[T][];
         for (var t = 0; t < T; t++)
         {
@@ -83,8 +104,8 @@ public static class ReferenceTransformer
             for (var h = 0; h < heads; h++)
             {
                 var kvh = h / (heads / kvHeads);
-                var scores = new double[t + 1];
-                for (var s = 0; s <= t; s++)
+                var scores = new double[P + t + 1];
+                for (var s = 0; s <= P + t; s++)
                 {
                     double dot = 0;
                     for (var i = 0; i < hd; i++) dot += q[t][h * hd + i] * k[s][kvh * hd + i];
@@ -93,7 +114,7 @@ public static class ReferenceTransformer
                 var max = scores.Max();
                 var exp = scores.Select(z => Math.Exp(z - max)).ToArray();
                 var sum = exp.Sum();
-                for (var s = 0; s <= t; s++)
+                for (var s = 0; s <= P + t; s++)
                     for (var i = 0; i < hd; i++)
                         output[t][h * hd + i] += exp[s] / sum * v[s][kvh * hd + i];
             }
