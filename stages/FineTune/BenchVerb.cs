@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Forgetless.Configuration;
 using Forgetless.FineTuning;
 using Forgetless.Runs;
 using Forgetless.Stages.Cli;
@@ -33,6 +34,7 @@ public static class BenchVerb
         double? peak = cli.Option("peak") is { } p ? double.Parse(p, CultureInfo.InvariantCulture) : null;
         context.AddCommand(async (sp, ct) =>
         {
+            TorchThreads.Apply(0);
             if (oneCase is not null)
             {
                 // A case has its process to itself: let its resident set follow its live tensors (see PeakMemory).
