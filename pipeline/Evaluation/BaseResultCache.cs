@@ -13,7 +13,7 @@ namespace Forgetless.Evaluation;
 public sealed class BaseResultCache(string directory)
 {
     /// <summary>Bump when scoring changes meaning (tokenisation, windows, metric inputs).</summary>
-    public const int ScoringVersion = 2;
+    public const int ScoringVersion = 3; // 3: fused attention (float rounding differs from the hand-written path)
 
     public string Directory { get; } = directory;
 

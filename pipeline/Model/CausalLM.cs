@@ -35,20 +35,23 @@ public abstract class CausalLM : nn.Module
 
     /// <summary>
     /// Logits [B, T, V] float32 for <paramref name="inputIds"/> [B, T] int64. <paramref name="attentionMask"/>
-    /// [B, T] is 1 for tokens and 0 for padding (null: all tokens). With a <paramref name="cache"/>, the ids are
-    /// the tokens after those already cached, the mask covers only them, and the cache is extended.
+    /// [B, T] is 1 for tokens and 0 for padding (null: all tokens — or right padding, which no real token can see
+    /// under causal attention, so a right-padded batch is best passed without a mask). With a <paramref name="cache"/>,
+    /// the ids are the tokens after those already cached, the mask covers only them, and the cache is extended.
+    /// A <paramref name="layout"/> (packed documents, shared-context branches) says itself where each token sits and
+    /// what it sees; it takes no mask and no cache.
     /// </summary>
-    public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null)
+    public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null, TokenLayout? layout = null)
     {
         if (inputIds.dim() != 2 || inputIds.dtype != ScalarType.Int64)
             throw new ArgumentException($"inputIds must be [batch, tokens] int64, got {inputIds.dtype} [{string.Join(", ", inputIds.shape)}]");
         if (attentionMask is not null && !attentionMask.shape.SequenceEqual(inputIds.shape))
             throw new ArgumentException($"attentionMask shape [{string.Join(", ", attentionMask.shape)}] differs from inputIds [{string.Join(", ", inputIds.shape)}]");
         using var scope = NewDisposeScope();
-        var context = AttentionContext.Create(inputIds, attentionMask, cache, PrefixKeyValues);
+        var context = AttentionContext.Create(inputIds, attentionMask, cache, PrefixKeyValues, layout);
         CheckSequenceLength((PrefixKeyValues?.Length ?? 0) + (cache?.Length ?? 0) + (int)inputIds.shape[1]);
         var logits = ForwardCore(inputIds, context);
-        cache?.Advance(context.FullMask);
+        if (cache is not null) cache.Advance(context.FullMask!);
         return logits.MoveToOuterDisposeScope();
     }
 

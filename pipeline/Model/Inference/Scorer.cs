@@ -116,17 +116,13 @@ public sealed class Scorer(CausalLM model, ITokenizer tokenizer, int batchSize =
         using var scope = NewDisposeScope();
         var width = batch.Max(i => inputs[i].Length);
         var ids = new long[batch.Length * width];
-        var mask = new long[batch.Length * width];
         for (var b = 0; b < batch.Length; b++)
         {
             var input = inputs[batch[b]];
-            for (var t = 0; t < input.Length; t++)
-            {
-                ids[b * width + t] = input[t];
-                mask[b * width + t] = 1;
-            }
+            for (var t = 0; t < input.Length; t++) ids[b * width + t] = input[t];
         }
-        var logits = model.Forward(tensor(ids, [batch.Length, width]), tensor(mask, [batch.Length, width]));
+        // Right padding needs no mask: under causal attention no real token sees the padding after it.
+        var logits = model.Forward(tensor(ids, [batch.Length, width]));
         for (var b = 0; b < batch.Length; b++)
         {
             var (_, target) = rows[batch[b]];
