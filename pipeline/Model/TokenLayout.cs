@@ -9,11 +9,15 @@ namespace Forgetless.Model;
 /// </summary>
 public sealed class TokenLayout : IDisposable
 {
-    private TokenLayout(Tensor positions, Tensor visible)
+    private TokenLayout(Tensor positions, Tensor visible, long positionCount)
     {
         Positions = positions;
         Visible = visible;
+        PositionCount = positionCount;
     }
+
+    /// <summary>An upper bound of the positions used, plus one: how long a sequence the model must be able to number.</summary>
+    public long PositionCount { get; }
 
     /// <summary>[B, T] int64 position of each token (what RoPE or a learned position embedding sees).</summary>
     public Tensor Positions { get; }
@@ -37,7 +41,7 @@ public sealed class TokenLayout : IDisposable
         var sameDocument = segmentIds.unsqueeze(2).eq(segmentIds.unsqueeze(1));
         var visible = sameDocument.bitwise_and(Causal(t, segmentIds.device));
         var positions = visible.sum(-1, type: ScalarType.Int64).sub_(Scalars.One);
-        return new TokenLayout(positions.MoveToOuterDisposeScope(), visible.MoveToOuterDisposeScope());
+        return new TokenLayout(positions.MoveToOuterDisposeScope(), visible.MoveToOuterDisposeScope(), t);
     }
 
     /// <summary>
@@ -49,11 +53,12 @@ public sealed class TokenLayout : IDisposable
     {
         if (positions.Length != batch * tokens || visible.Length != batch * tokens * tokens)
             throw new ArgumentException($"a layout of {batch} × {tokens} tokens needs {batch * tokens} positions and {batch * tokens * tokens} visibility flags");
-        return new TokenLayout(tensor(positions, [batch, tokens], device: device), tensor(visible, [batch, tokens, tokens], device: device));
+        return new TokenLayout(tensor(positions, [batch, tokens], device: device), tensor(visible, [batch, tokens, tokens], device: device),
+            positions.Length == 0 ? 0 : positions.Max() + 1);
     }
 
     /// <summary>The layout of the rows at <paramref name="indices"/> (int64), e.g. the replay rows of a batch.</summary>
-    public TokenLayout Rows(Tensor indices) => new(Positions.index_select(0, indices), Visible.index_select(0, indices));
+    public TokenLayout Rows(Tensor indices) => new(Positions.index_select(0, indices), Visible.index_select(0, indices), PositionCount);
 
     /// <summary>[T, T] bool: key k is at or before query q.</summary>
     internal static Tensor Causal(long t, Device device) => ones(t, t, ScalarType.Bool, device: device).tril();
