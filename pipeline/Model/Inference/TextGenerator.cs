@@ -140,7 +140,7 @@ public sealed class TextGenerator(CausalLM model, ITokenizer tokenizer)
         using (var scope = NewDisposeScope())
         {
             // Only each row's last prompt token needs logits.
-            var last = arange(longest - 1, batch * longest, longest, ScalarType.Int64, device: device);
+            var last = tensor(Enumerable.Range(1, batch).Select(b => (long)b * longest - 1).ToArray(), device: device);
             var first = model.Forward(tensor(ids, [batch, longest], device: device), tensor(mask, [batch, longest], device: device), cache, logitsAt: last).argmax(-1);
             finished = stopTable.index_select(0, first).DetachFromDisposeScope();
             next = first.DetachFromDisposeScope();
