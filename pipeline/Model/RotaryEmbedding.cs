@@ -44,7 +44,7 @@ internal sealed class RotaryEmbedding
     /// <summary>cos and sin [B, 1, T, D] for positions [B, T].</summary>
     public (Tensor Cos, Tensor Sin) At(Tensor positions)
     {
-        var freqs = positions.to(ScalarType.Float32).unsqueeze(-1) * tensor(invFreq);
+        var freqs = positions.to(ScalarType.Float32).unsqueeze(-1) * tensor(invFreq, device: positions.device);
         var angles = cat([freqs, freqs], -1).unsqueeze(1);
         return (angles.cos(), angles.sin());
     }

@@ -30,6 +30,7 @@ public static class GenerateVerb
             TopP = ScoreVerb.DoubleOption(cli, "top-p", 1.0, double.Epsilon, 1, "a number in (0, 1]"),
             Seed = ScoreVerb.LongOption(cli, "seed", 0),
         };
+        context.ConfigureTorchThreads();
         context.AddCommand((sp, ct) =>
         {
             var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless");

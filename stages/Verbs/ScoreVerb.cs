@@ -30,6 +30,7 @@ public static class ScoreVerb
         string model = ModelOption(context);
         string? adapter = context.Cli.Option("adapter");
         int batch = IntOption(context.Cli, "batch", 8);
+        context.ConfigureTorchThreads();
         context.AddCommand((sp, ct) =>
         {
             var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless");

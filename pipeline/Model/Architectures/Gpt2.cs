@@ -38,11 +38,9 @@ public sealed class GPT2LMHeadModel : CausalLM
             throw new ArgumentException($"gpt2: sequence of {totalLength} tokens (virtual prefix tokens included) exceeds n_positions {Config.MaxPositionEmbeddings}");
     }
 
-    private protected override Tensor ForwardCore(Tensor inputIds, AttentionContext context)
-    {
-        var hidden = transformer.Forward(inputIds, context);
-        return lm_head is null ? nn.functional.linear(hidden, transformer.wte.weight!) : lm_head.call(hidden);
-    }
+    private protected override Tensor HiddenStates(Tensor inputIds, AttentionContext context) => transformer.Forward(inputIds, context);
+
+    private protected override Tensor OutputLogits(Tensor hidden) => lm_head is null ? nn.functional.linear(hidden, transformer.wte.weight!) : lm_head.call(hidden);
 
     // HF's causal-mask buffers, present in older checkpoints.
     protected override bool IsIgnorableCheckpointKey(string key) =>

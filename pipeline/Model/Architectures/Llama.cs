@@ -28,11 +28,9 @@ public class LlamaForCausalLM : CausalLM
 
     public override string BaseModelPrefix => "model";
 
-    private protected override Tensor ForwardCore(Tensor inputIds, AttentionContext context)
-    {
-        var hidden = model.Forward(inputIds, context);
-        return lm_head is null ? nn.functional.linear(hidden, model.embed_tokens.weight!) : lm_head.call(hidden);
-    }
+    private protected override Tensor HiddenStates(Tensor inputIds, AttentionContext context) => model.Forward(inputIds, context);
+
+    private protected override Tensor OutputLogits(Tensor hidden) => lm_head is null ? nn.functional.linear(hidden, model.embed_tokens.weight!) : lm_head.call(hidden);
 
     protected override bool IsNormParameter(string name) => name.EndsWith("norm.weight", StringComparison.Ordinal);
 }

@@ -159,7 +159,7 @@ public sealed class Ewc : TrainingTerm
             {
                 using var scope = NewDisposeScope();
                 using var batch = TokenBatch.Of([row]);
-                var logits = model.Forward(batch.Inputs, batch.AttentionMask);
+                var logits = batch.Logits(model);
                 var logProbs = nn.functional.log_softmax(logits[0].narrow(0, 0, batch.Targets.shape[1]), -1);
                 var mask = batch.TargetMask[0].data<float>().ToArray();
                 var targets = batch.Targets[0].data<long>().ToArray();

@@ -62,7 +62,11 @@ public sealed class Kd : TrainingTerm
         var replay = batch.ReplayIndices();
         var width = tokens.Targets.shape[1];
         Tensor teacherLogits;
-        using (no_grad()) teacherLogits = teacher.Forward(tokens.Inputs.index_select(0, replay), tokens.AttentionMask.index_select(0, replay));
+        using (no_grad())
+        {
+            using var layout = tokens.Layout?.Rows(replay);
+            teacherLogits = teacher.Forward(tokens.Inputs.index_select(0, replay), layout: layout);
+        }
         var kd = Distillation.Loss(batch.Logits.index_select(0, replay).narrow(1, 0, width), teacherLogits.narrow(1, 0, width),
             tokens.TargetMask.index_select(0, replay), options);
         return new TermValue(kd.mul(weight / batch.MicroBatches), kd.item<float>() / batch.MicroBatches);
