@@ -40,7 +40,7 @@ public sealed class PosTagTask
         };
     }
 
-    public static string Prompt(string word, string sentence) => $"Word class of \"{word}\" in: {sentence}";
+    public static string Prompt(string word, string sentence) => $"{sentence}\nWord class of \"{word}\":";
 
     public LabelTask Build(IReadOnlyList<BrownFile> train, IReadOnlyList<BrownFile> heldOut) =>
         new("postag", Labels, Items(train, "train", TrainItems), Items(heldOut, "eval", EvalItems));
