@@ -67,6 +67,10 @@ public sealed class TermContext
     public required string BaseModelDirectory { get; init; }
     /// <summary>Training rows that stand for old abilities (replay or generated text).</summary>
     public required IReadOnlyList<PreparedRow> ReplayRows { get; init; }
+    /// <summary>Training rows of the task this run learns (what a term protecting it for later runs looks at).</summary>
+    public IReadOnlyList<PreparedRow> TaskRows { get; init; } = [];
+    /// <summary>Turns a path from the configuration into a full one (relative to the pipeline file).</summary>
+    public Func<string, string> ResolvePath { get; init; } = Path.GetFullPath;
     /// <summary>Fixed windows of held-out general text (used where the data has no replay rows).</summary>
     public required IReadOnlyList<PreparedRow> HeldoutRows { get; init; }
     /// <summary>The run root's cache folder (shared by runs; keys are content hashes).</summary>
