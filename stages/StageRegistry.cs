@@ -80,6 +80,7 @@ public static class StageRegistry
             {
                 ["run"] = typeof(RunOptions),
                 ["pretrain"] = typeof(Pretraining.PretrainOptions),
+                ["continual"] = typeof(Forgetless.Continual.ContinualOptions),
             }
             .Concat(All.Select(e => KeyValuePair.Create(e.Name, e.OptionsType)))
             .ToDictionary(StringComparer.Ordinal);

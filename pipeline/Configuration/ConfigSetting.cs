@@ -87,6 +87,13 @@ public static class ConfigLayers
                 yield return new ConfigSetting($"{key}:{i}:{field}", value, origin);
     }
 
+    /// <summary>Settings that replace the list of strings at <paramref name="key"/> with <paramref name="values"/>.</summary>
+    public static IEnumerable<ConfigSetting> ListOf(string key, IReadOnlyList<string> values, string origin)
+    {
+        yield return new ConfigSetting(key, "", origin, EmptyList: true);
+        for (int i = 0; i < values.Count; i++) yield return new ConfigSetting($"{key}:{i}", values[i], origin);
+    }
+
     public static bool Within(string key, string root) =>
         key.Equals(root, StringComparison.OrdinalIgnoreCase)
         || (key.Length > root.Length && key[root.Length] == ':' && key.StartsWith(root, StringComparison.OrdinalIgnoreCase));

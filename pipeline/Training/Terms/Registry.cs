@@ -21,6 +21,7 @@ public static class TrainingTerms
         new("l2sp", "L2-SP: λ·Σ ‖θ − θ₀‖² toward the starting values (base weights) or zero (adapter tensors)", typeof(L2SpSection), L2Sp.Create),
         new("kd", "distillation against the live base model on replay rows: (1 − w)·CE + w·KL·T²", typeof(KdSection), Kd.Create),
         new("si", "synaptic intelligence: c·Σ Ω (θ − θ*)², importance Ω accumulated along the training path", typeof(SiSection), Si.Create),
+        new("orthogonality", "O-LoRA: λ·Σ ‖A_prev·Aᵀ‖², the new LoRA block kept out of earlier tasks' subspace (method olora)", typeof(OrthogonalitySection), Orthogonality.Create),
     ];
 
     public static IEnumerable<string> Names => All.Select(t => t.Name);

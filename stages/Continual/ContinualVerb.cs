@@ -1,0 +1,77 @@
+using System.Globalization;
+using Forgetless.Continual;
+using Forgetless.Runs;
+using Forgetless.Stages.Cli;
+using Forgetless.Stages.Verbs;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Forgetless.Stages.Continual;
+
+/// <summary>
+/// `forgetless continual [--strategy NAME]...`: learns the <c>continual.tasks</c> sequence with every configured
+/// strategy (or the named ones), prints each strategy's accuracy matrix with ACC, BWT, FWT and forgetting, and writes
+/// summary.json, report.md and report.html under RUN_ROOT/continual. `forgetless continual reptile` runs the
+/// meta-learning experiment (<see cref="ReptileExperiment"/>).
+/// </summary>
+public static class ContinualVerb
+{
+    public static Verb Definition { get; } = new(
+        "continual",
+        "forgetless continual [--strategy NAME]... [--config FILE] [--set section.key=value]...  |  forgetless continual reptile",
+        "learn a sequence of tasks with each strategy: accuracy matrix, ACC, BWT, FWT, forgetting, router (docs/continual.md)",
+        Register);
+
+    private static void Register(VerbContext context)
+    {
+        var names = context.Cli.Options("strategy");
+        bool reptile = context.Cli.Positional is ["reptile"];
+        if (context.Cli.Positional.Count > 0 && !reptile)
+            throw new UsageException($"continual: unexpected '{string.Join(" ", context.Cli.Positional)}'; expected nothing or 'reptile'");
+        context.AddRunStore(writes: true);
+        context.AddCommand(async (sp, ct) =>
+        {
+            var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless");
+            var options = context.Config.Section<ContinualOptions>("continual");
+            var runner = new ContinualRunner(context.Config, options, logger, ToolVersion.Current);
+            var pipeline = new StageContext(context.Config);
+            if (reptile)
+            {
+                // The sequence's own settings (continual.settings) decide the method, as for every strategy's steps.
+                var withSettings = context.Config.With(Configuration.PipelineConfig.ParseOverrides(options.Settings, "continual.settings"));
+                var finetune = withSettings.Section<FineTuning.FineTuneOptions>("finetune");
+                var setup = new ReptileSetup(() => StageContext.LoadWithTokenizer(pipeline.BaseModel, "the reptile experiment"), finetune, pipeline.Resolve,
+                    pipeline.Resolve(finetune.Heldout), withSettings.Section<Data.PrepareOptions>("prepare").SeqLen, finetune.LearningRate, pipeline.Seed);
+                var reptileResult = new ReptileExperiment(setup, options, logger).Run(ct);
+                Console.Out.Write(reptileResult.Describe());
+                OutputJson.Write(Path.Combine(runner.Root, "reptile.json"), reptileResult);
+                return ExitCodes.Ok;
+            }
+            var chosen = names.Count == 0 ? options.Strategies
+                : names.Select(n => options.Strategies.FirstOrDefault(s => s.Name == n)
+                    ?? throw new UsageException($"continual: no strategy '{n}'; configured: {string.Join(", ", options.Strategies.Select(s => s.Name))}")).ToList();
+            if (chosen.Count == 0) throw new Configuration.ConfigException("continual.strategies: is empty; configure at least one strategy");
+
+            var baseline = await runner.BaseAsync(ct);
+            var summaries = new List<StrategySummary>();
+            foreach (var strategy in chosen)
+            {
+                var run = await runner.RunAsync(strategy, baseline, ct);
+                RouterResult? router = strategy.Isolation == Isolation.PerTask
+                    ? await new TaskIsolation(runner, options, pipeline, logger, ToolVersion.Current).EvaluateAsync(run, ct) : null;
+                var summary = ContinualReport.Summarize(run, router, pipeline.Seed, options.BootstrapResamples);
+                summaries.Add(summary);
+                logger.LogInformation("continual {Strategy}: ACC {Acc:F3}, BWT {Bwt:F3}, FWT {Fwt:F3}, forgetting {Forgetting:F3}",
+                    strategy.Name, summary.Metrics.Acc, summary.Metrics.Bwt, summary.Metrics.Fwt, summary.Metrics.Forgetting);
+            }
+            var tasks = options.Tasks;
+            var result = new ContinualSummary(tasks.Select(t => t.Name).ToList(), tasks.Select(t => t.Metric).ToList(),
+                tasks.Select(t => Math.Round(baseline.Suites[t.Name].Metrics[t.Metric], 6)).ToArray(),
+                ContinualReport.OldSuites(baseline, tasks.Select(t => t.Name).ToList()), summaries);
+            ContinualReport.WriteAll(result, runner.Root);
+            Console.Out.Write(ContinualReport.Markdown(result));
+            logger.LogInformation("continual: report in {Folder}", runner.Root);
+            return ExitCodes.Ok;
+        });
+    }
+}
