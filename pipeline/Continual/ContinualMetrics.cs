@@ -78,12 +78,24 @@ public sealed class ContinualScores
     /// <summary>Percentile intervals of each summary from <paramref name="resamples"/> paired item resamples (one draw of every task's items per resample).</summary>
     public ContinualIntervals Intervals(int seed, int resamples = Bootstrap.DefaultResamples, double confidence = 0.95)
     {
-        var random = new Random(seed);
-        var draws = new List<ContinualMetrics>(resamples);
-        for (int s = 0; s < resamples; s++)
-            draws.Add(Metrics(scores.Select(task => Enumerable.Range(0, task[0].Length).Select(_ => random.Next(task[0].Length)).ToArray()).ToArray()));
+        var draws = Draws(seed, resamples).Select(d => Metrics(d)).ToList();
         Interval Of(Func<ContinualMetrics, double> f) => new Resamples(draws.Select(f)).Interval(confidence);
         return new ContinualIntervals(Of(m => m.Acc), Of(m => m.Bwt), Of(m => m.Fwt), Of(m => m.Forgetting));
+    }
+
+    /// <summary>Any statistic of (R, b) over the same paired item resamples as <see cref="Intervals"/>.</summary>
+    public Resamples Resampled(Func<double[,], double[], double> statistic, int seed, int resamples = Bootstrap.DefaultResamples) =>
+        new(Draws(seed, resamples).Select(d =>
+        {
+            var (r, b) = Matrix(d);
+            return statistic(r, b);
+        }));
+
+    private IEnumerable<int[][]> Draws(int seed, int resamples)
+    {
+        var random = new Random(seed);
+        for (int s = 0; s < resamples; s++)
+            yield return scores.Select(task => Enumerable.Range(0, task[0].Length).Select(_ => random.Next(task[0].Length)).ToArray()).ToArray();
     }
 }
 

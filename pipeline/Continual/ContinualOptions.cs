@@ -33,9 +33,11 @@ public sealed class ContinualOptions : IValidatableOptions
 
     public ReptileOptions Reptile { get; set; } = new();
 
+    /// <summary>Bounds on a strategy's ACC, BWT, FWT, forgetting or a cell of R; <c>forgetless continual</c> exits 4 when one fails.</summary>
+    public List<ContinualGateOptions> Gates { get; set; } = [];
+
     public IEnumerable<string> Validate()
     {
-        if (Tasks.Count == 0) yield return "tasks: is empty; name at least one task (name, train, suite)";
         for (int i = 0; i < Tasks.Count; i++)
             foreach (var e in Tasks[i].Validate()) yield return $"tasks[{i}].{e}";
         foreach (var dup in Tasks.GroupBy(t => t.Name).Where(g => g.Count() > 1)) yield return $"tasks: '{dup.Key}' is named twice";
@@ -46,6 +48,10 @@ public sealed class ContinualOptions : IValidatableOptions
         if (RouterSamples <= 0) yield return $"routerSamples = {RouterSamples}: must be a positive whole number";
         if (BootstrapResamples <= 0) yield return $"bootstrapResamples = {BootstrapResamples}: must be a positive whole number";
         foreach (var e in Reptile.Validate()) yield return "reptile." + e;
+        var taskNames = Tasks.Select(t => t.Name).ToList();
+        var strategyNames = Strategies.Select(s => s.Name).ToList();
+        for (int i = 0; i < Gates.Count; i++)
+            foreach (var e in Gates[i].Validate(taskNames, strategyNames)) yield return $"gates[{i}].{e}";
     }
 }
 

@@ -21,7 +21,8 @@ public sealed record StrategySummary(
 
 /// <summary>summary.json of <c>forgetless continual</c>.</summary>
 public sealed record ContinualSummary(IReadOnlyList<string> Tasks, IReadOnlyList<string> Metrics, double[] Base,
-    SortedDictionary<string, SortedDictionary<string, double>> BaseOldSuites, IReadOnlyList<StrategySummary> Strategies);
+    SortedDictionary<string, SortedDictionary<string, double>> BaseOldSuites, IReadOnlyList<StrategySummary> Strategies,
+    IReadOnlyList<ContinualGateVerdict> Gates);
 
 /// <summary>
 /// The results of a task sequence: summary.json (snake_case), report.md and report.html — per strategy the accuracy
@@ -69,6 +70,11 @@ public static class ContinualReport
             s.Router is { } router ? F(router.Accuracy) : "",
         ]).ToList());
 
+    /// <summary>Gate | verdict | what it found.</summary>
+    public static ReportTable GateTable(ContinualSummary summary) => new(
+        ["gate", "verdict", "finding"],
+        summary.Gates.Select(g => (IReadOnlyList<ReportCell>)[g.Name, g.Passed ? "pass" : "FAIL", g.Message]).ToList());
+
     /// <summary>R with one row per step and one column per task, then the untrained model's row.</summary>
     public static ReportTable Matrix(ContinualSummary summary, StrategySummary s) => new(
         ["after step", .. summary.Tasks],
@@ -98,6 +104,7 @@ public static class ContinualReport
          .Append("FWT the mean gain of a task before it was trained over the untrained model; forgetting the mean drop from each earlier task's best. ")
          .Append("Intervals: 95% paired bootstrap over the suites' items.\n\n");
         s.Append(Comparison(summary).Markdown()).Append('\n');
+        if (summary.Gates.Count > 0) s.Append("Gates:\n\n").Append(GateTable(summary).Markdown()).Append('\n');
         foreach (var strategy in summary.Strategies)
         {
             s.Append("## ").Append(strategy.Name).Append("\n\n");
@@ -121,6 +128,7 @@ public static class ContinualReport
          .Append("</style></head><body>\n");
         s.Append("<h1>Continual learning: ").Append(WebUtility.HtmlEncode(string.Join(" → ", summary.Tasks))).Append("</h1>\n");
         s.Append(Comparison(summary).Html());
+        if (summary.Gates.Count > 0) s.Append("<h2>Gates</h2>\n").Append(GateTable(summary).Html());
         s.Append("<h2>Each task after every step</h2>\n");
         for (int j = 0; j < summary.Tasks.Count; j++) s.Append(TaskLines(summary, j));
         foreach (var strategy in summary.Strategies)

@@ -33,6 +33,8 @@ public static class ContinualVerb
         {
             var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless");
             var options = context.Config.Section<ContinualOptions>("continual");
+            if (options.Tasks.Count == 0)
+                throw new Configuration.ConfigException($"{Path.GetFileName(context.Config.FilePath)}: continual.tasks is empty; name the tasks of the sequence (name, train, suite)");
             var runner = new ContinualRunner(context.Config, options, logger, ToolVersion.Current);
             var pipeline = new StageContext(context.Config);
             if (reptile)
@@ -54,9 +56,12 @@ public static class ContinualVerb
 
             var baseline = await runner.BaseAsync(ct);
             var summaries = new List<StrategySummary>();
+            var verdicts = new List<ContinualGateVerdict>();
             foreach (var strategy in chosen)
             {
                 var run = await runner.RunAsync(strategy, baseline, ct);
+                verdicts.AddRange(options.Gates.Where(g => g.Strategy == strategy.Name)
+                    .Select(g => ContinualGates.Judge(g, run.Scores, pipeline.Seed, options.BootstrapResamples)));
                 RouterResult? router = strategy.Isolation == Isolation.PerTask
                     ? await new TaskIsolation(runner, options, pipeline, logger, ToolVersion.Current).EvaluateAsync(run, ct) : null;
                 var summary = ContinualReport.Summarize(run, router, pipeline.Seed, options.BootstrapResamples);
@@ -67,11 +72,14 @@ public static class ContinualVerb
             var tasks = options.Tasks;
             var result = new ContinualSummary(tasks.Select(t => t.Name).ToList(), tasks.Select(t => t.Metric).ToList(),
                 tasks.Select(t => Math.Round(baseline.Suites[t.Name].Metrics[t.Metric], 6)).ToArray(),
-                ContinualReport.OldSuites(baseline, tasks.Select(t => t.Name).ToList()), summaries);
+                ContinualReport.OldSuites(baseline, tasks.Select(t => t.Name).ToList()), summaries, verdicts);
             ContinualReport.WriteAll(result, runner.Root);
             Console.Out.Write(ContinualReport.Markdown(result));
             logger.LogInformation("continual: report in {Folder}", runner.Root);
-            return ExitCodes.Ok;
+            foreach (var skipped in options.Gates.Where(g => chosen.All(s => s.Name != g.Strategy)))
+                logger.LogWarning("continual gate '{Gate}' not judged: strategy '{Strategy}' was not run", skipped.DisplayName, skipped.Strategy);
+            foreach (var failed in verdicts.Where(v => !v.Passed)) logger.LogError("continual gate '{Gate}' failed: {Message}", failed.Name, failed.Message);
+            return verdicts.All(v => v.Passed) ? ExitCodes.Ok : ExitCodes.GateFailed;
         });
     }
 }
