@@ -47,8 +47,19 @@ public sealed class ContinualGateOptions
     }
 }
 
-/// <summary>What a continual gate found: the value, the bound it was judged by, and the verdict.</summary>
-public sealed record ContinualGateVerdict(string Name, string Strategy, double Value, double Judged, Interval Interval, bool Passed, string Message);
+/// <summary>
+/// What a continual gate found: the value, the number it was judged by (the bound, or the value for a point decision)
+/// against <see cref="Threshold"/> as a <see cref="Kind"/> ("min" or "max") bound, and the verdict.
+/// </summary>
+public sealed record ContinualGateVerdict(string Name, string Strategy, string Kind, double Threshold, double Value, double Judged, Interval Interval,
+    bool Passed, string Message)
+{
+    /// <summary>Whether <see cref="Passed"/> follows from <see cref="Judged"/> and the threshold (a recorded verdict is rechecked with it).</summary>
+    public bool Consistent => Passed == Holds(Kind, Judged, Threshold);
+
+    public static bool Holds(string kind, double judged, double threshold) =>
+        !double.IsNaN(judged) && (kind == "min" ? judged >= threshold : judged <= threshold);
+}
 
 public static class ContinualGates
 {
@@ -64,15 +75,17 @@ public static class ContinualGates
         var draws = scores.Resampled(statistic, seed, resamples);
         bool lower = gate.Min is not null;
         double bound = draws.Quantile(lower ? 1 - confidence : confidence);
-        double judged = gate.Decision == GateDecision.Point ? value : bound;
-        bool passed = !double.IsNaN(judged) && (lower ? judged >= gate.Threshold : judged <= gate.Threshold);
+        // Rounded as recorded, so a verdict read back from summary.json or a package rechecks to the same answer.
+        double judged = Math.Round(gate.Decision == GateDecision.Point ? value : bound, 6);
+        string kind = lower ? "min" : "max";
+        bool passed = ContinualGateVerdict.Holds(kind, judged, gate.Threshold);
         var interval = draws.Interval(confidence);
         string F(double x) => (x + 0.0).ToString("0.####", CultureInfo.InvariantCulture);
         string how = gate.Decision == GateDecision.Point ? "point estimate"
             : string.Create(CultureInfo.InvariantCulture, $"one-sided {confidence:0%} bound {F(bound)}");
         string message = $"{gate.Strategy}: {gate.Metric}{(gate.Metric == "r" ? $"[after {gate.AfterTask}, {gate.Task}]" : "")} = {F(value)} "
                          + $"(95% CI {F(interval.Low)} .. {F(interval.High)}), {how} must be {(lower ? "at least" : "at most")} {F(gate.Threshold)} — {(passed ? "pass" : "FAIL")}";
-        return new ContinualGateVerdict(gate.DisplayName, gate.Strategy, Math.Round(value, 6), Math.Round(judged, 6), interval, passed, message);
+        return new ContinualGateVerdict(gate.DisplayName, gate.Strategy, kind, gate.Threshold, Math.Round(value, 6), judged, interval, passed, message);
     }
 
     private static Func<double[,], double[], double> Cell(IReadOnlyList<string> tasks, string row, string column)

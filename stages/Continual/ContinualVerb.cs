@@ -18,16 +18,17 @@ public static class ContinualVerb
 {
     public static Verb Definition { get; } = new(
         "continual",
-        "forgetless continual [--strategy NAME]... [--config FILE] [--set section.key=value]...  |  forgetless continual reptile",
+        "forgetless continual [--strategy NAME]... [--config FILE] [--set section.key=value]...  |  forgetless continual reptile  |  forgetless continual package [--strategy NAME]",
         "learn a sequence of tasks with each strategy: accuracy matrix, ACC, BWT, FWT, forgetting, router (docs/continual.md)",
         Register);
 
     private static void Register(VerbContext context)
     {
         var names = context.Cli.Options("strategy");
-        bool reptile = context.Cli.Positional is ["reptile"];
-        if (context.Cli.Positional.Count > 0 && !reptile)
-            throw new UsageException($"continual: unexpected '{string.Join(" ", context.Cli.Positional)}'; expected nothing or 'reptile'");
+        bool reptile = context.Cli.Positional is ["reptile"], package = context.Cli.Positional is ["package"];
+        if (context.Cli.Positional.Count > 0 && !reptile && !package)
+            throw new UsageException($"continual: unexpected '{string.Join(" ", context.Cli.Positional)}'; expected nothing, 'reptile' or 'package'");
+        if (package && names.Count > 1) throw new UsageException("continual package: name one strategy (--strategy NAME)");
         context.AddRunStore(writes: true);
         context.AddCommand(async (sp, ct) =>
         {
@@ -48,6 +49,24 @@ public static class ContinualVerb
                 Console.Out.Write(reptileResult.Describe());
                 OutputJson.Write(Path.Combine(runner.Root, "reptile.json"), reptileResult);
                 return ExitCodes.Ok;
+            }
+            if (package)
+            {
+                var strategy = names.Count == 1
+                    ? options.Strategies.FirstOrDefault(s => s.Name == names[0])
+                      ?? throw new UsageException($"continual package: no strategy '{names[0]}'; configured: {string.Join(", ", options.Strategies.Select(s => s.Name))}")
+                    : options.Strategies.FirstOrDefault(s => s.Isolation == Isolation.PerTask)
+                      ?? throw new UsageException("continual package: no strategy with isolation perTask is configured; name one with --strategy");
+                try
+                {
+                    await new ContinualPackage(context.Config, options, runner, logger, ToolVersion.Current).BuildAsync(strategy, ct);
+                    return ExitCodes.Ok;
+                }
+                catch (GateRefusedException e)
+                {
+                    logger.LogError("{Message}", e.Message);
+                    return ExitCodes.GateFailed;
+                }
             }
             var chosen = names.Count == 0 ? options.Strategies
                 : names.Select(n => options.Strategies.FirstOrDefault(s => s.Name == n)

@@ -39,7 +39,7 @@ public sealed class ContinualRunTests
         File.WriteAllLines(Path.Combine(f.Root, name + ".eval.jsonl"), suite);
     }
 
-    private static FineTuneFixture Sequence()
+    private static FineTuneFixture Sequence(JsonArray? gates = null)
     {
         var f = new FineTuneFixture();
         WriteTask(f, "first", w => w[0]);
@@ -58,6 +58,7 @@ public sealed class ContinualRunTests
                 new JsonObject { ["name"] = "naive" },
                 new JsonObject { ["name"] = "replay", ["replayRows"] = 30 },
                 new JsonObject { ["name"] = "isolated", ["isolation"] = "perTask" }),
+            ["gates"] = gates ?? new JsonArray(),
         };
         File.WriteAllText(f.ConfigPath, config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         return f;
@@ -104,5 +105,51 @@ public sealed class ContinualRunTests
         var set = Path.Combine(runner.Root, "isolated", "adapters");
         Forgetless.Peft.AdapterSet.IsSet(set).Should().BeTrue();
         Forgetless.Peft.AdapterSet.Names(set).Should().Equal("first", "last");
+    }
+
+    [Fact]
+    public async Task Isolated_adapters_package_as_a_PEFT_multi_adapter_set_that_verifies_and_a_failed_gate_refuses_it()
+    {
+        var gates = new JsonArray(
+            new JsonObject { ["strategy"] = "isolated", ["metric"] = "bwt", ["min"] = 0.0, ["decision"] = "point" },
+            new JsonObject { ["strategy"] = "isolated", ["metric"] = "forgetting", ["max"] = 0.0, ["decision"] = "point" });
+        using var f = Sequence(gates);
+        var config = f.LoadConfig();
+        var options = config.Section<ContinualOptions>("continual");
+        var runner = new ContinualRunner(config, options, NullLogger.Instance, "test");
+        var isolated = options.Strategies.Single(s => s.Name == "isolated");
+
+        var result = await new ContinualPackage(config, options, runner, NullLogger.Instance, "test").BuildAsync(isolated, CancellationToken.None);
+
+        // PEFT's layout for named adapters: one adapter folder per name; the router beside them.
+        foreach (var task in new[] { "first", "last" })
+        {
+            File.Exists(Path.Combine(result.Folder, task, "adapter_config.json")).Should().BeTrue();
+            File.Exists(Path.Combine(result.Folder, task, "adapter_model.safetensors")).Should().BeTrue();
+        }
+        File.Exists(Path.Combine(result.Folder, "router.json")).Should().BeTrue();
+        var manifest = JsonNode.Parse(File.ReadAllText(Path.Combine(result.Folder, Forgetless.Packaging.Provenance.FileName)))!;
+        manifest["format"]!.ToString().Should().Be(Forgetless.Packaging.AdapterSetPackager.Format);
+        manifest["continual"]!["gates"]!.AsArray().Should().HaveCount(2);
+        File.ReadAllText(Path.Combine(result.Folder, "README.md")).Should().Contain("load_adapter").And.Contain("| 2. last |");
+
+        Forgetless.Packaging.PackageVerifier.Verify(result.Archive, f.ModelDirectory).Problems.Should().BeEmpty();
+        // Packaging is deterministic: the same run packaged again gives the same archive bytes.
+        string sha = Forgetless.Runs.FileHashes.Compute(result.Archive);
+        var again = await new ContinualPackage(config, options, runner, NullLogger.Instance, "test").BuildAsync(isolated, CancellationToken.None);
+        Forgetless.Runs.FileHashes.Compute(again.Archive).Should().Be(sha);
+
+        // Weights changed after packaging, even with SHA256SUMS rewritten, are caught by the recorded digests.
+        string weights = Path.Combine(result.Folder, "last", "adapter_model.safetensors");
+        var bytes = File.ReadAllBytes(weights);
+        bytes[^1] ^= 0x40;
+        File.WriteAllBytes(weights, bytes);
+        Forgetless.Packaging.Sha256Sums.Write(result.Folder);
+        Forgetless.Packaging.PackageVerifier.Verify(result.Folder).Problems.Should().Contain(p => p.Contains("last/adapter_model.safetensors") && p.Contains("not the weights"));
+
+        // A gate the strategy fails refuses the package.
+        options.Gates.Add(new ContinualGateOptions { Strategy = "isolated", Metric = "r", AfterTask = "first", Task = "last", Min = 1.0, Decision = Forgetless.Evaluation.GateDecision.Point });
+        var refuse = () => new ContinualPackage(config, options, runner, NullLogger.Instance, "test").BuildAsync(isolated, CancellationToken.None);
+        (await refuse.Should().ThrowAsync<GateRefusedException>()).Which.Message.Should().Contain("after first, last");
     }
 }
