@@ -47,10 +47,14 @@ public sealed record ReptileResult(string HeldOutTask, IReadOnlyList<string> Met
 /// normal <see cref="Trainer"/> with a fresh optimizer) to φ′ and moves φ ← φ + ε(φ′ − φ). The held-out task is then
 /// fine-tuned from φ and from the fresh adapter with the same data, schedule and seed; the validation loss curve, the
 /// steps to a target loss, the held-out task's accuracy and the rise of the general held-out loss are compared.
-/// Deterministic for a seed; about a few minutes on the embedded default.
+/// Deterministic for a seed; about a few minutes on the embedded default. After every meta-iteration φ is saved in
+/// <paramref name="workDirectory"/> (<see cref="StateFile"/>, with the iteration and a fingerprint of the settings), so
+/// an interrupted run resumes at the next iteration and ends with the same bytes.
 /// </summary>
-public sealed class ReptileExperiment(ReptileSetup setup, ContinualOptions options, ILogger logger)
+public sealed class ReptileExperiment(ReptileSetup setup, ContinualOptions options, ILogger logger, string workDirectory)
 {
+    public const string StateFile = "reptile-meta.safetensors";
+
     private ContinualOptions Options => options;
 
     public ReptileResult Run(CancellationToken cancellationToken)
@@ -72,10 +76,15 @@ public sealed class ReptileExperiment(ReptileSetup setup, ContinualOptions optio
         var general = LossProbe.HeldoutRows(setup.Heldout, tokenizer, 8, 256, model.Config.MaxPositionEmbeddings);
         double baseHeldout = LossProbe.MeanLoss(model, general, 8);
 
-        string work = Directory.CreateTempSubdirectory("forgetless-reptile-").FullName;
+        Directory.CreateDirectory(workDirectory);
+        string work = Path.Combine(workDirectory, "steps");
+        string statePath = Path.Combine(workDirectory, StateFile);
+        string fingerprint = Runs.FileHashes.Of(Configuration.PipelineConfig.Canonical(new { r, tasks = options.Tasks, setup.Finetune, setup.Seed, setup.SeqLen, setup.LearningRate }));
         try
         {
-            for (int it = 0; it < r.MetaIterations; it++)
+            int start = Resume(tuned, statePath, fingerprint);
+            if (start > 0) logger.LogInformation("reptile: resuming after meta-iteration {It} ({File})", start, statePath);
+            for (int it = start; it < r.MetaIterations; it++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 int k = it % meta.Count;
@@ -85,6 +94,12 @@ public sealed class ReptileExperiment(ReptileSetup setup, ContinualOptions optio
                     foreach (var (name, p) in tuned.Trainable)
                         p.copy_(before[name].add(p.detach().sub(before[name]).mul(r.OuterStepSize)));
                 Dispose(before);
+                Directory.Delete(Path.Combine(work, $"meta-{it}"), recursive: true);
+                Model.Safetensors.SafetensorsWriter.Write(statePath, tuned.Trainable.Select(t => KeyValuePair.Create(t.name, (Tensor)t.parameter)),
+                    Model.Safetensors.SafetensorsDType.Keep, new Dictionary<string, string>
+                    {
+                        ["iteration"] = (it + 1).ToString(CultureInfo.InvariantCulture), ["fingerprint"] = fingerprint,
+                    });
                 logger.LogInformation("reptile: meta-iteration {It}/{Count} on {Task}", it + 1, r.MetaIterations, meta[k].Name);
             }
             var metaInit = Snapshot(tuned);
@@ -110,8 +125,31 @@ public sealed class ReptileExperiment(ReptileSetup setup, ContinualOptions optio
         finally
         {
             Dispose(fresh);
-            Directory.Delete(work, recursive: true);
+            if (Directory.Exists(work)) Directory.Delete(work, recursive: true);
         }
+    }
+
+    /// <summary>The meta-iterations a saved φ already covers (0 without one, or when it was saved under other settings).</summary>
+    private int Resume(TunedModel tuned, string statePath, string fingerprint)
+    {
+        if (!File.Exists(statePath)) return 0;
+        var file = Model.Safetensors.SafetensorsFile.Open(statePath);
+        if (!file.Metadata.TryGetValue("fingerprint", out var saved) || saved != fingerprint
+            || !file.Metadata.TryGetValue("iteration", out var text) || !int.TryParse(text, CultureInfo.InvariantCulture, out int done))
+        {
+            logger.LogInformation("reptile: {File} was saved under other settings; starting over", statePath);
+            return 0;
+        }
+        var values = file.ReadAll();
+        try
+        {
+            Restore(tuned, values.ToDictionary(v => v.Key, v => v.Value, StringComparer.Ordinal));
+        }
+        finally
+        {
+            foreach (var t in values.Values) t.Dispose();
+        }
+        return Math.Min(done, options.Reptile.MetaIterations);
     }
 
     private TrainingResult Train(TunedModel tuned, IReadOnlyList<PreparedRow> rows, LossProbe probe, int steps, double learningRate, int evalEvery,

@@ -45,7 +45,7 @@ public static class ContinualVerb
                 var finetune = withSettings.Section<FineTuning.FineTuneOptions>("finetune");
                 var setup = new ReptileSetup(() => StageContext.LoadWithTokenizer(pipeline.BaseModel, "the reptile experiment"), finetune, pipeline.Resolve,
                     pipeline.Resolve(finetune.Heldout), withSettings.Section<Data.PrepareOptions>("prepare").SeqLen, finetune.LearningRate, pipeline.Seed);
-                var reptileResult = new ReptileExperiment(setup, options, logger).Run(ct);
+                var reptileResult = new ReptileExperiment(setup, options, logger, Path.Combine(runner.Root, "reptile")).Run(ct);
                 Console.Out.Write(reptileResult.Describe());
                 OutputJson.Write(Path.Combine(runner.Root, "reptile.json"), reptileResult);
                 return ExitCodes.Ok;

@@ -39,7 +39,7 @@ public sealed class ContinualRunTests
         File.WriteAllLines(Path.Combine(f.Root, name + ".eval.jsonl"), suite);
     }
 
-    private static FineTuneFixture Sequence(JsonArray? gates = null)
+    internal static FineTuneFixture Sequence(JsonArray? gates = null)
     {
         var f = new FineTuneFixture();
         WriteTask(f, "first", w => w[0]);
