@@ -10,7 +10,9 @@ namespace Forgetless.Continual;
 /// <item>ACC = (1/T) Σ_j R[T−1, j] — the average score at the end.</item>
 /// <item>BWT = (1/(T−1)) Σ_{j&lt;T−1} (R[T−1, j] − R[j, j]) — what later training did to earlier tasks (negative: forgetting).</item>
 /// <item>FWT = (1/(T−1)) Σ_{j&gt;0} (R[j−1, j] − b[j]) — what earlier training did for a task before it was trained.</item>
-/// <item>Forgetting = (1/(T−1)) Σ_{j&lt;T−1} max_{l&lt;T−1} (R[l, j] − R[T−1, j]) — the drop from the best score a task ever had.</item>
+/// <item>Forgetting = (1/(T−1)) Σ_{j&lt;T−1} max_{j≤l&lt;T−1} (R[l, j] − R[T−1, j]) — the drop from the best score a task had
+/// once it was trained (Chaudhry et al. take the max over every earlier step, where a task is only scored after it was
+/// learned; here every task is scored at every step, and a score before a task's own step is not knowledge to forget).</item>
 /// </list>
 /// </summary>
 public sealed record ContinualMetrics(double Acc, double Bwt, double Fwt, double Forgetting)
@@ -24,7 +26,7 @@ public sealed record ContinualMetrics(double Acc, double Bwt, double Fwt, double
         if (t == 1) return new ContinualMetrics(acc, 0, 0, 0);
         double bwt = Enumerable.Range(0, last).Average(j => r[last, j] - r[j, j]);
         double fwt = Enumerable.Range(1, last).Average(j => r[j - 1, j] - b[j]);
-        double forgetting = Enumerable.Range(0, last).Average(j => Enumerable.Range(0, last).Max(l => r[l, j]) - r[last, j]);
+        double forgetting = Enumerable.Range(0, last).Average(j => Enumerable.Range(j, last - j).Max(l => r[l, j]) - r[last, j]);
         return new ContinualMetrics(acc, bwt, fwt, forgetting);
     }
 }

@@ -30,6 +30,15 @@ public sealed class ContinualMetricsTests
     }
 
     [Fact]
+    public void A_score_before_the_task_was_trained_is_not_counted_as_forgetting()
+    {
+        // Task 1 scores 0.95 untrained (after step 0, say a majority-class answer), 0.9 after its own step, 0.9 at the end:
+        // nothing it learned was lost. Task 0: best 0.8 after its step, 0.6 at the end → 0.2.
+        double[,] r = { { 0.8, 0.95, 0.3 }, { 0.7, 0.9, 0.3 }, { 0.6, 0.9, 0.7 } };
+        ContinualMetrics.Of(r, B).Forgetting.Should().BeApproximately((0.2 + 0.0) / 2, 1e-12);
+    }
+
+    [Fact]
     public void Item_scores_give_the_matrix_of_their_means_and_intervals_around_the_point()
     {
         // Two tasks, four items each: [task][step + 1][item].
