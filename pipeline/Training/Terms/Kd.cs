@@ -6,12 +6,22 @@ using static TorchSharp.torch;
 
 namespace Forgetless.Training.Terms;
 
-/// <summary><c>finetune.kd</c>: distillation against the live base model on replay rows.</summary>
-public sealed class KdSection : IValidatableOptions
+/// <summary><c>finetune.kd</c>: distillation against a live teacher on replay rows.</summary>
+public sealed class KdSection : IValidatableOptions, IDeclaresInputFolders
 {
     /// <summary>w: replay rows train on (1 − w)·CE + w·KD.</summary>
     public double Weight { get; set; } = 0.5;
     public double Temperature { get; set; } = 2.0;
+    /// <summary>
+    /// An adapter folder the teacher is the base model with (e.g. the previous task's adapter in a task sequence, so
+    /// the student stays close to the model it was); empty: the base model itself.
+    /// </summary>
+    public string TeacherAdapter { get; set; } = "";
+
+    public IEnumerable<(string Key, string Folder)> InputFolders(Func<string, string> resolve)
+    {
+        if (TeacherAdapter.Length > 0) yield return ("finetune.kd.teacherAdapter", resolve(TeacherAdapter));
+    }
 
     public IEnumerable<string> Validate()
     {
@@ -45,14 +55,20 @@ public sealed class Kd : TrainingTerm
     public override string Name => "kd";
     public override double ReplayCrossEntropyShare => weight;
 
-    /// <summary>The finetune kd term: the base model as teacher, forward KL at the configured temperature.</summary>
+    /// <summary>The finetune kd term: the base model (with <c>kd.teacherAdapter</c> when set) as teacher, forward KL at the configured temperature.</summary>
     public static Kd Create(TermContext context)
     {
         var section = context.Section<KdSection>();
         if (context.ReplayRows.Count == 0)
             context.Logger.LogWarning("finetune: kd is on, but the training data has no replay rows (kind replay/generated); it will never apply");
-        return new Kd(ModelFolder.LoadModel(context.BaseModelDirectory),
-            new KdOptions { Divergence = KdDivergence.ForwardKl, Temperature = section.Temperature }, section.Weight);
+        var teacher = ModelFolder.LoadModel(context.BaseModelDirectory);
+        if (section.TeacherAdapter.Length > 0)
+        {
+            var folder = context.ResolvePath(section.TeacherAdapter);
+            Peft.AdapterFolder.Apply(teacher, folder);
+            context.Logger.LogInformation("finetune: kd teacher is the base model with the adapter {Folder}", folder);
+        }
+        return new Kd(teacher, new KdOptions { Divergence = KdDivergence.ForwardKl, Temperature = section.Temperature }, section.Weight);
     }
 
     public override TermValue? BatchLoss(TermBatch batch)
