@@ -137,7 +137,7 @@ public sealed class RegularizerIntegrationTests
             CacheDirectory = Path.Combine(f.Root, "cache"), Logger = NullLogger.Instance,
         });
         using var batch = TokenBatch.Of(rows);
-        using var logits = tuned.Model.Forward(batch.Inputs, batch.AttentionMask);
+        using var logits = batch.Logits(tuned.Model);
         var value = kd.BatchLoss(new TermBatch { Rows = rows, Tokens = batch, Logits = logits, StepTargetTokens = batch.TargetTokens, MicroBatches = 1 })!.Value;
         value.Reported.Should().BeApproximately(0, 1e-6, "student and teacher are the base model with the same adapter");
 
