@@ -45,7 +45,8 @@ public static class StageRegistry
         string baseModel = evaluate.BaseModel.Length > 0 ? c.Resolve(evaluate.BaseModel) : c.BaseModel;
         // The adapter evaluate judged: package.adapter, else evaluate's explicit adapter, else its candidate stage.
         var (upstream, adapter) = Candidate(c, evaluate, explicitAdapter: options.Adapter.Length > 0 ? options.Adapter : evaluate.Adapter);
-        var sections = Sections.Select(s => KeyValuePair.Create(s.Key, Configuration.PipelineConfig.Canonical(Bind(c.Config, s.Key, s.Value))));
+        // The study section describes other runs (the cells), not this one's package.
+        var sections = Sections.Where(s => s.Key != "study").Select(s => KeyValuePair.Create(s.Key, Configuration.PipelineConfig.Canonical(Bind(c.Config, s.Key, s.Value))));
         return new Package.PackageStage(c, options, baseModel, upstream, adapter, usesPreparedData: upstream is not null && All.Any(e => e.Name == "prepare"),
             Packaging.Provenance.ConfigSections(sections), ToolVersion.Current);
     }
@@ -74,12 +75,13 @@ public static class StageRegistry
         }
     }
 
-    /// <summary>Every config section: <c>run</c>, <c>pretrain</c> (the embedded base model) and one per stage.</summary>
+    /// <summary>Every config section: <c>run</c>, <c>pretrain</c> (the embedded base model), <c>study</c> and one per stage.</summary>
     public static IReadOnlyDictionary<string, Type> Sections { get; } =
         new Dictionary<string, Type>
             {
                 ["run"] = typeof(RunOptions),
                 ["pretrain"] = typeof(Pretraining.PretrainOptions),
+                ["study"] = typeof(global::Forgetless.Study.StudyOptions),
             }
             .Concat(All.Select(e => KeyValuePair.Create(e.Name, e.OptionsType)))
             .ToDictionary(StringComparer.Ordinal);

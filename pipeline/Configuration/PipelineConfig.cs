@@ -69,6 +69,31 @@ public sealed class PipelineConfig
         return config;
     }
 
+    /// <summary>
+    /// This configuration with <c>section.key=value</c> <paramref name="assignments"/> layered over it (later ones win, a list
+    /// replaces the whole list), checked again; relative paths still resolve against the pipeline file's folder. A study
+    /// builds each cell's configuration this way. <paramref name="what"/> names the assignments' origin in errors.
+    /// </summary>
+    public PipelineConfig With(IEnumerable<string> assignments, string what)
+    {
+        var layers = new List<IReadOnlyList<ConfigSetting>> { settings.Values.ToList() };
+        layers.AddRange(ConfigLayers.ByOrigin(ParseOverrides(assignments, what)));
+        var config = new PipelineConfig(FilePath, ConfigLayers.Merge(layers), sections);
+        config.CheckShape();
+        return config;
+    }
+
+    /// <summary>This configuration with a JSON file of sections (a study file) layered over it, checked again.</summary>
+    public PipelineConfig WithFile(string path)
+    {
+        string full = Path.GetFullPath(path);
+        if (!File.Exists(full)) throw new ConfigException($"{path}: file not found");
+        var layer = JsonSettingsReader.Read(File.ReadAllBytes(full), Path.GetFileName(path));
+        var config = new PipelineConfig(FilePath, ConfigLayers.Merge([settings.Values.ToList(), layer]), sections);
+        config.CheckShape();
+        return config;
+    }
+
     /// <summary>Where the value at <paramref name="key"/> (configuration form, or any key under it) was given; else the file.</summary>
     private string OriginOf(string key)
     {

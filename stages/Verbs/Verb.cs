@@ -71,6 +71,13 @@ public sealed class VerbContext
         if (Run.Threads > 0) TorchSharp.torch.set_num_threads(Run.Threads);
     }
 
+    /// <summary>Holds the lock of <paramref name="root"/> (a root other than run.root, such as a study's) while this invocation runs.</summary>
+    public void LockRoot(string root)
+    {
+        WaitForRunRoot = Cli.Flag("wait");
+        RunRootToLock = root;
+    }
+
     /// <summary>The stages of this configuration in pipeline order (stages turned off are absent).</summary>
     public IReadOnlyList<IStage> Stages() => StageRegistry.Build(new StageContext(Config));
 

@@ -17,6 +17,7 @@ public static class VerbCatalog
         FineTune.BenchVerb.Definition,
         VerifyVerb.Definition,
         Package.CompareVerb.Definition,
+        Study.StudyVerb.Definition,
     ];
 
     public static string Help()
