@@ -25,6 +25,9 @@ public sealed class BuildParameters
     public string Reference { get; private init; }
     /// <summary>--torch-backend (Pack): cpu or cuda, the libtorch the tool package carries (build/TorchBackend.props).</summary>
     public string TorchBackend { get; private init; }
+    // The Study target: the study file and an optional shard (i/n).
+    public string StudyFile { get; private init; }
+    public string Shard { get; private init; }
 
     public string Solution => "./Forgetless.sln";
     public string ForgetlessDll => $"./stages/bin/{Configuration}/net10.0/forgetless.dll";
@@ -43,6 +46,8 @@ public sealed class BuildParameters
         RebuildRoot = context.Argument("rebuild-root", "artifacts/rebuild"),
         Reference = context.Argument("reference", "runs/package"),
         TorchBackend = context.Argument("torch-backend", "cpu"),
+        StudyFile = context.Argument("study-file", "studies/methods.json"),
+        Shard = context.Argument<string>("shard", null),
     };
 
     /// <summary>The pipeline file and every override (the shortcuts, then each --set), as forgetless arguments.</summary>

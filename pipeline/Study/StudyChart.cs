@@ -49,14 +49,14 @@ public static class StudyChart
         foreach (var suite in oldSuites)
         {
             var unit = report.Cells.SelectMany(c => c.Forgetting).First(f => f.Suite == suite);
-            string yLabel = $"forgetting {suite} {unit.Metric} ({unit.Unit}; up = worse)";
+            string yLabel = $"forgetting, {unit.Unit} (up = worse)";
             var learning = report.Cells.SelectMany(c => c.Learning).FirstOrDefault();
             panels.Add(Panel(reached, report.LearningFrontier, suite, yLabel,
                 learning is null ? null : c => c.Learning.First(l => l.Suite == learning.Suite),
-                c => 0, learning is null ? "(no new suite)" : $"gain {learning.Suite} {learning.Metric} ({learning.Unit}; right = learned more)",
-                $"{suite}: forgetting vs learning{missedNote}"));
+                c => 0, learning is null ? "(no new suite)" : $"gain on {learning.Suite} {learning.Metric}, {learning.Unit} (right = learned more)",
+                $"{suite} {unit.Metric} vs learning{missedNote}"));
             panels.Add(Panel(reached, report.CostFrontier, suite, yLabel, null, c => c.Tokens,
-                "training tokens to reach the target", $"{suite}: forgetting vs cost"));
+                "training tokens to reach the target", $"{suite} {unit.Metric} vs cost"));
         }
         return panels;
     }

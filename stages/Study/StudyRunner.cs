@@ -39,6 +39,8 @@ public sealed class StudyRunner
         var enforced = new List<string>
         {
             "run.root=" + cellRoot,
+            // Content-keyed caches shared by the cells: the base model is scored once per study, not once per cell.
+            "run.cacheRoot=" + Path.Combine(Root, ".cache"),
             "finetune.targetValidationLoss=" + Options.Target.ValidationLoss.ToString("R", CultureInfo.InvariantCulture),
         };
         if (Options.StepCap > 0) enforced.Add("finetune.steps=" + Options.StepCap.ToString(CultureInfo.InvariantCulture));
