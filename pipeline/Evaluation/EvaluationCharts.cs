@@ -8,8 +8,8 @@ namespace Forgetless.Evaluation;
 /// </summary>
 public static class EvaluationCharts
 {
-    /// <summary>The headline metric of each suite kind, shown in the delta chart.</summary>
-    private static readonly string[] Headline = ["bits_per_byte", "token_perplexity", "acc_norm", "acc_choice", "acc", "normalized_match", "exact_match"];
+    /// <summary>The headline metric of each suite kind, in this order of preference (the delta chart, a study's table).</summary>
+    public static readonly IReadOnlyList<string> Headline = ["bits_per_byte", "token_perplexity", "acc_norm", "acc_choice", "acc", "normalized_match", "exact_match"];
 
     /// <summary>
     /// Per suite, the change of its headline metric with its interval, oriented so that right is better: one panel for

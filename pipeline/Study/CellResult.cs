@@ -44,9 +44,6 @@ public sealed record CellTimings(string Name, double WallSeconds, long PeakRssBy
 /// <summary>Reads a cell's results from its run root (finetune's summary.json, evaluate's results.json, the manifests).</summary>
 public static class CellResults
 {
-    /// <summary>Headline metric of a suite, in this order of preference (as Evaluate's chart).</summary>
-    public static readonly string[] Headline = ["bits_per_byte", "token_perplexity", "acc_norm", "acc_choice", "acc", "normalized_match", "exact_match"];
-
     public static (CellResult Result, CellTimings Timings) Read(StudyCell cell, string cellRoot)
     {
         var summary = ReadJson(Path.Combine(cellRoot, "finetune", "summary.json"));
@@ -88,7 +85,7 @@ public static class CellResults
     private static SuiteChange Change(string suite, JsonObject metrics, bool old, string? gatedMetric)
     {
         string metric = gatedMetric is not null && metrics.ContainsKey(gatedMetric) ? gatedMetric
-            : Headline.FirstOrDefault(metrics.ContainsKey) ?? metrics.First().Key;
+            : Evaluation.EvaluationCharts.Headline.FirstOrDefault(metrics.ContainsKey) ?? metrics.First().Key;
         var m = metrics[metric]!;
         bool rate = m["higher_is_better"]!.GetValue<bool>();
         double scale = rate ? 100 : 100 / Math.Abs(m["base"]!.GetValue<double>());
