@@ -30,6 +30,8 @@ public sealed class StudyOptions : IValidatableOptions
 
     public IEnumerable<string> Validate()
     {
+        // A pipeline file without a study is valid; `forgetless study` then says that it names no cells.
+        if (Grid.Count == 0 && Cells.Count == 0) yield break;
         if (string.IsNullOrWhiteSpace(Root)) yield return "root: must name a folder for the cells' run roots";
         if (!(Target.ValidationLoss > 0))
             yield return $"target.validationLoss = {Target.ValidationLoss.ToString(CultureInfo.InvariantCulture)}: must be greater than 0 " +

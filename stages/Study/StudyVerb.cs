@@ -35,7 +35,9 @@ public static class StudyVerb
         var dirs = cli.Positional.Skip(1).Select(Path.GetFullPath).ToList();
         if (merge && dirs.Count == 0) throw new UsageException("study merge: name the study roots the shards wrote (study merge DIR...)");
 
-        string root = config.ResolvePath(config.Section<StudyOptions>("study").Root);
+        var study = config.Section<StudyOptions>("study");
+        StudyCells.Expand(study); // no cells, or a name twice: exit 2 before anything starts
+        string root = config.ResolvePath(study.Root);
         if (!merge) context.LockRoot(root);
         context.Services.AddSingleton<ILoggerProvider>(_ => new Logging.JsonLinesLoggerProvider(
             Path.Combine(root, "logs", $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-study-{Environment.ProcessId}.jsonl")));

@@ -50,10 +50,14 @@ public sealed class StudyConfigTests
     }
 
     [Fact]
-    public async Task The_study_verb_reports_a_missing_target_and_a_merge_without_folders_as_usage_errors()
+    public async Task The_study_verb_reports_a_missing_study_a_missing_target_and_a_merge_without_folders_as_usage_errors()
     {
         using var f = new StudyFixture();
-        var noTarget = await ForgetlessProcess.RunAsync(f.Root, "study");
+        var noStudy = await ForgetlessProcess.RunAsync(f.Root, "study");
+        Assert.Equal(2, noStudy.ExitCode);
+        Assert.Contains("study: names no cells", noStudy.Output);
+        File.WriteAllText(Path.Combine(f.Root, "no-target.json"), """{ "study": { "cells": [ { "name": "a" } ] } }""");
+        var noTarget = await ForgetlessProcess.RunAsync(f.Root, "study", "--study", "no-target.json");
         Assert.Equal(2, noTarget.ExitCode);
         Assert.Contains("study.target.validationLoss = 0", noTarget.Output);
         var merge = await ForgetlessProcess.RunAsync(f.Root, "study", "merge", "--study", "study.json");
