@@ -17,7 +17,8 @@ public enum CellStatus
 /// suite's headline metric: points for a rate (×100), percent of the base value for a perplexity-like metric — the
 /// same units as Evaluate's report. <see cref="Low"/>–<see cref="High"/> is the evaluate stage's 95% paired-bootstrap interval.
 /// </summary>
-public sealed record SuiteChange(string Suite, string Metric, string Unit, double Value, double Low, double High)
+/// <param name="Gated">A release gate judges this suite's metric (the chart's learning axis prefers such a new suite).</param>
+public sealed record SuiteChange(string Suite, string Metric, string Unit, double Value, double Low, double High, bool Gated = false)
 {
     /// <summary>The interval lies wholly above zero: the change is there at 95%.</summary>
     public bool Significant => Low > 0;
@@ -92,7 +93,8 @@ public static class CellResults
         string key = old ? "forgetting" : "gain";
         var ci = m[key + "_ci"]!.AsArray();
         return new SuiteChange(suite, metric, rate ? "pts" : "% of base",
-            Round(m[key]!.GetValue<double>() * scale), Round(ci[0]!.GetValue<double>() * scale), Round(ci[1]!.GetValue<double>() * scale));
+            Round(m[key]!.GetValue<double>() * scale), Round(ci[0]!.GetValue<double>() * scale), Round(ci[1]!.GetValue<double>() * scale),
+            Gated: metric == gatedMetric);
     }
 
     private static double Round(double x) => Math.Round(x, 4);

@@ -7,7 +7,7 @@ namespace Forgetless.Study;
 
 /// <summary>
 /// The study's chart: one row of panels per old suite — its forgetting (y, with the 95% interval) against learning
-/// (x: the first new suite's gain, with its interval) and against cost (x: training tokens to the target). Each panel
+/// (x: the gain on the gated new suite, else the first new one, with its interval) and against cost (x: training tokens to the target). Each panel
 /// has one unit per axis; frontier cells are drawn in colour with their names, the other cells that reached the target
 /// in grey; cells that missed it are not drawn (the title names them). PNG and SVG of the same panels.
 /// </summary>
@@ -50,7 +50,8 @@ public static class StudyChart
         {
             var unit = report.Cells.SelectMany(c => c.Forgetting).First(f => f.Suite == suite);
             string yLabel = $"forgetting, {unit.Unit} (up = worse)";
-            var learning = report.Cells.SelectMany(c => c.Learning).FirstOrDefault();
+            // Learning is read on the new suite a gate judges (what the user declared as learned), else the first new suite.
+            var learning = report.Cells.SelectMany(c => c.Learning).OrderBy(l => l.Gated ? 0 : 1).FirstOrDefault();
             panels.Add(Panel(reached, report.LearningFrontier, suite, yLabel,
                 learning is null ? null : c => c.Learning.First(l => l.Suite == learning.Suite),
                 c => 0, learning is null ? "(no new suite)" : $"gain on {learning.Suite} {learning.Metric}, {learning.Unit} (right = learned more)",

@@ -110,7 +110,10 @@ public sealed record StudyReport(double TargetValidationLoss, int StepCap, IRead
 
     private static string Names(IReadOnlyList<string> names) => names.Count == 0 ? "none" : string.Join(", ", names);
 
-    private static string Describe(SuiteChange s) => I($"{s.Suite} {s.Metric} {s.Value:+0.##;-0.##;0} {s.Unit} [{s.Low:0.##}, {s.High:0.##}]");
+    private static string Describe(SuiteChange s) => I($"{s.Suite} {s.Metric} {Z(s.Value):+0.##;-0.##;0} {s.Unit} [{Z(s.Low):0.##}, {Z(s.High):0.##}]");
+
+    /// <summary>Rounded to what is printed, without a sign on zero (−0.001 prints as 0, not −0).</summary>
+    private static double Z(double x) => Math.Round(x, 2) + 0.0;
 
     public string Markdown()
     {
@@ -151,7 +154,7 @@ public sealed record StudyReport(double TargetValidationLoss, int StepCap, IRead
         return md.ToString();
     }
 
-    private static string Cell(SuiteChange s) => I($"{s.Value:0.##} [{s.Low:0.##}, {s.High:0.##}] {s.Unit}");
+    private static string Cell(SuiteChange s) => I($"{Z(s.Value):0.##} [{Z(s.Low):0.##}, {Z(s.High):0.##}] {s.Unit}");
 
     /// <summary>JUnit: one case per cell; a cell fails when it missed the target or one of its release gates failed.</summary>
     public XDocument JUnit()

@@ -62,16 +62,15 @@ public sealed class StudyRunner
             cancellationToken.ThrowIfCancellationRequested();
             string cellRoot = Path.Combine(Root, cell.Name);
             var store = new RunStore(cellRoot, ToolVersion.Current, logger);
-            var plan = PipelineStatus.Plan(store, stages, "evaluate");
+            // The plan always names its target; the stages that will really run are the ones not up to date.
+            var stale = PipelineStatus.Of(store, stages).Where(s => !s.IsUpToDate).Select(s => s.Stage).ToList();
             logger.LogInformation("study: cell {Index}/{Count} {Cell}: {Work}", i + 1, plans.Count, cell.Name,
-                plan.Count == 0 ? "up to date" : "running " + string.Join(", ", plan.Select(s => s.Name)));
-            if (plan.Count > 0)
-            {
-                // Cells share the process: each cell's peak memory counts from its own start, not from the earlier cells'.
-                FineTuning.PeakMemory.CollectManagedGarbage();
-                FineTuning.PeakMemory.Restart();
-            }
-            foreach (var stage in plan) await store.RunAsync(stage, force: false, cancellationToken);
+                stale.Count == 0 ? "up to date" : "running " + string.Join(", ", stale));
+            if (stale.Count == 0) continue;
+            // Cells share the process: each cell's peak memory counts from its own start, not from the earlier cells'.
+            FineTuning.PeakMemory.CollectManagedGarbage();
+            FineTuning.PeakMemory.Restart();
+            foreach (var stage in PipelineStatus.Plan(store, stages, "evaluate")) await store.RunAsync(stage, force: false, cancellationToken);
         }
     }
 
