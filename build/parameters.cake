@@ -27,6 +27,9 @@ public sealed class BuildParameters
     public IReadOnlyList<string> Strategies { get; private init; }
     /// <summary>--torch-backend (Pack): cpu or cuda, the libtorch the tool package carries (build/TorchBackend.props).</summary>
     public string TorchBackend { get; private init; }
+    // The Study target: the study file and an optional shard (i/n).
+    public string StudyFile { get; private init; }
+    public string Shard { get; private init; }
 
     public string Solution => "./Forgetless.sln";
     public string ForgetlessDll => $"./stages/bin/{Configuration}/net10.0/forgetless.dll";
@@ -46,6 +49,8 @@ public sealed class BuildParameters
         Reference = context.Argument("reference", "runs/package"),
         Strategies = context.Arguments<string>("strategy", new string[0]).ToList(),
         TorchBackend = context.Argument("torch-backend", "cpu"),
+        StudyFile = context.Argument("study-file", "studies/methods.json"),
+        Shard = context.Argument<string>("shard", null),
     };
 
     /// <summary>The pipeline file and every override (the shortcuts, then each --set), as forgetless arguments.</summary>

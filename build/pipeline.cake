@@ -18,6 +18,16 @@ Task("Rebuild")
         Forgetless(p, "compare", new[] { p.Reference, p.RebuildRoot + "/package" });
     });
 
+Task("Study")
+    .Description("Compare methods at equal learning: every cell of the study file (--study-file, default studies/methods.json; --shard=i/n for a subset) as its own cached pipeline under runs/study/, then the report in runs/study/report/ (docs/study.md)")
+    .IsDependentOn("Build")
+    .Does<BuildParameters>((context, p) =>
+    {
+        var extra = new List<string> { "--study", p.StudyFile };
+        if (p.Shard is not null) extra.AddRange(new[] { "--shard", p.Shard });
+        Forgetless(p, "study", extra);
+    });
+
 Task("Status")
     .Description("Show which pipeline stages are up to date, stale (and why) or never run; --check exits 3 when one is not up to date")
     .IsDependentOn("Build")

@@ -25,8 +25,8 @@ public sealed class StageContext(PipelineConfig config)
     public string BaseDirectory => Config.BaseDirectory;
     public string BaseModel => Resolve(Run.BaseModel);
     public string RunRoot => Resolve(Run.Root);
-    /// <summary>Caches shared by runs on one run root (keys are content hashes): Fisher, teacher passes, base scores.</summary>
-    public string CacheDirectory => Path.Combine(RunRoot, ".cache");
+    /// <summary>Caches shared by runs on one run root, or on several with run.cacheRoot (keys are content hashes): Fisher, teacher passes, base scores.</summary>
+    public string CacheDirectory => Run.CacheRoot.Length > 0 ? Resolve(Run.CacheRoot) : Path.Combine(RunRoot, ".cache");
     public int Seed => Run.Seed;
     public DeviceChoice Device => Run.Device;
 

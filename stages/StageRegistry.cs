@@ -49,9 +49,12 @@ public static class StageRegistry
             ConfigJson(c.Config), ToolVersion.Current);
     }
 
-    /// <summary>Every section as bound (defaults filled in), canonical JSON, as a package's provenance records the configuration.</summary>
+    /// <summary>
+    /// Every section as bound (defaults filled in), canonical JSON, as a package's provenance records the configuration;
+    /// the study section describes other runs (the cells), not this one, and is left out.
+    /// </summary>
     public static System.Text.Json.Nodes.JsonObject ConfigJson(Configuration.PipelineConfig config) =>
-        Packaging.Provenance.ConfigSections(Sections.Select(s => KeyValuePair.Create(s.Key, Configuration.PipelineConfig.Canonical(Bind(config, s.Key, s.Value)))));
+        Packaging.Provenance.ConfigSections(Sections.Where(s => s.Key != "study").Select(s => KeyValuePair.Create(s.Key, Configuration.PipelineConfig.Canonical(Bind(config, s.Key, s.Value)))));
 
     /// <summary>
     /// The candidate adapter of a release: an explicit folder, else the stage <c>evaluate.candidate</c> names, else
@@ -77,13 +80,14 @@ public static class StageRegistry
         }
     }
 
-    /// <summary>Every config section: <c>run</c>, <c>pretrain</c> (the embedded base model) and one per stage.</summary>
+    /// <summary>Every config section: <c>run</c>, <c>pretrain</c> (the embedded base model), <c>study</c> and one per stage.</summary>
     public static IReadOnlyDictionary<string, Type> Sections { get; } =
         new Dictionary<string, Type>
             {
                 ["run"] = typeof(RunOptions),
                 ["pretrain"] = typeof(Pretraining.PretrainOptions),
                 ["continual"] = typeof(Forgetless.Continual.ContinualOptions),
+                ["study"] = typeof(global::Forgetless.Study.StudyOptions),
             }
             .Concat(All.Select(e => KeyValuePair.Create(e.Name, e.OptionsType)))
             .ToDictionary(StringComparer.Ordinal);

@@ -81,6 +81,23 @@ public sealed class PipelineConfig
         return config;
     }
 
+    /// <summary>
+    /// The same with <c>section.key=value</c> <paramref name="assignments"/> (a study cell's settings); relative paths still
+    /// resolve against the pipeline file's folder. <paramref name="what"/> names the assignments' origin in errors.
+    /// </summary>
+    public PipelineConfig With(IEnumerable<string> assignments, string what) => With(ParseOverrides(assignments, what));
+
+    /// <summary>This configuration with a JSON file of sections (a study file) layered over it, checked again.</summary>
+    public PipelineConfig WithFile(string path)
+    {
+        string full = Path.GetFullPath(path);
+        if (!File.Exists(full)) throw new ConfigException($"{path}: file not found");
+        var layer = JsonSettingsReader.Read(File.ReadAllBytes(full), Path.GetFileName(path));
+        var config = new PipelineConfig(FilePath, ConfigLayers.Merge([settings.Values.ToList(), layer]), sections);
+        config.CheckShape();
+        return config;
+    }
+
     /// <summary>Where the value at <paramref name="key"/> (configuration form, or any key under it) was given; else the file.</summary>
     private string OriginOf(string key)
     {

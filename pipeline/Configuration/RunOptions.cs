@@ -22,6 +22,13 @@ public sealed class RunOptions : IValidatableOptions
     /// </summary>
     public int Threads { get; set; }
 
+    /// <summary>
+    /// Folder of the content-keyed caches (base-model scores, Fisher, teacher passes); empty: ROOT/.cache. Runs that
+    /// share a base model can share it (a study's cells do), so the base model is scored once.
+    /// </summary>
+    [DoesNotChangeResults] // every entry is keyed by the hash of what it was computed from
+    public string CacheRoot { get; set; } = "";
+
     public IEnumerable<string> Validate()
     {
         if (string.IsNullOrWhiteSpace(Root)) yield return "root: must name a folder";

@@ -273,7 +273,7 @@ public static class EvaluationReports
         h.AppendLine("<h2>Gates</h2>");
         h.Append(GatesTable(result).Html());
         h.AppendLine("<h2>Change per suite</h2><div class=\"charts\">");
-        h.AppendLine(EvaluationCharts.Deltas(result));
+        foreach (var panel in EvaluationCharts.Deltas(result)) h.AppendLine(panel);
         h.AppendLine("</div>");
         foreach (var sc in result.Comparisons)
         {
@@ -285,7 +285,7 @@ public static class EvaluationReports
         if (result.Curves is { } curves)
         {
             h.AppendLine($"<h2>Learning curves</h2><p>from <code>{E(curves.Source)}</code></p><div class=\"charts\">");
-            h.AppendLine(EvaluationCharts.Curves(curves));
+            foreach (var panel in EvaluationCharts.Curves(curves)) h.AppendLine(panel);
             h.AppendLine("</div>");
         }
         if (result.Samples.Count > 0)

@@ -22,7 +22,7 @@ public static class LossCurve
         plot.Title(title);
         plot.XLabel("step");
         plot.YLabel("loss (nats/token)");
-        plot.ShowLegend();
+        plot.ShowLegend(ScottPlot.Edge.Right); // outside the data: the last points stay visible
         var temp = pngPath + ".tmp.png";
         plot.SavePng(temp, 900, 500);
         File.Move(temp, pngPath, overwrite: true);

@@ -74,6 +74,13 @@ public sealed class VerbContext
     /// <summary>libtorch's thread pools for this invocation (<c>run.threads</c>, else the cores this process may use).</summary>
     public void ConfigureTorchThreads() => TorchThreads.Apply(Run.Threads);
 
+    /// <summary>Holds the lock of <paramref name="root"/> (a root other than run.root, such as a study's) while this invocation runs.</summary>
+    public void LockRoot(string root)
+    {
+        WaitForRunRoot = Cli.Flag("wait");
+        RunRootToLock = root;
+    }
+
     /// <summary>The stages of this configuration in pipeline order (stages turned off are absent).</summary>
     public IReadOnlyList<IStage> Stages() => StageRegistry.Build(new StageContext(Config));
 

@@ -18,6 +18,7 @@ public static class VerbCatalog
         VerifyVerb.Definition,
         Package.CompareVerb.Definition,
         Continual.ContinualVerb.Definition,
+        Study.StudyVerb.Definition,
     ];
 
     public static string Help()
