@@ -81,13 +81,17 @@ public sealed class AdamWOptimizer : IDisposable
                     s = (zeros_like(p).DetachFromDisposeScope(), zeros_like(p).DetachFromDisposeScope(), 0);
                 }
                 var t = s.step + 1;
-                if (group.WeightDecay != 0) p.mul_(1 - lr * group.WeightDecay);
-                s.m.mul_(b1).add_(grad, alpha: 1 - b1);
-                s.v.mul_(b2).addcmul_(grad, grad, value: 1 - b2);
                 var bc1 = 1 - Math.Pow(b1, t);
                 var bc2Sqrt = Math.Sqrt(1 - Math.Pow(b2, t));
-                var denom = s.v.sqrt().div_(bc2Sqrt).add_(options.Eps);
-                p.addcdiv_(s.m, denom, value: -lr / bc1);
+                // Scalars held for the whole call (Forgetless.Model.Scalars: a temporary one can be finalized mid-call).
+                using Scalar decay = (1 - lr * group.WeightDecay).ToScalar(), beta1 = b1.ToScalar(), rest1 = (1 - b1).ToScalar(),
+                    beta2 = b2.ToScalar(), rest2 = (1 - b2).ToScalar(), bc2 = bc2Sqrt.ToScalar(), eps = options.Eps.ToScalar(),
+                    stepSize = (-lr / bc1).ToScalar();
+                if (group.WeightDecay != 0) p.mul_(decay);
+                s.m.mul_(beta1).add_(grad, alpha: rest1);
+                s.v.mul_(beta2).addcmul_(grad, grad, value: rest2);
+                var denom = s.v.sqrt().div_(bc2).add_(eps);
+                p.addcdiv_(s.m, denom, value: stepSize);
                 state[name] = (s.m, s.v, t);
             }
         }

@@ -22,7 +22,10 @@ public static class Gradients
         if (!float.IsFinite(total)) return total;
         var coef = maxNorm / (total + 1e-6);
         if (coef < 1)
-            foreach (var g in grads) g.mul_(coef);
+        {
+            using var held = coef.ToScalar(); // held for the calls (Forgetless.Model.Scalars)
+            foreach (var g in grads) g.mul_(held);
+        }
         return total;
     }
 

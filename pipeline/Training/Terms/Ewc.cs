@@ -5,6 +5,7 @@ using Forgetless.FineTuning;
 using Forgetless.Peft;
 using Microsoft.Extensions.Logging;
 using TorchSharp.Modules;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Forgetless.Training.Terms;
@@ -199,7 +200,7 @@ public sealed class Ewc : TrainingTerm
                     var grads = TorchSharp.torch.autograd.grad([logProbs[t, label]], parameters, retain_graph: k + 1 < chosen.Length, allow_unused: true);
                     using (no_grad())
                         for (int i = 0; i < parameters.Count; i++)
-                            if (grads[i] is { IsInvalid: false } g) fisher[tuned.Trainable[i].name].add_(g.square());
+                            if (grads[i] is { IsInvalid: false } g) fisher[tuned.Trainable[i].name].add_(g.square(), Model.Scalars.One);
                     samples++;
                 }
             }
@@ -217,11 +218,12 @@ public sealed class Ewc : TrainingTerm
     public static Dictionary<string, Tensor> Online(IReadOnlyDictionary<string, Tensor> old, IReadOnlyDictionary<string, Tensor> fresh, double gamma)
     {
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        using var decay = gamma.ToScalar(); // held for the calls (Forgetless.Model.Scalars)
         foreach (var name in old.Keys.Union(fresh.Keys))
         {
-            var o = old.TryGetValue(name, out var ov) ? ov.mul(gamma) : null;
+            var o = old.TryGetValue(name, out var ov) ? ov.mul(decay) : null;
             var f = fresh.TryGetValue(name, out var fv) ? fv.detach().clone() : null;
-            result[name] = o is null ? f! : f is null ? o : o.add_(f);
+            result[name] = o is null ? f! : f is null ? o : o.add_(f, Model.Scalars.One);
             if (o is not null && f is not null) f.Dispose();
         }
         return result;
