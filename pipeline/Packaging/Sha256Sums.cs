@@ -62,11 +62,13 @@ public static class Sha256Sums
         var listed = Parse(File.ReadAllText(sums), sums);
         var problems = new List<string>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
+        // A folder given as "pkg/" (shell completion adds the slash) is the same folder as "pkg".
+        string root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder)) + Path.DirectorySeparatorChar;
         foreach (var (path, expected) in listed)
         {
             seen.Add(path);
             string full = Path.GetFullPath(Path.Combine(folder, path));
-            if (!full.StartsWith(Path.GetFullPath(folder) + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            if (!full.StartsWith(root, StringComparison.Ordinal))
             {
                 problems.Add($"{path}: listed path leaves the package folder");
                 continue;
