@@ -165,17 +165,7 @@ public sealed class AdapterPackager
         var adapterConfig = AdapterFolder.Describe(folder).Config;
         AtomicFile.WriteAllText(Path.Combine(folder, "README.md"), AdapterModelCard.Write(provenance, adapterConfig, Options.ExportMerged));
         string statement = SortedJson.Serialize(InTotoStatement.Build(folder, provenance, judged, Options.BuilderId));
-        AtomicFile.WriteAllText(Path.Combine(folder, InTotoStatement.FileName), statement);
-        if (signingKey is not null)
-        {
-            var envelope = Dsse.Sign(System.Text.Encoding.UTF8.GetBytes(statement), Dsse.InTotoPayloadType, signingKey);
-            AtomicFile.WriteAllText(Path.Combine(folder, InTotoStatement.EnvelopeFileName), envelope.ToJsonString() + "\n");
-        }
-        Sha256Sums.Write(folder);
-
-        string archive = Path.Combine(outputDirectory, Options.ArchiveFileName);
-        if (Options.Archive == ArchiveFormat.Zip) DeterministicArchive.WriteZip(folder, Options.Name, archive, Epoch);
-        else DeterministicArchive.WriteTarGz(folder, Options.Name, archive, Epoch);
+        string archive = PackageSeal.Write(folder, statement, signingKey, Options, outputDirectory, Epoch);
 
         string? nupkg = null;
         if (Options.Nupkg)

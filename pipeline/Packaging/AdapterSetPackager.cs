@@ -145,17 +145,7 @@ public sealed class AdapterSetPackager
         };
         string statement = SortedJson.Serialize(InTotoStatement.Compose(folder, BuildType, Options.Name, Options.Version, Config, SourceRevision, Tools,
             dependencies, byproduct, Options.BuilderId));
-        AtomicFile.WriteAllText(Path.Combine(folder, InTotoStatement.FileName), statement);
-        if (signingKey is not null)
-        {
-            var envelope = Dsse.Sign(System.Text.Encoding.UTF8.GetBytes(statement), Dsse.InTotoPayloadType, signingKey);
-            AtomicFile.WriteAllText(Path.Combine(folder, InTotoStatement.EnvelopeFileName), envelope.ToJsonString() + "\n");
-        }
-        Sha256Sums.Write(folder);
-
-        string archive = Path.Combine(outputDirectory, Options.ArchiveFileName);
-        if (Options.Archive == ArchiveFormat.Zip) DeterministicArchive.WriteZip(folder, Options.Name, archive, Epoch);
-        else DeterministicArchive.WriteTarGz(folder, Options.Name, archive, Epoch);
+        string archive = PackageSeal.Write(folder, statement, signingKey, Options, outputDirectory, Epoch);
         return new PackageResult(folder, archive, null, string.Join(",", types.Distinct()), Sha256Sums.Files(folder).Count);
     }
 
