@@ -19,7 +19,7 @@ public static class TeacherAgreement
             long width = batch.Targets.shape[1];
             var s = student.Forward(batch.Inputs, batch.AttentionMask).narrow(1, 0, width);
             var t = teacher.Forward(batch.Inputs, batch.AttentionMask).narrow(1, 0, width);
-            return Distillation.ForwardKl(s, t, batch.TargetMask).item<float>() * (double)batch.TargetTokens;
+            return Distillation.ForwardKl(s, t, batch.TargetMask).to(TorchSharp.torch.ScalarType.Float64).mul((double)batch.TargetTokens);
         });
 
     /// <summary>

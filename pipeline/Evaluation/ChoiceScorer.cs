@@ -1,3 +1,4 @@
+using Forgetless.Model.Devices;
 using Forgetless.Model.Inference;
 using static TorchSharp.torch;
 
@@ -25,10 +26,11 @@ public sealed class ChoiceScorer(Scorer scorer)
         using var scope = NewDisposeScope();
         var model = scorer.Model;
         using var cache = model.NewCache();
-        var contextLogits = model.Forward(tensor(shared.Select(t => (long)t).ToArray(), [1, shared.Length]), cache: cache);
+        var device = model.Device;
+        var contextLogits = model.Forward(tensor(shared.Select(t => (long)t).ToArray(), [1, shared.Length], device: device), cache: cache);
         var first = nn.functional.log_softmax(contextLogits[0, -1], -1);
-        long firstArgmax = first.argmax().item<long>();
-        var firstLogProbs = first.data<float>().ToArray();
+        long firstArgmax = HostValues.Longs(first.argmax())[0];
+        var firstLogProbs = HostValues.Floats(first);
 
         var results = new ScoreResult[rows.Count];
         var longer = Enumerable.Range(0, rows.Count).Where(i => rows[i].Target.Length > 1).ToList();
@@ -48,15 +50,15 @@ public sealed class ChoiceScorer(Scorer scorer)
                     mask[b * width + t] = 1;
                 }
             }
-            var logits = model.Forward(tensor(ids, [longer.Count, width]), tensor(mask, [longer.Count, width]), batchCache);
+            var logits = model.Forward(tensor(ids, [longer.Count, width], device: device), tensor(mask, [longer.Count, width], device: device), batchCache);
             var logProbs = nn.functional.log_softmax(logits, -1);
             var argmax = logits.argmax(-1);
             for (int b = 0; b < longer.Count; b++)
             {
                 var target = rows[longer[b]].Target;
-                var next = tensor(target[1..].Select(t => (long)t).ToArray()).unsqueeze(1);
-                var scores = logProbs[b].narrow(0, 0, target.Length - 1).gather(1, next).squeeze(1).to(ScalarType.Float64).data<double>().ToArray();
-                var greedy = argmax[b].narrow(0, 0, target.Length - 1).data<long>().ToArray().Zip(target[1..]).All(p => p.First == p.Second);
+                var next = tensor(target[1..].Select(t => (long)t).ToArray(), device: device).unsqueeze(1);
+                var scores = HostValues.Doubles(logProbs[b].narrow(0, 0, target.Length - 1).gather(1, next).squeeze(1));
+                var greedy = HostValues.Longs(argmax[b].narrow(0, 0, target.Length - 1)).Zip(target[1..]).All(p => p.First == p.Second);
                 rest[longer[b]] = (scores, greedy);
             }
         }

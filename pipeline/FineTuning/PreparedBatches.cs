@@ -30,8 +30,8 @@ public sealed record TrainingData(IReadOnlyList<PreparedRow> Train, IReadOnlyLis
 /// A batch as tensors: inputs [B, W] (W = longest row in the batch; right padding), attention mask [B, W],
 /// next-token targets [B, W − 1] with a float target mask, and which rows are replay. Dispose, or let a scope do it.
 /// </summary>
-public sealed class TokenBatch(Tensor inputs, Tensor attentionMask, Tensor targets, Tensor targetMask, Tensor isReplay, long tokens, long targetTokens)
-    : IDisposable
+public sealed class TokenBatch(Tensor inputs, Tensor attentionMask, Tensor targets, Tensor targetMask, Tensor isReplay, long tokens, long targetTokens,
+    int[] replayRows) : IDisposable
 {
     public Tensor Inputs { get; } = inputs;
     public Tensor AttentionMask { get; } = attentionMask;
@@ -41,11 +41,17 @@ public sealed class TokenBatch(Tensor inputs, Tensor attentionMask, Tensor targe
     public long Tokens { get; } = tokens;
     public long TargetTokens { get; } = targetTokens;
 
+    /// <summary>Indices of the replay rows, known on the host (no device read to find them).</summary>
+    public IReadOnlyList<int> ReplayRows { get; } = replayRows;
+
+    /// <summary>The indices of the replay rows as an int64 tensor on the batch's device.</summary>
+    public Tensor ReplayIndices() => tensor(ReplayRows.Select(i => (long)i).ToArray(), device: Inputs.device);
+
     /// <summary>
     /// Rows as a batch. Logits at position t score the token at t + 1 where its loss_mask is true (the mask marks
-    /// target tokens themselves; prepare's convention).
+    /// target tokens themselves; prepare's convention). The tensors are made on <paramref name="device"/> (the CPU when null).
     /// </summary>
-    public static TokenBatch Of(IReadOnlyList<PreparedRow> rows)
+    public static TokenBatch Of(IReadOnlyList<PreparedRow> rows, Device? device = null)
     {
         int width = Math.Max(2, rows.Max(r => r.Length));
         int b = rows.Count;
@@ -71,8 +77,9 @@ public sealed class TokenBatch(Tensor inputs, Tensor attentionMask, Tensor targe
                 if (row.LossMask[t + 1]) { mask[i * (width - 1) + t] = 1; targetTokens++; }
             }
         }
-        return new TokenBatch(tensor(ids, [b, width]), tensor(attention, [b, width]), tensor(targets, [b, width - 1]),
-            tensor(mask, [b, width - 1]), tensor(replay), tokens, targetTokens);
+        return new TokenBatch(tensor(ids, [b, width], device: device), tensor(attention, [b, width], device: device),
+            tensor(targets, [b, width - 1], device: device), tensor(mask, [b, width - 1], device: device), tensor(replay, device: device),
+            tokens, targetTokens, Enumerable.Range(0, b).Where(i => replay[i]).ToArray());
     }
 
     public void Dispose()

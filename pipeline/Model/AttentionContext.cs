@@ -29,7 +29,8 @@ internal sealed class AttentionContext
     {
         long b = inputIds.shape[0], t = inputIds.shape[1];
         var past = cache?.Length ?? 0;
-        var newMask = attentionMask?.to(ScalarType.Int64) ?? ones(b, t, ScalarType.Int64);
+        var device = inputIds.device;
+        var newMask = attentionMask?.to(ScalarType.Int64) ?? ones(b, t, ScalarType.Int64, device: device);
         var fullMask = cache?.AttentionMask is { } pastMask ? cat([pastMask, newMask], 1) : newMask;
         long s = fullMask.shape[1];
 
@@ -41,17 +42,19 @@ internal sealed class AttentionContext
         var positions = (fullMask.cumsum(1) - 1).clamp_min(0).narrow(1, past, t);
         if (prefix is { Length: > 0 }) positions = positions + prefix.Length;
 
-        var queryAbs = arange(past, past + t, ScalarType.Int64).unsqueeze(1);
-        var keyAbs = arange(0, s, ScalarType.Int64).unsqueeze(0);
+        var queryAbs = arange(past, past + t, ScalarType.Int64, device: device).unsqueeze(1);
+        var keyAbs = arange(0, s, ScalarType.Int64, device: device).unsqueeze(0);
         var causal = keyAbs.le(queryAbs).view(1, 1, t, s);
-        var allowed = causal.logical_and(fullMask.to(ScalarType.Bool).view(b, 1, 1, s));
+        // bitwise_and/bitwise_not are logical_and/logical_not on bool tensors, and unlike those they have meta kernels
+        // in libtorch's C++ build (the device the placement tests run on).
+        var allowed = causal.bitwise_and(fullMask.to(ScalarType.Bool).view(b, 1, 1, s));
         if (prefix is { Length: > 0 })
-            allowed = cat([ones(b, 1, t, prefix.Length, ScalarType.Bool), allowed.expand(b, 1, t, s)], 3);
+            allowed = cat([ones(b, 1, t, prefix.Length, ScalarType.Bool, device: device), allowed.expand(b, 1, t, s)], 3);
 
         return new AttentionContext
         {
             Positions = positions,
-            Blocked = allowed.logical_not(),
+            Blocked = allowed.bitwise_not(),
             FullMask = fullMask,
             Cache = cache,
             Prefix = prefix,
@@ -80,10 +83,12 @@ internal sealed class AttentionContext
             k = k.repeat_interleave(groups, 1);
             v = v.repeat_interleave(groups, 1);
         }
-        var scores = matmul(q, k.transpose(-2, -1)) * (1.0 / Math.Sqrt(q.shape[3]));
+        // Half-precision scores are masked and normalised in f32, as transformers' eager attention does (f32.MinValue
+        // does not fit bf16 or f16); with f32 activations both casts are no-ops.
+        var scores = Devices.MixedPrecision.As(matmul(q, k.transpose(-2, -1)) * (1.0 / Math.Sqrt(q.shape[3])), ScalarType.Float32);
         // A large finite value instead of -inf: a query with nothing to see (left padding) gets a
         // uniform row instead of NaN, and its output is never used.
         scores = scores.masked_fill(Blocked, float.MinValue);
-        return matmul(nn.functional.softmax(scores, -1), v);
+        return matmul(Devices.MixedPrecision.As(nn.functional.softmax(scores, -1), v.dtype), v);
     }
 }

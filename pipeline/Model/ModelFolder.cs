@@ -1,3 +1,4 @@
+using Forgetless.Model.Devices;
 using Forgetless.Runs;
 using Forgetless.Model.Safetensors;
 using Forgetless.Model.Tokenizers;
@@ -35,9 +36,9 @@ public static class ModelFolder
     private static readonly string[] PickleFiles = ["pytorch_model.bin", "pytorch_model.bin.index.json"];
     private static readonly string[] PickleExtensions = [".bin", ".pt", ".pth", ".ckpt", ".pkl"];
 
-    public static LoadedModel Load(string directory, bool loadTokenizer = true)
+    public static LoadedModel Load(string directory, bool loadTokenizer = true, Placement? placement = null, IModuleLoader? loader = null)
     {
-        var model = LoadModel(directory);
+        var model = LoadModel(directory, placement, loader);
         var tokenizer = loadTokenizer && TokenizerLoader.HasTokenizer(directory) ? TokenizerLoader.Load(directory) : null;
         if (tokenizer is not null && tokenizer.VocabSize > model.Config.VocabSize)
             throw new InvalidDataException(
@@ -48,7 +49,12 @@ public static class ModelFolder
         return new LoadedModel(model, tokenizer, generation, directory);
     }
 
-    public static CausalLM LoadModel(string directory)
+    /// <summary>
+    /// The model of a folder on <paramref name="placement"/>'s device in its type (the CPU in f32 by default), loaded
+    /// tensor by tensor into a skeleton that holds no memory until then; shards are read one tensor at a time from
+    /// memory-mapped files. <paramref name="loader"/> builds the modules it claims from their tensors (qlora).
+    /// </summary>
+    public static CausalLM LoadModel(string directory, Placement? placement = null, IModuleLoader? loader = null)
     {
         if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"model folder not found: {directory}");
         var configPath = Path.Combine(directory, ConfigFile);
@@ -56,10 +62,10 @@ public static class ModelFolder
         var config = ModelConfig.FromJson(File.ReadAllText(configPath), ConfigFile);
         if (!CheckpointWeights.ExistIn(directory)) throw NoSafetensors(directory);
         var weights = CheckpointWeights.Open(directory);
-        var model = ModelFactory.CreateUninitialized(config);
+        var model = ModelFactory.CreateUninitialized(config, TorchSharp.torch.META);
         try
         {
-            model.LoadFrom(weights);
+            model.LoadFrom(weights, placement ?? Placement.Cpu, loader);
         }
         catch
         {

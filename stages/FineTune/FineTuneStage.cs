@@ -38,11 +38,12 @@ public sealed class FineTuneStage(StageContext context, FineTuneOptions options)
     {
         var clock = Stopwatch.StartNew();
         var log = run.Logger;
-        DeviceSelector.Select(context.Device, log); // training runs on the CPU; CUDA placement is not wired yet (docs/finetune.md)
+        var placement = context.Placement(log);
         TorchSharp.torch.random.manual_seed(context.Seed);
+        MemoryCheck.Before(options, context.BaseModel, placement, context.Run.MaxMemoryGb, log, context.Section<PrepareOptions>("prepare").SeqLen);
 
-        var (model, tokenizer) = StageContext.LoadWithTokenizer(context.BaseModel, "finetune");
-        using var tuned = options.Apply(model, context.Seed, InitAdapter);
+        var (model, tokenizer) = StageContext.WithTokenizer(options.LoadBase(context.BaseModel, placement), context.BaseModel, "finetune");
+        using var tuned = options.Apply(model, context.Seed, InitAdapter, placement);
         log.LogInformation("finetune: method {Method}, {Trainable:N0} of {Total:N0} parameters train; regularizers [{Regs}]",
             options.Method, tuned.TrainableParameters, tuned.TotalParameters, string.Join(", ", options.Regularizers));
 
@@ -55,13 +56,14 @@ public sealed class FineTuneStage(StageContext context, FineTuneOptions options)
         var terms = TrainingTerms.Compose(options.Regularizers, term => new TermContext
         {
             Tuned = tuned, Options = options.Plugins[term.Name], BaseModelDirectory = context.BaseModel, ReplayRows = replay, HeldoutRows = heldout,
-            CacheDirectory = context.CacheDirectory, InitAdapter = InitAdapter, Logger = log,
+            CacheDirectory = context.CacheDirectory, InitAdapter = InitAdapter, Logger = log, Placement = placement,
         });
         string adapter = Path.Combine(run.OutputDirectory, "adapter");
         TrainingResult result;
         try
         {
-            result = new Trainer(options.Training, tuned, batches, new LossProbe(data.Validation, heldout), terms, log).Run(run.WorkDirectory, cancellationToken);
+            result = new Trainer(options.Training with { LossScaling = placement.LossScaling }, tuned, batches, new LossProbe(data.Validation, heldout), terms, log)
+                { Tensorboard = context.Tensorboard(Name) }.Run(run.WorkDirectory, cancellationToken);
             tuned.Method.Save(tuned, adapter, context.BaseModel);
             foreach (var term in terms) term.WriteArtifacts(adapter);
         }

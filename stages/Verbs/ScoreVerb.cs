@@ -1,5 +1,7 @@
 using System.Globalization;
+using Forgetless.Configuration;
 using Forgetless.Model;
+using Forgetless.Model.Devices;
 using Forgetless.Model.Inference;
 using Forgetless.Peft;
 using Forgetless.Runs;
@@ -33,7 +35,7 @@ public static class ScoreVerb
         context.AddCommand((sp, ct) =>
         {
             var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless");
-            var loaded = LoadWithAdapter(model, adapter, logger);
+            var loaded = LoadWithAdapter(model, adapter, logger, DeviceSelector.Place(context.Run, logger));
             var summary = JsonlScoring.Run(new Scorer(loaded.Model, loaded.Tokenizer!, batch), input, output, ct);
             logger.LogInformation("score: {Rows} rows, {Tokens} tokens, mean log-prob {Mean:F4} per token, {Seconds:F1} s → {Output}",
                 summary.Rows, summary.ScoredTokens, summary.ScoredTokens > 0 ? summary.SumLogProb / summary.ScoredTokens : 0,
@@ -78,14 +80,15 @@ public static class ScoreVerb
         : throw new UsageException($"{cli.Verb}: --{name} '{text}' is not a whole number");
 
     /// <summary>The model folder with its tokenizer, and the adapter (any method) applied through <see cref="AdapterFolder.Apply"/>.</summary>
-    internal static LoadedModel LoadWithAdapter(string model, string? adapter, ILogger logger)
+    internal static LoadedModel LoadWithAdapter(string model, string? adapter, ILogger logger, Placement placement)
     {
-        var loaded = ModelFolder.Load(model);
+        var loaded = ModelFolder.Load(model, placement: placement);
         if (loaded.Tokenizer is null) throw new UserInputException($"{model}: the model folder has no tokenizer");
         if (adapter is not null)
         {
             var type = AdapterFolder.Apply(loaded.Model, Path.GetFullPath(adapter));
             logger.LogInformation("{Adapter}: applied a {Type} adapter", adapter, type);
+            placement.Place(loaded.Model, loaded.Model.PrefixKeyValues as TorchSharp.torch.nn.Module);
         }
         loaded.Model.eval();
         return loaded;

@@ -1,4 +1,5 @@
 using Forgetless.Model.Tokenizers;
+using Forgetless.Model.Devices;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -126,7 +127,8 @@ public sealed class Scorer(CausalLM model, ITokenizer tokenizer, int batchSize =
                 mask[b * width + t] = 1;
             }
         }
-        var logits = model.Forward(tensor(ids, [batch.Length, width]), tensor(mask, [batch.Length, width]));
+        var device = model.Device;
+        var logits = model.Forward(tensor(ids, [batch.Length, width], device: device), tensor(mask, [batch.Length, width], device: device));
         for (var b = 0; b < batch.Length; b++)
         {
             var (_, target) = rows[batch[b]];
@@ -136,9 +138,9 @@ public sealed class Scorer(CausalLM model, ITokenizer tokenizer, int batchSize =
             // Normalise only the scored positions: the softmax over the vocabulary dominates otherwise.
             var positions = logits[b].narrow(0, start, target.Length);
             var logProbs = nn.functional.log_softmax(positions, -1);
-            var targetIds = tensor(target.Select(t => (long)t).ToArray()).unsqueeze(1);
-            var scores = logProbs.gather(1, targetIds).squeeze(1).to(ScalarType.Float64).data<double>().ToArray();
-            var greedy = positions.argmax(-1).data<long>().ToArray();
+            var targetIds = tensor(target.Select(t => (long)t).ToArray(), device: device).unsqueeze(1);
+            var scores = HostValues.Doubles(logProbs.gather(1, targetIds).squeeze(1));
+            var greedy = HostValues.Longs(positions.argmax(-1));
             results[batch[b]] = new ScoreResult(target, scores, scores.Sum(), greedy.Zip(target).All(p => p.First == p.Second));
         }
     }

@@ -1,4 +1,5 @@
 using Forgetless.Model.Tokenizers;
+using Forgetless.Model.Devices;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -53,7 +54,9 @@ public sealed class TextGenerator(CausalLM model, ITokenizer tokenizer)
 
         using var _ = no_grad();
         using var cache = model.NewCache();
-        using var generator = options.Temperature > 0 ? new torch.Generator((ulong)options.Seed) : null;
+        var device = model.Device;
+        // A CUDA tensor draws from a CUDA generator; the CPU generator serves the CPU (and the meta device).
+        using var generator = options.Temperature > 0 ? new torch.Generator((ulong)options.Seed, device.type == DeviceType.CUDA ? device : CPU) : null;
         var generated = new List<int>();
         var finish = "length";
         var next = prompt.Select(t => (long)t).ToArray();
@@ -61,7 +64,7 @@ public sealed class TextGenerator(CausalLM model, ITokenizer tokenizer)
         {
             cancellationToken.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
-            var logits = model.Forward(tensor(next, [1, next.Length]), cache: cache);
+            var logits = model.Forward(tensor(next, [1, next.Length], device: device), cache: cache);
             var token = Pick(logits[0, -1], options, generator);
             if (stop.Contains(token))
             {
@@ -76,7 +79,7 @@ public sealed class TextGenerator(CausalLM model, ITokenizer tokenizer)
 
     private static int Pick(Tensor logits, GenerationOptions options, torch.Generator? generator)
     {
-        if (generator is null) return (int)logits.argmax().item<long>();
+        if (generator is null) return (int)HostValues.Longs(logits.argmax())[0];
         var probs = nn.functional.softmax(logits / options.Temperature, -1);
         if (options.TopP < 1)
         {
@@ -87,6 +90,6 @@ public sealed class TextGenerator(CausalLM model, ITokenizer tokenizer)
             probs = zeros_like(probs).scatter(0, indices, kept);
             probs = probs / probs.sum();
         }
-        return (int)multinomial(probs, 1, generator: generator).item<long>();
+        return (int)HostValues.Longs(DeviceOps.Categorical(probs, generator))[0];
     }
 }

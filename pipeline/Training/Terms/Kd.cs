@@ -1,3 +1,4 @@
+using Forgetless.Model.Devices;
 using System.Globalization;
 using Forgetless.Configuration;
 using Forgetless.Model;
@@ -51,7 +52,7 @@ public sealed class Kd : TrainingTerm
         var section = context.Section<KdSection>();
         if (context.ReplayRows.Count == 0)
             context.Logger.LogWarning("finetune: kd is on, but the training data has no replay rows (kind replay/generated); it will never apply");
-        return new Kd(ModelFolder.LoadModel(context.BaseModelDirectory),
+        return new Kd(ModelFolder.LoadModel(context.BaseModelDirectory, context.Placement),
             new KdOptions { Divergence = KdDivergence.ForwardKl, Temperature = section.Temperature }, section.Weight);
     }
 
@@ -62,10 +63,10 @@ public sealed class Kd : TrainingTerm
         var replay = batch.ReplayIndices();
         var width = tokens.Targets.shape[1];
         Tensor teacherLogits;
-        using (no_grad()) teacherLogits = teacher.Forward(tokens.Inputs.index_select(0, replay), tokens.AttentionMask.index_select(0, replay));
-        var kd = Distillation.Loss(batch.Logits.index_select(0, replay).narrow(1, 0, width), teacherLogits.narrow(1, 0, width),
-            tokens.TargetMask.index_select(0, replay), options);
-        return new TermValue(kd.mul(weight / batch.MicroBatches), kd.item<float>() / batch.MicroBatches);
+        using (no_grad()) teacherLogits = teacher.Forward(DeviceOps.Rows(tokens.Inputs, replay), DeviceOps.Rows(tokens.AttentionMask, replay));
+        var kd = Distillation.Loss(DeviceOps.Rows(batch.Logits, replay).narrow(1, 0, width), teacherLogits.narrow(1, 0, width),
+            DeviceOps.Rows(tokens.TargetMask, replay), options);
+        return new TermValue(kd.mul(weight / batch.MicroBatches), kd.detach(), batch.MicroBatches);
     }
 
     public override void Dispose() => teacher.Dispose();
