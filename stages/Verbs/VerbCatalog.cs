@@ -16,6 +16,7 @@ public static class VerbCatalog
         GenerateVerb.Definition,
         FineTune.BenchVerb.Definition,
         VerifyVerb.Definition,
+        Doctor.DoctorVerb.Definition,
         Package.CompareVerb.Definition,
     ];
 
