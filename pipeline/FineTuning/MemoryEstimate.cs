@@ -101,8 +101,14 @@ public static class MemoryCheck
         return estimate;
     }
 
-    /// <summary>Tokens in one probe batch: validation rows are scored up to the training micro-batch's token budget.</summary>
-    public static int ProbeTokens(FineTuneOptions options, int sequenceLength) => Math.Max(sequenceLength, Math.Min(options.TokensPerBatch, 8 * sequenceLength));
+    /// <summary>Tokens in one probe batch (<see cref="ProbeRows"/> rows).</summary>
+    public static int ProbeTokens(FineTuneOptions options, int sequenceLength) => ProbeRows(options.TokensPerBatch, sequenceLength) * sequenceLength;
+
+    /// <summary>
+    /// Rows per probe batch (validation and held-out loss): 8, or fewer so that a batch holds no more tokens than a
+    /// training micro-batch — the probe's logits over a large vocabulary would otherwise be the run's peak.
+    /// </summary>
+    public static int ProbeRows(int tokensPerBatch, int sequenceLength) => Math.Clamp(tokensPerBatch / Math.Max(1, sequenceLength), 1, 8);
 
     private static string Advice(FineTuneOptions options, MemoryEstimate estimate)
     {

@@ -18,6 +18,12 @@ public sealed record ModelSaveOptions
     public string? TokenizerDirectory { get; init; }
 
     public GenerationConfig? Generation { get; init; }
+
+    /// <summary>
+    /// Split the weights into shards of at most this many bytes (<c>model-00001-of-0000N.safetensors</c> and
+    /// <c>model.safetensors.index.json</c>, as transformers' <c>save_pretrained(max_shard_size=…)</c> writes them); null: one file.
+    /// </summary>
+    public long? MaxShardBytes { get; init; }
 }
 
 /// <summary>
@@ -75,6 +81,46 @@ public static class ModelFolder
         return model;
     }
 
+    /// <summary>
+    /// Tensors in the model's order, a new shard whenever the next one would pass <paramref name="maxShardBytes"/>, and
+    /// the index (<c>{"metadata": {"total_size": N}, "weight_map": {key: shard}}</c>) written last.
+    /// </summary>
+    private static void WriteShards(CausalLM model, string directory, SafetensorsDType dtype, long maxShardBytes)
+    {
+        var shards = new List<List<KeyValuePair<string, TorchSharp.torch.Tensor>>> { new() };
+        long size = 0, total = 0;
+        var tensors = model.CheckpointTensors().ToList();
+        foreach (var tensor in tensors)
+        {
+            long bytes = tensor.Value.numel() * dtype.Size();
+            if (size > 0 && size + bytes > maxShardBytes)
+            {
+                shards.Add([]);
+                size = 0;
+            }
+            shards[^1].Add(tensor);
+            size += bytes;
+            total += bytes;
+        }
+        var weightMap = new System.Text.Json.Nodes.JsonObject();
+        for (int i = 0; i < shards.Count; i++)
+        {
+            string name = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"model-{i + 1:D5}-of-{shards.Count:D5}.safetensors");
+            using (TorchSharp.torch.NewDisposeScope())
+                SafetensorsWriter.Write(Path.Combine(directory, name), shards[i], dtype);
+            foreach (var (key, _) in shards[i]) weightMap[key] = name;
+        }
+        var index = new System.Text.Json.Nodes.JsonObject
+        {
+            ["metadata"] = new System.Text.Json.Nodes.JsonObject { ["total_size"] = total },
+            ["weight_map"] = weightMap,
+        };
+        AtomicFile.WriteAllText(Path.Combine(directory, CheckpointWeights.IndexFile),
+            index.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+        var single = Path.Combine(directory, CheckpointWeights.SingleFile);
+        if (File.Exists(single)) File.Delete(single); // the single file would win on load
+    }
+
     private static Exception NoSafetensors(string directory)
     {
         var pickles = Directory.EnumerateFiles(directory)
@@ -100,11 +146,18 @@ public static class ModelFolder
         configJson["torch_dtype"] = options.DType == SafetensorsDType.BF16 ? "bfloat16" : "float32";
         AtomicFile.WriteAllText(Path.Combine(directory, ConfigFile),
             configJson.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
-        using (TorchSharp.torch.NewDisposeScope())
-            SafetensorsWriter.Write(Path.Combine(directory, CheckpointWeights.SingleFile), model.CheckpointTensors(), options.DType);
-        // A stale index next to the new single file would be ambiguous; the single file wins on load anyway.
-        var staleIndex = Path.Combine(directory, CheckpointWeights.IndexFile);
-        if (File.Exists(staleIndex)) File.Delete(staleIndex);
+        if (options.MaxShardBytes is { } maxShard)
+        {
+            WriteShards(model, directory, options.DType, maxShard);
+        }
+        else
+        {
+            using (TorchSharp.torch.NewDisposeScope())
+                SafetensorsWriter.Write(Path.Combine(directory, CheckpointWeights.SingleFile), model.CheckpointTensors(), options.DType);
+            // A stale index next to the new single file would be ambiguous; the single file wins on load anyway.
+            var staleIndex = Path.Combine(directory, CheckpointWeights.IndexFile);
+            if (File.Exists(staleIndex)) File.Delete(staleIndex);
+        }
         if (options.Generation is { } generation)
             AtomicFile.WriteAllText(Path.Combine(directory, GenerationConfigFile), generation.ToJson());
         if (options.TokenizerDirectory is { } source && Path.GetFullPath(source) != Path.GetFullPath(directory))

@@ -40,9 +40,13 @@ public sealed class FineTuneStage(StageContext context, FineTuneOptions options)
         var log = run.Logger;
         var placement = context.Placement(log);
         TorchSharp.torch.random.manual_seed(context.Seed);
-        MemoryCheck.Before(options, context.BaseModel, placement, context.Run.MaxMemoryGb, log, context.Section<PrepareOptions>("prepare").SeqLen);
+        int seqLen = context.Section<PrepareOptions>("prepare").SeqLen;
+        var estimate = MemoryCheck.Before(options, context.BaseModel, placement, context.Run.MaxMemoryGb, log, seqLen);
 
+        var loading = Stopwatch.StartNew();
         var (model, tokenizer) = StageContext.WithTokenizer(options.LoadBase(context.BaseModel, placement), context.BaseModel, "finetune");
+        double loadSeconds = loading.Elapsed.TotalSeconds;
+        log.LogInformation("finetune: base model loaded in {Seconds:F1} s ({Device}, {Type})", loadSeconds, placement.Device.type, placement.ComputeType);
         using var tuned = options.Apply(model, context.Seed, InitAdapter, placement);
         log.LogInformation("finetune: method {Method}, {Trainable:N0} of {Total:N0} parameters train; regularizers [{Regs}]",
             options.Method, tuned.TrainableParameters, tuned.TotalParameters, string.Join(", ", options.Regularizers));
@@ -62,7 +66,7 @@ public sealed class FineTuneStage(StageContext context, FineTuneOptions options)
         TrainingResult result;
         try
         {
-            result = new Trainer(options.Training with { LossScaling = placement.LossScaling }, tuned, batches, new LossProbe(data.Validation, heldout), terms, log)
+            result = new Trainer(options.Training with { LossScaling = placement.LossScaling }, tuned, batches, new LossProbe(data.Validation, heldout, MemoryCheck.ProbeRows(options.TokensPerBatch, seqLen)), terms, log)
                 { Tensorboard = context.Tensorboard(Name) }.Run(run.WorkDirectory, cancellationToken);
             tuned.Method.Save(tuned, adapter, context.BaseModel);
             foreach (var term in terms) term.WriteArtifacts(adapter);
@@ -81,6 +85,8 @@ public sealed class FineTuneStage(StageContext context, FineTuneOptions options)
             BestValidationTaskLoss = TrainingSummary.Loss(result.BestValidationLoss),
             BestStep = result.BestStep,
             TotalParameters = tuned.TotalParameters,
+            LoadSeconds = Math.Round(loadSeconds, 2),
+            EstimatedPeakBytes = estimate.TotalBytes,
             MethodFacts = tuned.Method.Facts(tuned).ToDictionary(),
         };
         OutputJson.Write(Path.Combine(run.OutputDirectory, TrainingSummary.FileName), summary);

@@ -15,6 +15,7 @@ public static class VerbCatalog
         ScoreVerb.Definition,
         GenerateVerb.Definition,
         FineTune.BenchVerb.Definition,
+        Synthesize.SynthesizeModelVerb.Definition,
         VerifyVerb.Definition,
         Doctor.DoctorVerb.Definition,
         Package.CompareVerb.Definition,
