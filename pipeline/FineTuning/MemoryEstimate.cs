@@ -119,7 +119,8 @@ public static class MemoryCheck
             tips.Add($"lower finetune.tokensPerBatch (now {options.TokensPerBatch}; finetune.gradientAccumulation keeps the step's size)");
             if (!options.GradientCheckpointing) tips.Add("set finetune.gradientCheckpointing = true");
         }
-        if (options.Method != "qlora" && largest == "weights") tips.Add("use finetune.method = qlora (NF4 base weights)");
+        bool quantized = estimate.Parts.Any(p => p.Part == "nf4 weights" && p.Bytes > 0);
+        if (!quantized && largest == "weights") tips.Add("use finetune.method = qlora (NF4 base weights)");
         if (largest == "weights") tips.Add("set run.precision = bf16 on a GPU");
         if (largest == "trainable + adam") tips.Add("train fewer parameters (lora, qlora or a smaller freeze)");
         return tips.Count == 0 ? "use a machine with more memory" : string.Join("; or ", tips);
