@@ -85,11 +85,7 @@ public static class MemoryCheck
     public static MemoryEstimate Before(FineTuneOptions options, string baseModel, Placement placement, double maxMemoryGb, ILogger log,
         int? sequenceLength = null)
     {
-        var config = ModelConfig.FromJson(File.ReadAllText(Path.Combine(baseModel, ModelFolder.ConfigFile)), ModelFolder.ConfigFile);
-        var footprint = options.MethodPlugin.Footprint(config, options.Plugins);
-        int seq = sequenceLength ?? Math.Min(options.TokensPerBatch, config.MaxPositionEmbeddings);
-        var estimate = MemoryEstimate.Of(config, footprint, options.TokensPerBatch, seq, ProbeTokens(options, seq), placement,
-            options.GradientCheckpointing, options.MethodPlugin.TrainsBaseProjections);
+        var estimate = Estimate(options, baseModel, placement, sequenceLength);
         var limit = maxMemoryGb > 0 ? (long)(maxMemoryGb * (1L << 30)) : DeviceMemory.Available(placement.Device, log);
         log.LogInformation("finetune: estimated peak memory {Estimate}; {Limit} available on {Device}", estimate,
             limit is { } l ? string.Create(CultureInfo.InvariantCulture, $"{MemoryEstimate.Gb(l):F2} GB") : "unknown memory",
@@ -99,6 +95,18 @@ public static class MemoryCheck
                 $"finetune: the run needs about {MemoryEstimate.Gb(estimate.TotalBytes):F1} GB but {MemoryEstimate.Gb(max):F1} GB are available " +
                 $"({(maxMemoryGb > 0 ? "run.maxMemoryGb" : "the device's memory")}); {Advice(options, estimate)}"));
         return estimate;
+    }
+
+    /// <summary>The estimate for fine-tuning the model of <paramref name="baseModel"/> (only its config.json is read) as configured.</summary>
+    public static MemoryEstimate Estimate(FineTuneOptions options, string baseModel, Placement placement, int? sequenceLength = null)
+    {
+        var configPath = Path.Combine(baseModel, ModelFolder.ConfigFile);
+        if (!File.Exists(configPath)) throw new UserInputException($"{configPath}: not found; the memory estimate needs the base model's config.json");
+        var config = ModelConfig.FromJson(File.ReadAllText(configPath), configPath);
+        var footprint = options.MethodPlugin.Footprint(config, options.Plugins);
+        int seq = sequenceLength ?? Math.Min(options.TokensPerBatch, config.MaxPositionEmbeddings);
+        return MemoryEstimate.Of(config, footprint, options.TokensPerBatch, seq, ProbeTokens(options, seq), placement,
+            options.GradientCheckpointing, options.MethodPlugin.TrainsBaseProjections);
     }
 
     /// <summary>Tokens in one probe batch (<see cref="ProbeRows"/> rows).</summary>

@@ -21,4 +21,21 @@ public sealed class DoctorCliTests
         if (!systemHasIt) lines["native patch"].Should().Contain("applied (GLIBCXX_3.4.32 marked weak");
         lines["native patch"].Should().NotContain("not applied");
     }
+
+    [Fact]
+    public async Task With_a_pipeline_file_doctor_prints_the_finetune_estimate_as_on_the_configured_gpu()
+    {
+        using var dir = new TempDirectory();
+        Directory.CreateDirectory(Path.Combine(dir.Path, "m"));
+        File.WriteAllText(Path.Combine(dir.Path, "m", "config.json"),
+            Forgetless.Model.ModelConfig.Llama(1000, 64, 2, 4, 2, intermediateSize: 128).ToJson().ToJsonString());
+        File.WriteAllText(Path.Combine(dir.Path, "forgetless.json"), """
+            {"run": {"baseModel": "m", "device": "cuda", "precision": "bf16"}, "prepare": {"seqLen": 32, "replayShare": 0, "taskSources": [{"path": "t.jsonl"}]}, "finetune": {"method": "lora", "tokensPerBatch": 64}}
+            """);
+
+        var result = await ForgetlessProcess.RunAsync(dir.Path, "doctor", "--set", "finetune.gradientCheckpointing=true");
+
+        result.ExitCode.Should().Be(0, result.ToString());
+        result.Stdout.Should().MatchRegex(@"estimate +finetune lora, 64 tokens per micro-batch, seqLen 32, BFloat16, gradient checkpointing on: \d+\.\d\d GB \(weights .*activations \(checkpointed\) .*\) \(as on a GPU: CUDA is not available here\)");
+    }
 }

@@ -23,7 +23,7 @@ public static class SystemReport
         lines.Add(("torchsharp", typeof(torch).Assembly.GetName().Version?.ToString() ?? "unknown"));
         lines.Add(("libtorch", $"{torch.__version__} ({(cudaBuild ? "CUDA build" : "CPU-only build")}) in {native}"));
         bool cuda = torch.cuda.is_available();
-        lines.Add(("cuda", cuda ? $"available, {torch.cuda.device_count()} device(s)" : cudaBuild ? "not available (no driver or no GPU found)" : "not in this build (reference TorchSharp-cuda-linux instead of libtorch-cpu-linux-x64; docs/gpu.md)"));
+        lines.Add(("cuda", cuda ? $"available, {torch.cuda.device_count()} device(s)" : cudaBuild ? "not available (no driver or no GPU found)" : "not in this build (build with -p:TorchBackend=cuda; docs/gpu.md)"));
         if (cuda)
         {
             lines.Add(("cudnn", torch.cuda.is_cudnn_available() ? "available" + CudnnVersion(native) : "not available"));
