@@ -23,6 +23,8 @@ public sealed class BuildParameters
     /// <summary>--rebuild-root and --reference (Rebuild).</summary>
     public string RebuildRoot { get; private init; }
     public string Reference { get; private init; }
+    /// <summary>--strategy=NAME (Continual), repeatable: run only these strategies.</summary>
+    public IReadOnlyList<string> Strategies { get; private init; }
     /// <summary>--torch-backend (Pack): cpu or cuda, the libtorch the tool package carries (build/TorchBackend.props).</summary>
     public string TorchBackend { get; private init; }
 
@@ -42,6 +44,7 @@ public sealed class BuildParameters
         BenchmarkSteps = context.Argument("steps", 6),
         RebuildRoot = context.Argument("rebuild-root", "artifacts/rebuild"),
         Reference = context.Argument("reference", "runs/package"),
+        Strategies = context.Arguments<string>("strategy", new string[0]).ToList(),
         TorchBackend = context.Argument("torch-backend", "cpu"),
     };
 

@@ -23,6 +23,21 @@ Task("Status")
     .IsDependentOn("Build")
     .Does<BuildParameters>((context, p) => Forgetless(p, "status", p.Check ? new[] { "--check" } : null));
 
+Task("Continual")
+    .Description("Learn the continual.tasks sequence with every strategy (--strategy=NAME for some): accuracy matrix, ACC, BWT, FWT, forgetting, router; report in runs/continual; exits 4 when a continual gate fails")
+    .IsDependentOn("Build")
+    .Does<BuildParameters>((context, p) => Forgetless(p, "continual", p.Strategies.SelectMany(s => new[] { "--strategy", s }).ToArray()));
+
+Task("Reptile")
+    .Description("The meta-learning experiment: Reptile learns an adapter initialisation over the continual tasks but one, then that task is fine-tuned from it and from a fresh adapter (runs/continual/reptile.json)")
+    .IsDependentOn("Build")
+    .Does<BuildParameters>((context, p) => Forgetless(p, "continual", new[] { "reptile" }));
+
+Task("ContinualPackage")
+    .Description("Package a task-isolation strategy's adapters as one PEFT multi-adapter set with its router (--strategy=NAME; default the first perTask strategy); refuses (4) when a continual gate fails")
+    .IsDependentOn("Build")
+    .Does<BuildParameters>((context, p) => Forgetless(p, "continual", new[] { "package" }.Concat(p.Strategies.SelectMany(s => new[] { "--strategy", s })).ToArray()));
+
 Task("Clean")
     .Description("Remove the pipeline's stage outputs and resumable state (runs/)")
     .IsDependentOn("Build")

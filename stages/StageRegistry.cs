@@ -45,10 +45,13 @@ public static class StageRegistry
         string baseModel = evaluate.BaseModel.Length > 0 ? c.Resolve(evaluate.BaseModel) : c.BaseModel;
         // The adapter evaluate judged: package.adapter, else evaluate's explicit adapter, else its candidate stage.
         var (upstream, adapter) = Candidate(c, evaluate, explicitAdapter: options.Adapter.Length > 0 ? options.Adapter : evaluate.Adapter);
-        var sections = Sections.Select(s => KeyValuePair.Create(s.Key, Configuration.PipelineConfig.Canonical(Bind(c.Config, s.Key, s.Value))));
         return new Package.PackageStage(c, options, baseModel, upstream, adapter, usesPreparedData: upstream is not null && All.Any(e => e.Name == "prepare"),
-            Packaging.Provenance.ConfigSections(sections), ToolVersion.Current);
+            ConfigJson(c.Config), ToolVersion.Current);
     }
+
+    /// <summary>Every section as bound (defaults filled in), canonical JSON, as a package's provenance records the configuration.</summary>
+    public static System.Text.Json.Nodes.JsonObject ConfigJson(Configuration.PipelineConfig config) =>
+        Packaging.Provenance.ConfigSections(Sections.Select(s => KeyValuePair.Create(s.Key, Configuration.PipelineConfig.Canonical(Bind(config, s.Key, s.Value)))));
 
     /// <summary>
     /// The candidate adapter of a release: an explicit folder, else the stage <c>evaluate.candidate</c> names, else
@@ -80,6 +83,7 @@ public static class StageRegistry
             {
                 ["run"] = typeof(RunOptions),
                 ["pretrain"] = typeof(Pretraining.PretrainOptions),
+                ["continual"] = typeof(Forgetless.Continual.ContinualOptions),
             }
             .Concat(All.Select(e => KeyValuePair.Create(e.Name, e.OptionsType)))
             .ToDictionary(StringComparer.Ordinal);

@@ -20,7 +20,8 @@ internal static class ForgetlessProcess
 
     public static string Dll => Path.Combine(AppContext.BaseDirectory, "forgetless.dll");
 
-    public static Process Start(string workingDirectory, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
+    /// <param name="environment">Variables to set; a null value removes the variable from the child's environment.</param>
+    public static Process Start(string workingDirectory, IEnumerable<string> args, IReadOnlyDictionary<string, string?>? environment = null)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -31,10 +32,11 @@ internal static class ForgetlessProcess
         start.ArgumentList.Add(Dll);
         foreach (var a in args) start.ArgumentList.Add(a);
         start.Environment["NO_COLOR"] = "1";
-        start.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
         foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("FORGETLESS_", StringComparison.OrdinalIgnoreCase)).ToList())
             start.Environment.Remove(name);
-        foreach (var (k, v) in environment ?? new Dictionary<string, string>()) start.Environment[k] = v;
+        foreach (var (k, v) in environment ?? new Dictionary<string, string?>())
+            if (v is null) start.Environment.Remove(k);
+            else start.Environment[k] = v;
         return Process.Start(start)!;
     }
 
@@ -57,6 +59,6 @@ internal static class ForgetlessProcess
 
     public static Task<Result> RunAsync(string workingDirectory, params string[] args) => Finish(Start(workingDirectory, args));
 
-    public static Task<Result> RunAsync(string workingDirectory, IReadOnlyDictionary<string, string> environment, params string[] args) =>
+    public static Task<Result> RunAsync(string workingDirectory, IReadOnlyDictionary<string, string?> environment, params string[] args) =>
         Finish(Start(workingDirectory, args, environment));
 }

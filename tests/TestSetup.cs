@@ -9,5 +9,10 @@ internal static class TestSetup
     /// keeps them from oversubscribing the cores (results do not depend on the thread count).
     /// </summary>
     [ModuleInitializer]
-    internal static void OneTorchThread() => TorchSharp.torch.set_num_threads(1);
+    internal static void OneTorchThread()
+    {
+        // As the executable does first thing: libtorch's OpenMP runtime reads its environment once, when it loads.
+        Forgetless.Configuration.TorchThreads.PrepareEnvironment();
+        TorchSharp.torch.set_num_threads(1);
+    }
 }

@@ -75,6 +75,25 @@ public static class ConfigLayers
         Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
             .Select(e => KeyValuePair.Create((string)e.Key, e.Value as string ?? ""));
 
+    /// <summary>
+    /// Settings that replace the list at <paramref name="key"/> (configuration form, <c>prepare:taskSources</c>) with
+    /// <paramref name="items"/>, each item an object of string fields (a list of objects cannot be written as <c>[a,b]</c>).
+    /// </summary>
+    public static IEnumerable<ConfigSetting> ListOf(string key, IReadOnlyList<IReadOnlyDictionary<string, string>> items, string origin)
+    {
+        yield return new ConfigSetting(key, "", origin, EmptyList: true);
+        for (int i = 0; i < items.Count; i++)
+            foreach (var (field, value) in items[i])
+                yield return new ConfigSetting($"{key}:{i}:{field}", value, origin);
+    }
+
+    /// <summary>Settings that replace the list of strings at <paramref name="key"/> with <paramref name="values"/>.</summary>
+    public static IEnumerable<ConfigSetting> ListOf(string key, IReadOnlyList<string> values, string origin)
+    {
+        yield return new ConfigSetting(key, "", origin, EmptyList: true);
+        for (int i = 0; i < values.Count; i++) yield return new ConfigSetting($"{key}:{i}", values[i], origin);
+    }
+
     public static bool Within(string key, string root) =>
         key.Equals(root, StringComparison.OrdinalIgnoreCase)
         || (key.Length > root.Length && key[root.Length] == ':' && key.StartsWith(root, StringComparison.OrdinalIgnoreCase));

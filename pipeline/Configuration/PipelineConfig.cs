@@ -69,6 +69,18 @@ public sealed class PipelineConfig
         return config;
     }
 
+    /// <summary>
+    /// This configuration with <paramref name="overrides"/> layered on top (later settings win; a setting that gives a
+    /// list replaces it), checked like a loaded file — for code that runs the pipeline's stages with settings of its own,
+    /// such as the steps of a task sequence.
+    /// </summary>
+    public PipelineConfig With(IEnumerable<ConfigSetting> overrides)
+    {
+        var config = new PipelineConfig(FilePath, ConfigLayers.Merge([settings.Values.ToList(), .. ConfigLayers.ByOrigin(overrides)]), sections);
+        config.CheckShape();
+        return config;
+    }
+
     /// <summary>Where the value at <paramref name="key"/> (configuration form, or any key under it) was given; else the file.</summary>
     private string OriginOf(string key)
     {

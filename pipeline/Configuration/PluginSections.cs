@@ -43,3 +43,13 @@ public interface IHasPluginSections
 {
     PluginSections Plugins { get; }
 }
+
+/// <summary>
+/// A plug-in section that names files or folders whose content can change a run's result (kd's teacher adapter): the
+/// stage holding the section declares them as inputs, so a changed file makes the stage stale.
+/// </summary>
+public interface IDeclaresInputFolders
+{
+    /// <summary>(key, folder) pairs; <paramref name="resolve"/> turns a configured path into a full one.</summary>
+    IEnumerable<(string Key, string Folder)> InputFolders(Func<string, string> resolve);
+}

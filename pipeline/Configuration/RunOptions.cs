@@ -16,7 +16,10 @@ public sealed class RunOptions : IValidatableOptions
 
     public DeviceChoice Device { get; set; } = DeviceChoice.Auto;
 
-    /// <summary>Compute threads for libtorch; 0 keeps libtorch's default (the number of cores).</summary>
+    /// <summary>
+    /// Compute threads for libtorch; 0: the cores this process may use (its CPU affinity, capped by a cgroup CPU quota;
+    /// see <see cref="TorchThreads"/>), or <c>OMP_NUM_THREADS</c> when that is set.
+    /// </summary>
     public int Threads { get; set; }
 
     /// <summary>

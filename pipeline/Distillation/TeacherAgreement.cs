@@ -17,8 +17,8 @@ public static class TeacherAgreement
         TargetTokenMean.Of([student, teacher], rows, batchRows, batch =>
         {
             long width = batch.Targets.shape[1];
-            var s = student.Forward(batch.Inputs, batch.AttentionMask).narrow(1, 0, width);
-            var t = teacher.Forward(batch.Inputs, batch.AttentionMask).narrow(1, 0, width);
+            var s = batch.Logits(student).narrow(1, 0, width);
+            var t = batch.Logits(teacher).narrow(1, 0, width);
             return Distillation.ForwardKl(s, t, batch.TargetMask).to(TorchSharp.torch.ScalarType.Float64).mul((double)batch.TargetTokens);
         });
 

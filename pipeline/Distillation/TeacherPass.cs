@@ -62,7 +62,7 @@ public sealed record TeacherPassInfo
 /// <summary>
 /// The cached teacher pass: the teacher scores the chosen replay rows once and keeps, per target token, its top-k
 /// log-probabilities at temperature T plus the remaining mass. Cached under <c>&lt;run root&gt;/.cache/teacher/&lt;key&gt;/</c>
-/// with the key a SHA-256 of the teacher folder's files, the rows (index, ids, loss mask), k and T — so another
+/// with the key a SHA-256 of the teacher folder's files, the rows (index, ids, loss mask, documents), k and T — so another
 /// teacher, other rows, another k or T make a new pass and the same ones reuse it. The folder appears atomically
 /// (written beside, then renamed) so an interrupted pass leaves nothing that looks complete.
 /// </summary>
@@ -70,7 +70,8 @@ public static class TeacherPass
 {
     public const string FileName = "teacher_topk.parquet";
     public const string InfoFileName = "teacher_pass.json";
-    private const string FormatVersion = "forgetless.teacher-topk.v2";
+    // v3: packed rows are scored document by document (block-diagonal attention, positions restarting per document).
+    private const string FormatVersion = "forgetless.teacher-topk.v3";
 
 
     public static string Key(string teacherDirectory, IReadOnlyList<(int Index, PreparedRow Row)> rows, int k, double temperature)
@@ -87,6 +88,8 @@ public static class TeacherPass
             hash.AppendData(BitConverter.GetBytes(row.Length));
             foreach (var id in row.InputIds.AsSpan(0, row.Length)) hash.AppendData(BitConverter.GetBytes(id));
             foreach (var m in row.LossMask.AsSpan(0, row.Length)) hash.AppendData([m ? (byte)1 : (byte)0]);
+            if (row.SegmentIds is { } segments)
+                foreach (var s in segments.AsSpan(0, row.Length)) hash.AppendData(BitConverter.GetBytes(s));
         }
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
@@ -152,7 +155,7 @@ public static class TeacherPass
                 using var scope = NewDisposeScope();
                 using var batch = TokenBatch.Of(chunk.Select(c => c.Row).ToList(), teacher.Device);
                 long width = batch.Targets.shape[1];
-                var logits = teacher.Forward(batch.Inputs, batch.AttentionMask).narrow(1, 0, width);
+                var logits = batch.Logits(teacher).narrow(1, 0, width);
                 var (indices, logProbs, tail) = Distillation.TeacherTopKWithTail(logits, k, temperature);
                 var ids = HostValues.Ints(indices);
                 var lps = HostValues.Floats(logProbs);
@@ -160,7 +163,7 @@ public static class TeacherPass
                 for (int b = 0; b < chunk.Length; b++)
                 {
                     var (index, row) = chunk[b];
-                    var positions = Enumerable.Range(0, Math.Max(0, row.Length - 1)).Where(t => row.LossMask[t + 1]).ToArray();
+                    var positions = Enumerable.Range(0, Math.Max(0, row.Length - 1)).Where(t => row.IsTarget(t + 1)).ToArray();
                     var entry = new TeacherTopKRow
                     {
                         Row = index, Positions = positions,

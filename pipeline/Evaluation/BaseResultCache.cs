@@ -13,7 +13,7 @@ namespace Forgetless.Evaluation;
 public sealed class BaseResultCache(string directory)
 {
     /// <summary>Bump when scoring changes meaning (tokenisation, windows, metric inputs).</summary>
-    public const int ScoringVersion = 2;
+    public const int ScoringVersion = 4; // 3: fused attention (float rounding differs from the hand-written path); 4: shared contexts cut as lm-eval cuts each pair, batched scoring and generation
 
     public string Directory { get; } = directory;
 

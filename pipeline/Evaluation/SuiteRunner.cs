@@ -6,38 +6,33 @@ using Forgetless.Progress;
 namespace Forgetless.Evaluation;
 
 /// <summary>
-/// Scores one suite on one model the way lm-evaluation-harness scores the task shape. Perplexity
-/// and plain cloze items are scored in batches of <paramref name="batchSize"/> items (their windows
-/// padded into one forward pass per scorer batch); multiple choice scores all choices of an item in
-/// one batch over a shared context cache; generation is greedy, one item at a time.
+/// Scores one suite on one model the way lm-evaluation-harness scores the task shape. Items go to the scorer
+/// many at a time (the scorer batches their rows by length and runs the continuations of one context — an item's
+/// choices or candidates — over one shared pass of the context); generation is greedy, many prompts per batch, each
+/// stopping at its own end of text or first line break.
 /// </summary>
 public sealed partial class SuiteRunner(Scorer scorer, TextGenerator generator, int batchSize = 8)
 {
+    /// <summary>Items handed to the scorer or generator together, per unit of batch size.</summary>
+    private const int ItemsPerBatchRow = 8;
+
     public SuiteResult Run(SuiteOptions suite, string path, CancellationToken cancellationToken, string? progressLabel = null)
     {
         var rows = SuiteFile.Read(path, suite.Limit, suite.Fields);
         using var progress = new ProgressBar(progressLabel ?? suite.Name, rows.Count, "items");
         var items = new List<ItemScore>(rows.Count);
-        foreach (var chunk in rows.Chunk(Math.Max(1, batchSize)))
+        // Many items per chunk, so that the scorer can batch their rows by length and share their contexts.
+        foreach (var chunk in rows.Chunk(Math.Max(1, batchSize) * ItemsPerBatchRow))
         {
             cancellationToken.ThrowIfCancellationRequested();
-            switch (suite.Type)
+            items.AddRange(suite.Type switch
             {
-                case SuiteType.Perplexity:
-                    items.AddRange(Perplexity(chunk, cancellationToken));
-                    break;
-                case SuiteType.Cloze:
-                    items.AddRange(Cloze(chunk, suite.Preset, cancellationToken));
-                    break;
-                case SuiteType.MultipleChoice:
-                    items.AddRange(chunk.Select(row => MultipleChoice(row, suite.Delimiter, suite.Preset)));
-                    break;
-                case SuiteType.Generation:
-                    foreach (var row in chunk) items.Add(Generation(row, suite.MaxNewTokens, cancellationToken));
-                    break;
-                default:
-                    throw new ArgumentOutOfRangeException(nameof(suite), suite.Type, null);
-            }
+                SuiteType.Perplexity => Perplexity(chunk, cancellationToken),
+                SuiteType.Cloze => Cloze(chunk, suite.Preset, cancellationToken),
+                SuiteType.MultipleChoice => MultipleChoice(chunk, suite.Delimiter, suite.Preset, cancellationToken),
+                SuiteType.Generation => Generation(chunk, suite.MaxNewTokens, cancellationToken),
+                _ => throw new ArgumentOutOfRangeException(nameof(suite), suite.Type, null),
+            });
             progress.Advance(chunk.Length);
         }
         return new SuiteResult(suite.Name, suite.Type, suite.Role, items, MetricsFor(suite.Type, items));
@@ -106,31 +101,34 @@ public sealed partial class SuiteRunner(Scorer scorer, TextGenerator generator, 
     private IEnumerable<ItemScore> Cloze(SuiteFile.Row[] chunk, SuitePreset preset, CancellationToken cancellationToken)
     {
         var parsed = chunk.Select(row => ClozeItem(row, preset)).ToArray();
-        var plain = Enumerable.Range(0, chunk.Length).Where(i => parsed[i].Candidates is not { Count: > 0 }).ToList();
-        var plainScores = scorer.Score(plain.Select(i => ScoreRequest.ForContinuation(parsed[i].Context, parsed[i].Target)).ToList(), cancellationToken);
-        var byItem = plain.Select((item, k) => (item, k)).ToDictionary(p => p.item, p => plainScores[p.k]);
+        // Each item's continuations: the target alone, or its candidates with the target among them.
+        var continuations = parsed.Select(p => p.Candidates is { Count: > 0 } candidates
+            ? candidates.Contains(p.Target) ? candidates.ToList() : [.. candidates, p.Target]
+            : new List<string> { p.Target }).ToArray();
+        var scores = ScoreContinuations(parsed.Select(p => p.Context).ToArray(), continuations, cancellationToken);
         for (int i = 0; i < chunk.Length; i++)
         {
-            var (context, target, candidates) = parsed[i];
             var values = new Dictionary<string, double>();
-            ScoreResult scored;
-            if (candidates is { Count: > 0 })
-            {
-                var choices = candidates.Contains(target) ? candidates.ToList() : [.. candidates, target];
-                var results = new ChoiceScorer(scorer).Score(context, choices);
-                int gold = choices.IndexOf(target);
-                scored = results[gold];
-                values["acc_choice"] = ArgMax(results.Select(r => r.SumLogProb)) == gold ? 1 : 0;
-            }
-            else
-            {
-                scored = byItem[i];
-            }
+            int gold = continuations[i].IndexOf(parsed[i].Target);
+            var scored = scores[i][gold];
+            if (parsed[i].Candidates is { Count: > 0 })
+                values["acc_choice"] = ArgMax(scores[i].Select(r => r.SumLogProb)) == gold ? 1 : 0;
             values["acc"] = scored.IsGreedy ? 1 : 0;
             values["nll"] = -scored.SumLogProb;
             values["tokens"] = scored.TokenCount;
             yield return new ItemScore(chunk[i].OptionalString("category"), values);
         }
+    }
+
+    /// <summary>Scores every continuation of every context in one call, so the scorer can share and batch them.</summary>
+    private IReadOnlyList<ScoreResult>[] ScoreContinuations(string[] contexts, IReadOnlyList<string>[] continuations, CancellationToken cancellationToken)
+    {
+        var requests = contexts.SelectMany((context, i) => continuations[i].Select(c => ScoreRequest.ForContinuation(context, c))).ToList();
+        var results = scorer.Score(requests, cancellationToken);
+        var byItem = new IReadOnlyList<ScoreResult>[contexts.Length];
+        for (int i = 0, k = 0; i < contexts.Length; k += continuations[i].Count, i++)
+            byItem[i] = results.Skip(k).Take(continuations[i].Count).ToList();
+        return byItem;
     }
 
     private static (string Context, string Target, IReadOnlyList<string>? Candidates) ClozeItem(SuiteFile.Row row, SuitePreset preset)
@@ -150,22 +148,31 @@ public sealed partial class SuiteRunner(Scorer scorer, TextGenerator generator, 
     /// highest summed log-likelihood, acc_norm the highest per character of the choice (Python's <c>len(choice)</c>,
     /// without the delimiter), acc_bytes per UTF-8 byte of the choice. Ties go to the first choice, as numpy's argmax.
     /// </summary>
-    private ItemScore MultipleChoice(SuiteFile.Row row, string delimiter, SuitePreset preset)
+    private IEnumerable<ItemScore> MultipleChoice(SuiteFile.Row[] chunk, string delimiter, SuitePreset preset, CancellationToken cancellationToken)
     {
-        var (query, choices, gold) = preset == SuitePreset.Hellaswag ? Hellaswag(row) : (row.String("query"), row.Strings("choices"), row.Int("gold"));
-        if (choices.Count == 0) throw new SuiteFormatException($"{row.Path}:{row.Line}: '{row.Source("choices")}' is empty");
-        if (gold < 0 || gold >= choices.Count)
-            throw new SuiteFormatException($"{row.Path}:{row.Line}: {row.Source("gold")} = {gold} but there are {choices.Count} choices");
-        var results = new ChoiceScorer(scorer).Score(query, choices.Select(c => delimiter + c).ToList());
-        int raw = ArgMax(results.Select(r => r.SumLogProb));
-        int norm = ArgMax(results.Select((r, i) => r.SumLogProb / PythonText.Length(choices[i])));
-        int bytes = ArgMax(results.Select((r, i) => r.SumLogProb / Encoding.UTF8.GetByteCount(choices[i])));
-        return new ItemScore(row.OptionalString("category"), new Dictionary<string, double>
+        var parsed = chunk.Select(row =>
         {
-            ["acc"] = raw == gold ? 1 : 0,
-            ["acc_norm"] = norm == gold ? 1 : 0,
-            ["acc_bytes"] = bytes == gold ? 1 : 0,
-        });
+            var (query, choices, gold) = preset == SuitePreset.Hellaswag ? Hellaswag(row) : (row.String("query"), row.Strings("choices"), row.Int("gold"));
+            if (choices.Count == 0) throw new SuiteFormatException($"{row.Path}:{row.Line}: '{row.Source("choices")}' is empty");
+            if (gold < 0 || gold >= choices.Count)
+                throw new SuiteFormatException($"{row.Path}:{row.Line}: {row.Source("gold")} = {gold} but there are {choices.Count} choices");
+            return (Query: query, Choices: choices, Gold: gold);
+        }).ToArray();
+        var scores = ScoreContinuations(parsed.Select(p => p.Query).ToArray(),
+            parsed.Select(p => (IReadOnlyList<string>)p.Choices.Select(c => delimiter + c).ToList()).ToArray(), cancellationToken);
+        for (int i = 0; i < chunk.Length; i++)
+        {
+            var (results, choices, gold) = (scores[i], parsed[i].Choices, parsed[i].Gold);
+            int raw = ArgMax(results.Select(r => r.SumLogProb));
+            int norm = ArgMax(results.Select((r, c) => r.SumLogProb / PythonText.Length(choices[c])));
+            int bytes = ArgMax(results.Select((r, c) => r.SumLogProb / Encoding.UTF8.GetByteCount(choices[c])));
+            yield return new ItemScore(chunk[i].OptionalString("category"), new Dictionary<string, double>
+            {
+                ["acc"] = raw == gold ? 1 : 0,
+                ["acc_norm"] = norm == gold ? 1 : 0,
+                ["acc_bytes"] = bytes == gold ? 1 : 0,
+            });
+        }
     }
 
     /// <summary>lm-eval's hellaswag: query from activity label and both context halves; endings cleaned the same way.</summary>
@@ -190,21 +197,33 @@ public sealed partial class SuiteRunner(Scorer scorer, TextGenerator generator, 
         return text.Replace("  ", " ");
     }
 
-    /// <summary>Greedy generation up to the end-of-text token or the first line break.</summary>
-    private ItemScore Generation(SuiteFile.Row row, int maxNewTokens, CancellationToken cancellationToken)
+    /// <summary>Greedy generation up to the end-of-text token or the first line break; the output is the first line.</summary>
+    private IEnumerable<ItemScore> Generation(SuiteFile.Row[] chunk, int maxNewTokens, CancellationToken cancellationToken)
     {
-        string prompt = row.String("prompt"), reference = row.String("reference");
-        var output = generator.Generate(prompt, new GenerationOptions { MaxNewTokens = maxNewTokens }, cancellationToken).Text;
-        int newline = output.IndexOf('\n');
-        if (newline >= 0) output = output[..newline];
-        return new ItemScore(row.OptionalString("category"), new Dictionary<string, double>
+        var prompts = chunk.Select(row => (IReadOnlyList<int>)scorer.Tokenizer.Encode(row.String("prompt"))).ToArray();
+        var options = new GenerationOptions { MaxNewTokens = maxNewTokens, StopAfterLineBreak = true };
+        var outputs = new string[chunk.Length];
+        // Prompts of about the same length together, so that little of each batch is padding.
+        var order = Enumerable.Range(0, chunk.Length).OrderBy(i => prompts[i].Count).ToArray();
+        foreach (var batch in order.Chunk(Math.Max(1, batchSize) * ItemsPerBatchRow))
         {
-            ["exact_match"] = output.Trim() == reference.Trim() ? 1 : 0,
-            ["normalized_match"] = Normalize(output) == Normalize(reference) ? 1 : 0,
-        })
+            var generated = generator.GenerateGreedy(batch.Select(i => prompts[i]).ToList(), options, cancellationToken);
+            for (int k = 0; k < batch.Length; k++) outputs[batch[k]] = generated[k].Text;
+        }
+        for (int i = 0; i < chunk.Length; i++)
         {
-            Output = output,
-        };
+            string output = outputs[i], reference = chunk[i].String("reference");
+            int newline = output.IndexOf('\n');
+            if (newline >= 0) output = output[..newline];
+            yield return new ItemScore(chunk[i].OptionalString("category"), new Dictionary<string, double>
+            {
+                ["exact_match"] = output.Trim() == reference.Trim() ? 1 : 0,
+                ["normalized_match"] = Normalize(output) == Normalize(reference) ? 1 : 0,
+            })
+            {
+                Output = output,
+            };
+        }
     }
 
     /// <summary>Case, punctuation and spacing do not count (SQuAD-style answer normalisation).</summary>

@@ -20,7 +20,7 @@ namespace Forgetless.FineTuning;
 /// </summary>
 public sealed record BenchmarkResult(string Model, string Method, int Steps, int TokensPerStep, double SecondsPerStep, double TokensPerSecond,
     double ModelTflopsPerStep, double Mfu, long TrainableParameters, long TotalParameters, long PeakRssBytes, long? TrainingPeakRssBytes,
-    long? Nf4Bytes, long? Nf4AsF32Bytes)
+    long? Nf4Bytes, long? Nf4AsF32Bytes, double BoundSecondsPerStep)
 {
     public string ToJson() => JsonSerializer.Serialize(this);
     public static BenchmarkResult FromJson(string json) => JsonSerializer.Deserialize<BenchmarkResult>(json)!;
@@ -72,6 +72,41 @@ public static class FineTuneBenchmark
         double n = (double)perLayer * c.NumHiddenLayers + (double)c.HiddenSize * c.VocabSize;
         double tokens = (double)batch * seqLen;
         return 6 * n * tokens + 12.0 * c.NumHiddenLayers * c.HiddenSize * seqLen * tokens;
+    }
+
+    /// <summary>
+    /// The matmul FLOPs a step of this method cannot avoid: the forward (2·N per token) and the activation gradients
+    /// (2·N) of every weight matrix, weight gradients (2·N) only for the trained share of the base weights, and the
+    /// attention products (12·L·d·T per token, forward and backward). At the measured matmul peak this is the step's
+    /// lower bound: what libtorch would need if everything else (norms, softmax, optimizer, the host) were free.
+    /// </summary>
+    public static double MatmulBoundFlops(ModelConfig c, int batch, int seqLen, double trainedShare)
+    {
+        double tokens = (double)batch * seqLen;
+        double n = ModelFlops(c, 1, 1) / 6 - 2.0 * c.NumHiddenLayers * c.HiddenSize; // N: ModelFlops' weight count
+        return (4 + 2 * Math.Clamp(trainedShare, 0, 1)) * n * tokens + 12.0 * c.NumHiddenLayers * c.HiddenSize * seqLen * tokens;
+    }
+
+    /// <summary>
+    /// Seconds per batch of forward-only scoring (no gradients; [batch, seqLen] rows of random tokens, logits and
+    /// log-softmax over the vocabulary), median of <paramref name="repeats"/> after one warm-up: the work Evaluate does.
+    /// </summary>
+    public static double MeasureScoring(string modelName, int batch = 8, int seqLen = 256, int repeats = 5)
+    {
+        using var model = ModelFactory.Create(Models[modelName], 1);
+        model.eval();
+        using var _ = no_grad();
+        using var ids = randint(Models[modelName].VocabSize, [batch, seqLen], dtype: ScalarType.Int64);
+        var times = new List<double>();
+        for (int i = 0; i <= repeats; i++)
+        {
+            using var scope = NewDisposeScope();
+            var clock = Stopwatch.StartNew();
+            nn.functional.log_softmax(model.Forward(ids), -1).sum().item<float>();
+            if (i > 0) times.Add(clock.Elapsed.TotalSeconds);
+        }
+        times.Sort();
+        return times[times.Count / 2];
     }
 
     /// <summary>
@@ -143,7 +178,8 @@ public static class FineTuneBenchmark
                 var (nf4, f32) = QLora.WeightBytes(tuned.Model);
                 return new BenchmarkResult(modelName, caseName, steps, batch * seqLen, seconds, batch * seqLen / seconds, flops / 1e12,
                     flops / seconds / (peakGflops * 1e9), tuned.TrainableParameters, tuned.TotalParameters,
-                    Math.Max(processPeak, PeakMemory.PeakRssBytes()), restarted ? PeakMemory.PeakRssBytes() : null, nf4 > 0 ? nf4 : null, nf4 > 0 ? f32 : null);
+                    Math.Max(processPeak, PeakMemory.PeakRssBytes()), restarted ? PeakMemory.PeakRssBytes() : null, nf4 > 0 ? nf4 : null, nf4 > 0 ? f32 : null,
+                    MatmulBoundFlops(config, batch, seqLen, TrainedBaseShare(tuned.TrainableParameters, tuned.TotalParameters)) / (peakGflops * 1e9));
             }
             finally
             {
@@ -155,6 +191,13 @@ public static class FineTuneBenchmark
             Directory.Delete(scratch, recursive: true);
         }
     }
+
+    /// <summary>
+    /// The share of the weights that get weight gradients: the trainable share of all parameters, and none when that is
+    /// a few percent (PEFT methods: their adapters' own matmuls are that small, and the base weights get none).
+    /// </summary>
+    private static double TrainedBaseShare(long trainable, long total) =>
+        (double)trainable / total is var share && share < 0.05 ? 0 : share;
 
     /// <summary>Rows of uniformly random tokens, every other one marked replay, all positions scored.</summary>
     private static List<PreparedRow> RandomRows(int vocabSize, int seqLen, int rowCount, int seed)
@@ -176,14 +219,14 @@ public static class FineTuneBenchmark
         {
             string.Create(CultureInfo.InvariantCulture, $"Measured f32 matmul peak (1024², warm, median): **{peakGflops:F1} GFLOP/s**, {torch.get_num_threads()} torch threads."),
             "",
-            "| model | method | trainable params | total params | s/step | tokens/s | model TFLOP/step | MFU | peak RSS | peak RSS training | NF4 weights (vs f32) |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            "| model | method | trainable params | total params | s/step | matmul bound s/step | × bound | tokens/s | model TFLOP/step | MFU | peak RSS | peak RSS training | NF4 weights (vs f32) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         };
         foreach (var c in cases)
         {
             string nf4 = c.Nf4Bytes is { } q ? string.Create(CultureInfo.InvariantCulture, $"{q / 1048576.0:F2} MB ({c.Nf4AsF32Bytes / 1048576.0:F2} MB)") : "";
             lines.Add(string.Create(CultureInfo.InvariantCulture,
-                $"| {c.Model} | {c.Method} | {c.TrainableParameters:N0} | {c.TotalParameters:N0} | {c.SecondsPerStep:F2} | {c.TokensPerSecond:F0} | {c.ModelTflopsPerStep:F3} | {c.Mfu * 100:F1}% | {c.PeakRssBytes / 1048576.0:F0} MB | {(c.TrainingPeakRssBytes is { } t ? $"{t / 1048576.0:F0} MB" : "")} | {nf4} |"));
+                $"| {c.Model} | {c.Method} | {c.TrainableParameters:N0} | {c.TotalParameters:N0} | {c.SecondsPerStep:F2} | {c.BoundSecondsPerStep:F3} | {c.SecondsPerStep / c.BoundSecondsPerStep:F2} | {c.TokensPerSecond:F0} | {c.ModelTflopsPerStep:F3} | {c.Mfu * 100:F1}% | {c.PeakRssBytes / 1048576.0:F0} MB | {(c.TrainingPeakRssBytes is { } t ? $"{t / 1048576.0:F0} MB" : "")} | {nf4} |"));
         }
         return string.Join("\n", lines) + "\n";
     }

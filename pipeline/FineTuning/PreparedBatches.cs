@@ -1,15 +1,30 @@
 using Forgetless.Data;
+using Forgetless.Model;
 using Forgetless.Training;
 using Parquet.Serialization;
 using static TorchSharp.torch;
 
 namespace Forgetless.FineTuning;
 
-/// <summary>One training row of a prepared Parquet file: the token ids, which of them are targets, and its kind.</summary>
-public sealed record PreparedRow(int[] InputIds, bool[] LossMask, int Length, string Kind)
+/// <summary>
+/// One training row of a prepared Parquet file: the token ids, which of them are targets, its kind, and which document
+/// each token belongs to (prepare's <c>segment_ids</c>: 1, 2, … and 0 for padding; null: the row is one document).
+/// </summary>
+public sealed record PreparedRow(int[] InputIds, bool[] LossMask, int Length, string Kind, int[]? SegmentIds = null)
 {
     /// <summary>Rows that stand for the old abilities (replay text, or text the base model generated).</summary>
     public bool IsReplay => Kind is "replay" or "generated";
+
+    /// <summary>Whether the row packs more than one document (attention and positions then keep to each document).</summary>
+    public bool IsPacked => SegmentIds is { } s && Length > 0 && s[Length - 1] != s[0];
+
+    /// <summary>
+    /// Whether token <paramref name="t"/> is trained on, predicted from the tokens before it: its loss_mask is set and
+    /// token t − 1 is of the same document. The first token of a packed document is not: its own document has nothing
+    /// before it to predict it from (HF's packing collator masks that label too), so a packed row's loss is the sum of
+    /// its documents' losses alone.
+    /// </summary>
+    public bool IsTarget(int t) => t > 0 && t < Length && LossMask[t] && (SegmentIds is not { } s || s[t] == s[t - 1]);
 }
 
 /// <summary>The prepare stage's rows as a training stage reads them.</summary>
@@ -27,17 +42,18 @@ public sealed record TrainingData(IReadOnlyList<PreparedRow> Train, IReadOnlyLis
 }
 
 /// <summary>
-/// A batch as tensors: inputs [B, W] (W = longest row in the batch; right padding), attention mask [B, W],
-/// next-token targets [B, W − 1] with a float target mask, and which rows are replay. Dispose, or let a scope do it.
+/// A batch as tensors: inputs [B, W] (W = longest row in the batch; right padding), next-token targets [B, W − 1] with a float target mask, which rows are replay, and — when a row packs several
+/// documents — their <see cref="TokenLayout"/>. Dispose, or let a scope do it.
 /// </summary>
-public sealed class TokenBatch(Tensor inputs, Tensor attentionMask, Tensor targets, Tensor targetMask, Tensor isReplay, long tokens, long targetTokens,
-    int[] replayRows) : IDisposable
+public sealed class TokenBatch(Tensor inputs, Tensor targets, Tensor targetMask, Tensor isReplay, TokenLayout? layout,
+    long tokens, long targetTokens, int[] replayRows) : IDisposable
 {
     public Tensor Inputs { get; } = inputs;
-    public Tensor AttentionMask { get; } = attentionMask;
     public Tensor Targets { get; } = targets;
     public Tensor TargetMask { get; } = targetMask;
     public Tensor IsReplay { get; } = isReplay;
+    /// <summary>Packed documents' positions and block-diagonal attention; null when every row is one document.</summary>
+    public TokenLayout? Layout { get; } = layout;
     public long Tokens { get; } = tokens;
     public long TargetTokens { get; } = targetTokens;
 
@@ -48,18 +64,20 @@ public sealed class TokenBatch(Tensor inputs, Tensor attentionMask, Tensor targe
     public Tensor ReplayIndices() => tensor(ReplayRows.Select(i => (long)i).ToArray(), device: Inputs.device);
 
     /// <summary>
-    /// Rows as a batch. Logits at position t score the token at t + 1 where its loss_mask is true (the mask marks
-    /// target tokens themselves; prepare's convention). The tensors are made on <paramref name="device"/> (the CPU when null).
+    /// Rows as a batch. Logits at position t score the token at t + 1 where <see cref="PreparedRow.IsTarget"/> (its
+    /// loss_mask is set — the mask marks target tokens themselves, prepare's convention — and it continues t's document).
+    /// The tensors, the layout's included, are made on <paramref name="device"/> (the CPU when null).
     /// </summary>
     public static TokenBatch Of(IReadOnlyList<PreparedRow> rows, Device? device = null)
     {
         int width = Math.Max(2, rows.Max(r => r.Length));
         int b = rows.Count;
         var ids = new long[b * width];
-        var attention = new long[b * width];
         var targets = new long[b * (width - 1)];
         var mask = new float[b * (width - 1)];
         var replay = new bool[b];
+        bool packed = rows.Any(r => r.IsPacked);
+        var segments = packed ? new long[b * width] : null;
         long tokens = 0, targetTokens = 0;
         for (int i = 0; i < b; i++)
         {
@@ -69,22 +87,34 @@ public sealed class TokenBatch(Tensor inputs, Tensor attentionMask, Tensor targe
             for (int t = 0; t < row.Length && t < width; t++)
             {
                 ids[i * width + t] = row.InputIds[t];
-                attention[i * width + t] = 1;
+                if (segments is not null) segments[i * width + t] = row.SegmentIds?[t] ?? 1;
             }
             for (int t = 0; t + 1 < row.Length; t++)
             {
                 targets[i * (width - 1) + t] = row.InputIds[t + 1];
-                if (row.LossMask[t + 1]) { mask[i * (width - 1) + t] = 1; targetTokens++; }
+                if (row.IsTarget(t + 1)) { mask[i * (width - 1) + t] = 1; targetTokens++; }
             }
         }
-        return new TokenBatch(tensor(ids, [b, width], device: device), tensor(attention, [b, width], device: device),
-            tensor(targets, [b, width - 1], device: device), tensor(mask, [b, width - 1], device: device), tensor(replay, device: device),
+        TokenLayout? layout = null;
+        if (segments is not null)
+        {
+            using var segmentIds = tensor(segments, [b, width], device: device);
+            layout = TokenLayout.Documents(segmentIds);
+        }
+        return new TokenBatch(tensor(ids, [b, width], device: device), tensor(targets, [b, width - 1], device: device),
+            tensor(mask, [b, width - 1], device: device), tensor(replay, device: device), layout,
             tokens, targetTokens, Enumerable.Range(0, b).Where(i => replay[i]).ToArray());
     }
 
+    /// <summary>
+    /// The model's logits [B, W, V] for this batch: each packed document attends within itself from position 0; plain
+    /// rows run causally without a mask (their right padding comes after every real token, which no real token sees).
+    /// </summary>
+    public Tensor Logits(CausalLM model) => model.Forward(Inputs, layout: Layout);
+
     public void Dispose()
     {
-        Inputs.Dispose(); AttentionMask.Dispose(); Targets.Dispose(); TargetMask.Dispose(); IsReplay.Dispose();
+        Inputs.Dispose(); Targets.Dispose(); TargetMask.Dispose(); IsReplay.Dispose(); Layout?.Dispose();
     }
 }
 
@@ -92,7 +122,7 @@ public sealed class TokenBatch(Tensor inputs, Tensor attentionMask, Tensor targe
 /// The rows of a prepared Parquet file served as token-budget batches in a seeded shuffled order. The order is
 /// <see cref="SeededSampler.Permutation"/> of (seed, epoch); the position in it is the whole state, saved in each
 /// checkpoint, so a resumed run sees exactly the batches an uninterrupted one sees. The file is read one row group
-/// at a time; only token ids, masks and kinds are kept (5 bytes per token), not the text.
+/// at a time; only token ids, masks, kinds and the segment ids of packed rows are kept (5 to 9 bytes per token), not the text.
 /// </summary>
 public sealed class PreparedBatches
 {
@@ -172,7 +202,11 @@ public sealed class PreparedBatches
                     if (result.Count >= limit) break;
                     if (s.InputIds.Length != s.LossMask.Length || s.Length > s.InputIds.Length || s.Length < 0)
                         throw new InvalidDataException($"{parquetPath}: row {result.Count + 1} has {s.InputIds.Length} ids, {s.LossMask.Length} mask values and length {s.Length}");
-                    result.Add(new PreparedRow(s.InputIds, s.LossMask, s.Length, s.Kind));
+                    if (s.SegmentIds.Length != 0 && s.SegmentIds.Length != s.InputIds.Length)
+                        throw new InvalidDataException($"{parquetPath}: row {result.Count + 1} has {s.InputIds.Length} ids but {s.SegmentIds.Length} segment ids");
+                    // Segment ids are kept only for rows that pack several documents (a row of one document needs none).
+                    bool packed = s.SegmentIds.Length > 0 && s.Length > 0 && s.SegmentIds[s.Length - 1] != s.SegmentIds[0];
+                    result.Add(new PreparedRow(s.InputIds, s.LossMask, s.Length, s.Kind, packed ? s.SegmentIds : null));
                 }
             }
         }

@@ -192,7 +192,7 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
             tokens += batch.Tokens;
             var termBatch = new TermBatch
             {
-                Rows = microRows[m], Tokens = batch, Logits = model.Forward(batch.Inputs, batch.AttentionMask),
+                Rows = microRows[m], Tokens = batch, Logits = batch.Logits(model),
                 StepTargetTokens = targetTokens, MicroBatches = micro.Count,
             };
             Tensor? loss = null;

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Microsoft.Extensions.Logging;
 
 namespace Forgetless.Logging;
@@ -10,6 +11,10 @@ namespace Forgetless.Logging;
 /// </summary>
 public sealed class JsonLinesLoggerProvider : ILoggerProvider
 {
+    // A NaN or infinite value (a loss with no rows to average, say) is written as the string "NaN" / "Infinity":
+    // JSON has no literal for them, and a log line must never stop the run it describes.
+    private static readonly JsonSerializerOptions Json = new() { NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
+
     private readonly StreamWriter writer;
     private readonly Lock gate = new();
     private readonly ConcurrentDictionary<string, Logger> loggers = new();
@@ -40,7 +45,7 @@ public sealed class JsonLinesLoggerProvider : ILoggerProvider
             foreach (var (key, value) in state)
                 if (key != "{OriginalFormat}") entry[key] = value is IFormattable or string or bool or null ? value : value.ToString();
         if (exception is not null) entry["exception"] = exception.ToString();
-        string line = JsonSerializer.Serialize(entry);
+        string line = JsonSerializer.Serialize(entry, Json);
         lock (gate) writer.WriteLine(line);
     }
 

@@ -7,6 +7,15 @@ namespace Forgetless.Model;
 /// What every layer of one forward pass shares: token positions, which keys each query may see, and
 /// where cached or prefix keys come from. Built once per forward in <see cref="CausalLM.Forward"/>.
 /// </summary>
+/// <remarks>
+/// Attention runs in libtorch's fused <c>scaled_dot_product_attention</c> (flash-style kernels on CPU and CUDA; no
+/// [T, T] score matrix is kept for backward). Plain causal rows — no padding, or right padding, whose keys no real
+/// query can reach — go without a mask, so the kernel skips the blocks above the diagonal; everything else (left
+/// padding, a KV cache, a prefix, packed documents, shared-context branches) passes an explicit mask. The
+/// hand-written path remains for the <c>meta</c> device, where libtorch has no kernel for the fused op.
+/// Every tensor made here is made on the device of the input ids; masks are combined with bitwise ops, which (unlike
+/// the logical ones) have meta kernels.
+/// </remarks>
 internal sealed class AttentionContext
 {
     /// <summary>
@@ -15,50 +24,70 @@ internal sealed class AttentionContext
     /// </summary>
     public required Tensor Positions { get; init; }
 
-    /// <summary>[B, 1, T, P + S] bool, true where the query must NOT attend (masked_fill form).</summary>
-    public required Tensor Blocked { get; init; }
+    /// <summary>[B, 1, T, P + S] bool, true where the query may attend; null: plain causal attention over the T new tokens.</summary>
+    public Tensor? Allowed { get; init; }
 
-    /// <summary>[B, S] int64 mask of the cached and new tokens, S = past + T.</summary>
-    public required Tensor FullMask { get; init; }
+    /// <summary>[B, S] int64 mask of the cached and new tokens, S = past + T; null when there is no cache to extend.</summary>
+    public Tensor? FullMask { get; init; }
 
     public KvCache? Cache { get; init; }
     public IPrefixKeyValues? Prefix { get; init; }
     public int PastLength { get; init; }
 
-    public static AttentionContext Create(Tensor inputIds, Tensor? attentionMask, KvCache? cache, IPrefixKeyValues? prefix)
+    public static AttentionContext Create(Tensor inputIds, Tensor? attentionMask, KvCache? cache, IPrefixKeyValues? prefix, TokenLayout? layout)
     {
         long b = inputIds.shape[0], t = inputIds.shape[1];
-        var past = cache?.Length ?? 0;
         var device = inputIds.device;
-        var newMask = attentionMask?.to(ScalarType.Int64) ?? ones(b, t, ScalarType.Int64, device: device);
-        var fullMask = cache?.AttentionMask is { } pastMask ? cat([pastMask, newMask], 1) : newMask;
-        long s = fullMask.shape[1];
-
-        // Positions count real tokens, so left padding (generation) and right padding (scoring) both
-        // give each real token the position it would have alone. A prefix sits in front as P cached
-        // tokens: PEFT's prefix tuning hands it to the model as past_key_values, so transformers
-        // numbers the real tokens P, P+1, … (cache_position, or position_ids + P) — for RoPE and for
-        // learned absolute positions alike.
-        var positions = (fullMask.cumsum(1) - 1).clamp_min(0).narrow(1, past, t);
-        if (prefix is { Length: > 0 }) positions = positions + prefix.Length;
-
-        var queryAbs = arange(past, past + t, ScalarType.Int64, device: device).unsqueeze(1);
-        var keyAbs = arange(0, s, ScalarType.Int64, device: device).unsqueeze(0);
-        var causal = keyAbs.le(queryAbs).view(1, 1, t, s);
-        // bitwise_and/bitwise_not are logical_and/logical_not on bool tensors, and unlike those they have meta kernels
-        // in libtorch's C++ build (the device the placement tests run on).
-        var allowed = causal.bitwise_and(fullMask.to(ScalarType.Bool).view(b, 1, 1, s));
-        if (prefix is { Length: > 0 })
-            allowed = cat([ones(b, 1, t, prefix.Length, ScalarType.Bool, device: device), allowed.expand(b, 1, t, s)], 3);
-
+        int prefixLength = prefix?.Length ?? 0;
+        Tensor positions;
+        Tensor? allowed = null, fullMask = null;
+        if (layout is not null)
+        {
+            if (attentionMask is not null || cache is not null)
+                throw new ArgumentException("a token layout already says which tokens each token sees; pass no attention mask and no cache with it");
+            if (!layout.Positions.shape.SequenceEqual(inputIds.shape))
+                throw new ArgumentException($"token layout positions [{string.Join(", ", layout.Positions.shape)}] differ from inputIds [{string.Join(", ", inputIds.shape)}]");
+            positions = layout.Positions;
+            allowed = layout.Visible.unsqueeze(1);
+        }
+        else if (attentionMask is null && cache is null)
+        {
+            positions = arange(t, ScalarType.Int64, device: device).unsqueeze(0).expand(b, t);
+        }
+        else
+        {
+            var past = cache?.Length ?? 0;
+            var newMask = attentionMask?.to(ScalarType.Int64) ?? ones(b, t, ScalarType.Int64, device: device);
+            fullMask = cache?.AttentionMask is { } pastMask ? cat([pastMask, newMask], 1) : newMask;
+            long s = fullMask.shape[1];
+            // Positions count real tokens, so left padding (generation) and right padding (scoring) both
+            // give each real token the position it would have alone.
+            positions = fullMask.cumsum(1).sub_(Scalars.One).clamp_min_(Scalars.Zero).narrow(1, past, t);
+            var queryAbs = arange(past, past + t, ScalarType.Int64, device: device).unsqueeze(1);
+            var keyAbs = arange(0, s, ScalarType.Int64, device: device).unsqueeze(0);
+            allowed = keyAbs.le(queryAbs).view(1, 1, t, s).bitwise_and(fullMask.to(ScalarType.Bool).view(b, 1, 1, s));
+            // A query with nothing to see (left padding before any real token) sees itself: its output is never used,
+            // and a row with no key at all is NaN in some fused kernels.
+            allowed = allowed.bitwise_or(keyAbs.eq(queryAbs).view(1, 1, t, s));
+        }
+        // A prefix sits in front as P cached tokens: PEFT's prefix tuning hands it to the model as past_key_values, so
+        // transformers numbers the real tokens P, P+1, … (cache_position, or position_ids + P) — for RoPE and for
+        // learned absolute positions alike — and every real token sees every virtual one.
+        if (prefixLength > 0)
+        {
+            using var p = prefixLength.ToScalar();
+            positions = positions.add(p);
+            var own = allowed ?? TokenLayout.Causal(t, device).view(1, 1, t, t);
+            allowed = cat([ones(b, 1, t, prefixLength, ScalarType.Bool, device: device), own.expand(b, 1, t, own.shape[3])], 3);
+        }
         return new AttentionContext
         {
             Positions = positions,
-            Blocked = allowed.bitwise_not(),
+            Allowed = allowed,
             FullMask = fullMask,
             Cache = cache,
             Prefix = prefix,
-            PastLength = past,
+            PastLength = cache?.Length ?? 0,
         };
     }
 
@@ -83,12 +112,20 @@ internal sealed class AttentionContext
             k = k.repeat_interleave(groups, 1);
             v = v.repeat_interleave(groups, 1);
         }
+        if (q.device.type == DeviceType.META) return HandWritten(q, k, v);
+        return nn.functional.scaled_dot_product_attention(q, k, v, Allowed, 0, Allowed is null);
+    }
+
+    /// <summary>The same attention as matmul, mask and softmax, for devices without the fused kernel (meta).</summary>
+    private Tensor HandWritten(Tensor q, Tensor k, Tensor v)
+    {
+        using var scale = (1.0 / Math.Sqrt(q.shape[3])).ToScalar();
+        using var lowest = float.MinValue.ToScalar();
         // Half-precision scores are masked and normalised in f32, as transformers' eager attention does (f32.MinValue
         // does not fit bf16 or f16); with f32 activations both casts are no-ops.
-        var scores = Devices.MixedPrecision.As(matmul(q, k.transpose(-2, -1)) * (1.0 / Math.Sqrt(q.shape[3])), ScalarType.Float32);
-        // A large finite value instead of -inf: a query with nothing to see (left padding) gets a
-        // uniform row instead of NaN, and its output is never used.
-        scores = scores.masked_fill(Blocked, float.MinValue);
+        var scores = Devices.MixedPrecision.As(matmul(q, k.transpose(-2, -1)).mul_(scale), ScalarType.Float32);
+        var allowed = Allowed ?? TokenLayout.Causal(q.shape[2], q.device).view(1, 1, q.shape[2], k.shape[2]);
+        scores = scores.masked_fill(allowed.eq(Scalars.Zero), lowest); // eq, not logical_not: meta has a kernel for eq only
         return matmul(Devices.MixedPrecision.As(nn.functional.softmax(scores, -1), v.dtype), v);
     }
 }

@@ -48,10 +48,15 @@ public abstract class CausalLM : nn.Module
 
     /// <summary>
     /// Logits [B, T, V] float32 for <paramref name="inputIds"/> [B, T] int64. <paramref name="attentionMask"/>
-    /// [B, T] is 1 for tokens and 0 for padding (null: all tokens). With a <paramref name="cache"/>, the ids are
-    /// the tokens after those already cached, the mask covers only them, and the cache is extended.
+    /// [B, T] is 1 for tokens and 0 for padding (null: all tokens — or right padding, which no real token can see
+    /// under causal attention, so a right-padded batch is best passed without a mask). With a <paramref name="cache"/>,
+    /// the ids are the tokens after those already cached, the mask covers only them, and the cache is extended.
+    /// A <paramref name="layout"/> (packed documents, shared-context branches) says itself where each token sits and
+    /// what it sees; it takes no mask and no cache. With <paramref name="logitsAt"/> ([N] int64 indices into the
+    /// flattened B·T tokens), only those tokens go through the output projection and the result is [N, V]: scoring
+    /// needs the logits of a few positions, and the vocabulary projection is a large part of a small model's forward.
     /// </summary>
-    public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null)
+    public Tensor Forward(Tensor inputIds, Tensor? attentionMask = null, KvCache? cache = null, TokenLayout? layout = null, Tensor? logitsAt = null)
     {
         if (inputIds.dim() != 2 || inputIds.dtype != ScalarType.Int64)
             throw new ArgumentException($"inputIds must be [batch, tokens] int64, got {inputIds.dtype} [{string.Join(", ", inputIds.shape)}]");
@@ -60,12 +65,14 @@ public abstract class CausalLM : nn.Module
         using var scope = NewDisposeScope();
         var checkpoint = GradientCheckpointing && training && cache is null && torch.is_grad_enabled() ? new LayerCheckpoint() : null;
         int before = scope.DisposablesCount;
-        var context = AttentionContext.Create(inputIds, attentionMask, cache, PrefixKeyValues);
+        var context = AttentionContext.Create(inputIds, attentionMask, cache, PrefixKeyValues, layout);
         checkpoint?.Keep(scope, before);
-        CheckSequenceLength((PrefixKeyValues?.Length ?? 0) + (cache?.Length ?? 0) + (int)inputIds.shape[1]);
-        var logits = ForwardCore(inputIds, context, checkpoint);
+        CheckSequenceLength((PrefixKeyValues?.Length ?? 0) + (int)(layout?.PositionCount ?? (cache?.Length ?? 0) + inputIds.shape[1]));
+        var hidden = HiddenStates(inputIds, context, checkpoint);
+        if (logitsAt is not null) hidden = DeviceOps.Rows(hidden.reshape(-1, hidden.shape[^1]), logitsAt);
+        var logits = OutputLogits(hidden);
         if (logits.dtype != ScalarType.Float32) logits = logits.to(ScalarType.Float32);
-        cache?.Advance(context.FullMask);
+        if (cache is not null) cache.Advance(context.FullMask!);
         return logits.MoveToOuterDisposeScope();
     }
 
@@ -82,8 +89,12 @@ public abstract class CausalLM : nn.Module
     {
     }
 
+    /// <summary>The final hidden states [B, T, D], after the last norm, in <see cref="ComputeType"/>.</summary>
     /// <param name="checkpoint">Non-null when each decoder layer is to be recomputed in backward (see <see cref="LayerCheckpoint"/>).</param>
-    private protected abstract Tensor ForwardCore(Tensor inputIds, AttentionContext context, LayerCheckpoint? checkpoint);
+    private protected abstract Tensor HiddenStates(Tensor inputIds, AttentionContext context, LayerCheckpoint? checkpoint);
+
+    /// <summary>The vocabulary projection of hidden states [..., D] to logits [..., V].</summary>
+    private protected abstract Tensor OutputLogits(Tensor hidden);
 
     /// <summary>Checkpoint keys that HF writes but that hold no weights we need (e.g. causal-mask buffers).</summary>
     protected virtual bool IsIgnorableCheckpointKey(string key) =>

@@ -47,20 +47,23 @@ public sealed class KvCache : IDisposable
         Length = (int)fullMask.shape[1];
     }
 
-    /// <summary>
-    /// A new cache whose batch repeats each row <paramref name="times"/> times, so that many
-    /// continuations of one prompt are scored after running the prompt once.
-    /// </summary>
-    public KvCache RepeatBatch(int times)
+    /// <summary>Keeps only the batch rows at <paramref name="rows"/> (int64 indices), e.g. the generations still running.</summary>
+    public void KeepRows(Tensor rows)
     {
-        var copy = new KvCache(keys.Length) { Length = Length };
         for (int i = 0; i < keys.Length; i++)
         {
-            copy.keys[i] = keys[i]?.repeat_interleave(times, 0).DetachFromDisposeScope();
-            copy.values[i] = values[i]?.repeat_interleave(times, 0).DetachFromDisposeScope();
+            keys[i] = Replace(keys[i], rows);
+            values[i] = Replace(values[i], rows);
         }
-        copy.mask = mask?.repeat_interleave(times, 0).DetachFromDisposeScope();
-        return copy;
+        mask = Replace(mask, rows);
+    }
+
+    private static Tensor? Replace(Tensor? old, Tensor rows)
+    {
+        if (old is null) return null;
+        var kept = Devices.DeviceOps.Rows(old, rows).DetachFromDisposeScope();
+        old.Dispose();
+        return kept;
     }
 
     public void Dispose()

@@ -26,16 +26,49 @@ public static class InTotoStatement
 
     public static JsonObject Build(string packageFolder, Provenance provenance, JudgedWeights judged, string builderId)
     {
-        var subjects = Sha256Sums.Files(packageFolder).Where(IsSubject)
-            .Select(f => (JsonNode)Descriptor(f, FileHashes.Compute(Path.Combine(packageFolder, f)))).ToArray();
         var dependencies = new List<JsonNode>();
-        if (provenance.SourceRevision != SourceRevision.Unknown)
-            dependencies.Add(new JsonObject { ["name"] = "source", ["digest"] = new JsonObject { ["gitCommit"] = provenance.SourceRevision } });
         dependencies.AddRange(judged.BaseModel.Files.Select(f => (JsonNode)Descriptor("base_model/" + f.Path, f.Sha256)));
         dependencies.AddRange(judged.Adapter.Files.Select(f => (JsonNode)Descriptor("evaluated_adapter/" + f.Path, f.Sha256)));
         dependencies.AddRange(provenance.Suites.OrderBy(s => s.Key, StringComparer.Ordinal).Select(s => (JsonNode)Descriptor("evaluation_suite/" + s.Key, s.Value)));
 
         var gates = provenance.Evaluation["gates"] as JsonArray ?? [];
+        var evaluation = new JsonObject
+        {
+            ["name"] = "evaluation",
+            ["digest"] = new JsonObject { ["sha256"] = FileHashes.Of(SortedJson.Serialize(provenance.Evaluation)) },
+            ["annotations"] = new JsonObject
+            {
+                ["passed"] = provenance.Evaluation["passed"]?.DeepClone(),
+                ["evaluated_adapter_digest"] = judged.Adapter.Digest,
+                ["base_model_digest"] = judged.BaseModel.Digest,
+                ["gates"] = new JsonArray(gates.Select(g => (JsonNode)new JsonObject
+                {
+                    ["name"] = g?["name"]?.DeepClone(),
+                    ["kind"] = g?["kind"]?.DeepClone(),
+                    ["threshold"] = g?["threshold"]?.DeepClone(),
+                    ["observed"] = g?["observed"]?.DeepClone(),
+                    ["passed"] = g?["passed"]?.DeepClone(),
+                }).ToArray()),
+            },
+        };
+        return Compose(packageFolder, BuildType, provenance.Name, provenance.Version, provenance.Config, provenance.SourceRevision, provenance.Tools,
+            dependencies, evaluation, builderId);
+    }
+
+    /// <summary>
+    /// A statement over every file of <paramref name="packageFolder"/> (but the checksums and the statement itself): the
+    /// package name, version and configuration as external parameters, the source commit and <paramref name="dependencies"/>
+    /// as resolved dependencies, and <paramref name="evaluation"/> as the run's byproduct.
+    /// </summary>
+    public static JsonObject Compose(string packageFolder, string buildType, string name, string version, JsonObject config, string sourceRevision,
+        IReadOnlyDictionary<string, string> tools, IEnumerable<JsonNode> dependencies, JsonObject evaluation, string builderId)
+    {
+        var subjects = Sha256Sums.Files(packageFolder).Where(IsSubject)
+            .Select(f => (JsonNode)Descriptor(f, FileHashes.Compute(Path.Combine(packageFolder, f)))).ToArray();
+        var resolved = new List<JsonNode>();
+        if (sourceRevision != SourceRevision.Unknown)
+            resolved.Add(new JsonObject { ["name"] = "source", ["digest"] = new JsonObject { ["gitCommit"] = sourceRevision } });
+        resolved.AddRange(dependencies);
         return new JsonObject
         {
             ["_type"] = StatementType,
@@ -45,46 +78,28 @@ public static class InTotoStatement
             {
                 ["buildDefinition"] = new JsonObject
                 {
-                    ["buildType"] = BuildType,
+                    ["buildType"] = buildType,
                     ["externalParameters"] = new JsonObject
                     {
-                        ["package"] = new JsonObject { ["name"] = provenance.Name, ["version"] = provenance.Version },
-                        ["config"] = provenance.Config.DeepClone(),
+                        ["package"] = new JsonObject { ["name"] = name, ["version"] = version },
+                        ["config"] = config.DeepClone(),
                     },
-                    ["resolvedDependencies"] = new JsonArray(dependencies.ToArray()),
+                    ["resolvedDependencies"] = new JsonArray(resolved.ToArray()),
                 },
                 ["runDetails"] = new JsonObject
                 {
                     ["builder"] = new JsonObject
                     {
                         ["id"] = builderId,
-                        ["version"] = new JsonObject(provenance.Tools.OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => KeyValuePair.Create(t.Key, (JsonNode?)t.Value))),
+                        ["version"] = new JsonObject(tools.OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => KeyValuePair.Create(t.Key, (JsonNode?)t.Value))),
                     },
-                    ["byproducts"] = new JsonArray(new JsonObject
-                    {
-                        ["name"] = "evaluation",
-                        ["digest"] = new JsonObject { ["sha256"] = FileHashes.Of(SortedJson.Serialize(provenance.Evaluation)) },
-                        ["annotations"] = new JsonObject
-                        {
-                            ["passed"] = provenance.Evaluation["passed"]?.DeepClone(),
-                            ["evaluated_adapter_digest"] = judged.Adapter.Digest,
-                            ["base_model_digest"] = judged.BaseModel.Digest,
-                            ["gates"] = new JsonArray(gates.Select(g => (JsonNode)new JsonObject
-                            {
-                                ["name"] = g?["name"]?.DeepClone(),
-                                ["kind"] = g?["kind"]?.DeepClone(),
-                                ["threshold"] = g?["threshold"]?.DeepClone(),
-                                ["observed"] = g?["observed"]?.DeepClone(),
-                                ["passed"] = g?["passed"]?.DeepClone(),
-                            }).ToArray()),
-                        },
-                    }),
+                    ["byproducts"] = new JsonArray(evaluation),
                 },
             },
         };
     }
 
-    private static JsonObject Descriptor(string name, string sha256) => new() { ["name"] = name, ["digest"] = new JsonObject { ["sha256"] = sha256 } };
+    public static JsonObject Descriptor(string name, string sha256) => new() { ["name"] = name, ["digest"] = new JsonObject { ["sha256"] = sha256 } };
 
     /// <summary>
     /// Checks the statement in a package folder against the files: the types, every subject's digest, and that every

@@ -53,6 +53,12 @@ public static class PackageVerifier
             problems.Add($"{Provenance.FileName}: missing or not valid JSON ({e.Message})");
             return new VerifyReport(package, problems, notes);
         }
+        if (manifest["format"]?.ToString() == AdapterSetPackager.Format)
+        {
+            AdapterSetVerifier.Verify(opened, manifest, baseModel, trusted, publicKey, problems, notes);
+            if (rerunGates) problems.Add("--rerun-gates: an adapter-set package's gates are continual gates; rerun them with `forgetless continual`");
+            return new VerifyReport(package, problems, notes);
+        }
         if (manifest["format"]?.ToString() != Provenance.Format)
         {
             problems.Add($"{Provenance.FileName}: format '{manifest["format"]}', expected '{Provenance.Format}' (an older package binds no verdict to its weights; repackage it)");
@@ -154,7 +160,7 @@ public static class PackageVerifier
         relative is not ("README.md" or Provenance.FileName) && InTotoStatement.IsSubject(relative) && !relative.StartsWith("merged/", StringComparison.Ordinal);
 
     /// <summary>The in-toto statement names exactly these files; a signature, when present or required, holds.</summary>
-    private static IEnumerable<string> CheckStatement(OpenedPackage package, System.Security.Cryptography.ECDsa? trusted, string? publicKey, List<string> notes)
+    internal static IEnumerable<string> CheckStatement(OpenedPackage package, System.Security.Cryptography.ECDsa? trusted, string? publicKey, List<string> notes)
     {
         string folder = package.Folder;
         string statementPath = Path.Combine(folder, InTotoStatement.FileName);
@@ -200,7 +206,7 @@ public static class PackageVerifier
     }
 
     /// <summary>The gates' verdicts hold for the base model they were judged on: every recorded file must match.</summary>
-    private static IEnumerable<string> CheckBaseFiles(JsonObject manifest, string baseModel, List<string> notes)
+    internal static IEnumerable<string> CheckBaseFiles(JsonObject manifest, string baseModel, List<string> notes)
     {
         if (manifest["base_model"]?["files"] is not JsonArray files) return [$"{Provenance.FileName}: base_model.files is missing"];
         foreach (var file in files)

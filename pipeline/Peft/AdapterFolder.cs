@@ -29,6 +29,8 @@ public static class AdapterFolder
     {
         string configPath = Path.Combine(folder, ConfigFile);
         if (!Directory.Exists(folder)) throw new UserInputException($"{folder}: adapter folder not found");
+        if (AdapterSet.IsSet(folder))
+            throw new UserInputException($"{folder}: holds several adapters ({string.Join(", ", AdapterSet.Names(folder))}); choose one with --task NAME, or --task auto to route by the input");
         if (!File.Exists(configPath)) throw new UserInputException($"{folder}: no {ConfigFile}; expected a PEFT adapter folder");
         JsonObject config;
         try

@@ -57,6 +57,9 @@ internal static class ModuleSeed
     {
         var bound = 1.0 / Math.Sqrt(fanIn);
         using var u = rand(new[] { rows, fanIn }, ScalarType.Float32, generator: generator);
-        return u.mul(2 * bound).sub_(bound);
+        // Scalars held for the whole call (see Forgetless.Model.Scalars: a temporary one can be finalized mid-call).
+        using var width = (2 * bound).ToScalar();
+        using var shift = bound.ToScalar();
+        return u.mul(width).sub_(shift);
     }
 }

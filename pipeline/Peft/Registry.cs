@@ -15,6 +15,7 @@ public static class PeftMethods
         new FreezeMethod(),
         new LoraMethod(),
         new QloraMethod(),
+        new OLoraMethod(),
         new AdapterMethod(),
         new PrefixMethod(),
         new Ia3Method(),

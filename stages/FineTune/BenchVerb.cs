@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Forgetless.Configuration;
 using Forgetless.FineTuning;
 using Forgetless.Runs;
 using Forgetless.Stages.Cli;
@@ -10,29 +11,40 @@ using Microsoft.Extensions.Logging;
 namespace Forgetless.Stages.FineTune;
 
 /// <summary>
-/// `forgetless bench finetune [--steps N] [--output FILE]`: the machine's f32 matmul peak, then tokens/s, MFU,
-/// trainable parameters and peak RSS (the whole process's, and while training) of every method on the base model's
-/// shape and a larger one. Each case runs in its own child process so that its peak RSS is its own.
+/// `forgetless bench finetune [--steps N] [--output FILE]`: the machine's f32 matmul peak, then tokens/s, MFU, the
+/// matmul-only lower bound of each step at that peak, trainable parameters and peak RSS (the whole process's, and while
+/// training) of every method on the base model's shape and a larger one. Each case runs in its own child process so
+/// that its peak RSS is its own. `forgetless bench contention [--steps N] [--output FILE]`: a training step and a
+/// scoring batch alone, then beside one busy process (a child spinning one core), and the ratio.
 /// </summary>
 public static class BenchVerb
 {
     public static Verb Definition { get; } = new(
         "bench",
-        "forgetless bench finetune [--steps N] [--output FILE.md]",
-        "measure training throughput, MFU and memory of every fine-tuning method",
+        "forgetless bench finetune|contention [--steps N] [--output FILE.md]",
+        "measure training throughput, MFU and memory of every fine-tuning method; or the slowdown beside a busy process",
         Register);
 
     private static void Register(VerbContext context)
     {
         var cli = context.Cli;
-        if (cli.Positional.Count != 1 || cli.Positional[0] != "finetune")
-            throw new UsageException("bench: expected `forgetless bench finetune`");
+        if (cli.Positional.Count != 1 || cli.Positional[0] is not ("finetune" or "contention" or "busy" or "scoring"))
+            throw new UsageException("bench: expected `forgetless bench finetune` or `forgetless bench contention`");
+        string what = cli.Positional[0];
         int steps = ScoreVerb.IntOption(cli, "steps", 2);
         string? output = cli.Option("output");
         string? oneCase = cli.Option("case");
         double? peak = cli.Option("peak") is { } p ? double.Parse(p, CultureInfo.InvariantCulture) : null;
         context.AddCommand(async (sp, ct) =>
         {
+            if (what == "busy") return Spin(ct);
+            TorchThreads.Apply(0);
+            if (what == "scoring")
+            {
+                Console.Out.WriteLine(FineTuneBenchmark.MeasureScoring("base 4L d256").ToString("R", CultureInfo.InvariantCulture));
+                return ExitCodes.Ok;
+            }
+            if (what == "contention") return await Contention(sp, steps, output, ct);
             if (oneCase is not null)
             {
                 // A case has its process to itself: let its resident set follow its live tensors (see PeakMemory).
@@ -61,23 +73,79 @@ public static class BenchVerb
         });
     }
 
-    private static async Task<BenchmarkResult> RunChild(string model, string method, double peak, int steps, CancellationToken ct)
+    /// <summary>One busy process: a thread that never waits, as another program's compute loop would be.</summary>
+    private static int Spin(CancellationToken ct)
     {
-        var start = new ProcessStartInfo(Environment.ProcessPath ?? "dotnet")
+        while (!ct.IsCancellationRequested) Thread.SpinWait(1000);
+        return ExitCodes.Ok;
+    }
+
+    private static async Task<int> Contention(IServiceProvider sp, int steps, string? output, CancellationToken ct)
+    {
+        var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless");
+        double peak = FineTuneBenchmark.MatmulPeakGflops();
+        async Task<(double Training, double Scoring)> Both() =>
+            ((await RunChild("base 4L d256", "full", peak, steps, ct)).SecondsPerStep,
+             double.Parse((await RunSelf(["bench", "scoring"], ct)).Trim().Split('\n')[^1], CultureInfo.InvariantCulture));
+        var alone = await Both();
+        (double Training, double Scoring) beside;
+        using (var busy = Process.Start(SelfStart(["bench", "busy"]))!)
         {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        foreach (var a in new[] { typeof(BenchVerb).Assembly.Location, "bench", "finetune", "--case", model + "|" + method,
-                     "--peak", peak.ToString("R", CultureInfo.InvariantCulture), "--steps", steps.ToString(CultureInfo.InvariantCulture) })
-            start.ArgumentList.Add(a);
-        using var child = Process.Start(start)!;
+            try
+            {
+                await Task.Delay(500, ct);
+                beside = await Both();
+            }
+            finally
+            {
+                busy.Kill();
+                await busy.WaitForExitAsync(CancellationToken.None);
+            }
+        }
+        string table = string.Join("\n",
+        [
+            $"{TorchSharp.torch.get_num_threads()} torch threads, OMP_WAIT_POLICY={Environment.GetEnvironmentVariable("OMP_WAIT_POLICY")}; f32 matmul peak {peak.ToString("F1", CultureInfo.InvariantCulture)} GFLOP/s.",
+            "",
+            "| work | alone s | beside one busy process s | ratio |",
+            "|---|---:|---:|---:|",
+            Row("training step (base 4L d256, full, 4 × 256 tokens)", alone.Training, beside.Training),
+            Row("scoring batch (base 4L d256, 8 × 256 tokens, forward + log-softmax)", alone.Scoring, beside.Scoring),
+        ]) + "\n";
+        logger.LogInformation("bench: contention ratio {Training:F2} (training), {Scoring:F2} (scoring)", beside.Training / alone.Training, beside.Scoring / alone.Scoring);
+        Console.Out.Write(table);
+        if (output is not null) AtomicFile.WriteAllText(output, table);
+        return ExitCodes.Ok;
+    }
+
+    private static string Row(string work, double alone, double beside) =>
+        string.Create(CultureInfo.InvariantCulture, $"| {work} | {alone:F3} | {beside:F3} | {beside / alone:F2} |");
+
+    private static ProcessStartInfo SelfStart(IEnumerable<string> arguments)
+    {
+        var host = Environment.ProcessPath ?? "dotnet";
+        var start = new ProcessStartInfo(host) { RedirectStandardOutput = true, RedirectStandardError = true };
+        // Under `dotnet forgetless.dll` the host needs the assembly; the `forgetless` apphost is the program itself.
+        if (Path.GetFileNameWithoutExtension(host) == "dotnet") start.ArgumentList.Add(typeof(BenchVerb).Assembly.Location);
+        foreach (var a in arguments) start.ArgumentList.Add(a);
+        return start;
+    }
+
+    private static async Task<string> RunSelf(IEnumerable<string> arguments, CancellationToken ct)
+    {
+        using var child = Process.Start(SelfStart(arguments))!;
         var stdout = child.StandardOutput.ReadToEndAsync(ct);
         var stderr = child.StandardError.ReadToEndAsync(ct);
         await child.WaitForExitAsync(ct);
-        var line = (await stdout).Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault(l => l.StartsWith('{'));
-        if (child.ExitCode != 0 || line is null)
-            throw new InvalidOperationException($"bench case {model} / {method} failed (exit {child.ExitCode}): {await stderr}");
+        if (child.ExitCode != 0) throw new InvalidOperationException($"bench {string.Join(' ', arguments)} failed (exit {child.ExitCode}): {await stderr}");
+        return await stdout;
+    }
+
+    private static async Task<BenchmarkResult> RunChild(string model, string method, double peak, int steps, CancellationToken ct)
+    {
+        var stdout = await RunSelf(["bench", "finetune", "--case", model + "|" + method, "--peak", peak.ToString("R", CultureInfo.InvariantCulture),
+            "--steps", steps.ToString(CultureInfo.InvariantCulture)], ct);
+        var line = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault(l => l.StartsWith('{'))
+                   ?? throw new InvalidOperationException($"bench case {model} / {method} printed no result");
         return BenchmarkResult.FromJson(line);
     }
 }

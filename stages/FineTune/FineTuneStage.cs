@@ -29,6 +29,9 @@ public sealed class FineTuneStage(StageContext context, FineTuneOptions options)
             .File("finetune.heldout", Heldout);
         context.DeclareTraining(inputs);
         if (InitAdapter is { } init) inputs.Directory("finetune.initAdapter", init);
+        foreach (var section in options.ActiveSections.Values.OfType<IDeclaresInputFolders>())
+            foreach (var (key, folder) in section.InputFolders(context.Resolve))
+                inputs.Directory(key, folder);
     }
 
     public Task<StageOutcome> RunAsync(StageRun run, CancellationToken cancellationToken) =>
@@ -60,7 +63,8 @@ public sealed class FineTuneStage(StageContext context, FineTuneOptions options)
         var terms = TrainingTerms.Compose(options.Regularizers, term => new TermContext
         {
             Tuned = tuned, Options = options.Plugins[term.Name], BaseModelDirectory = context.BaseModel, ReplayRows = replay, HeldoutRows = heldout,
-            CacheDirectory = context.CacheDirectory, InitAdapter = InitAdapter, Logger = log, Placement = placement,
+            TaskRows = data.Train.Where(r => !r.IsReplay).ToList(), CacheDirectory = context.CacheDirectory, InitAdapter = InitAdapter, Logger = log,
+            ResolvePath = context.Resolve, Placement = placement,
         });
         string adapter = Path.Combine(run.OutputDirectory, "adapter");
         TrainingResult result;

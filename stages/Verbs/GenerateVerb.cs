@@ -14,7 +14,7 @@ public static class GenerateVerb
 {
     public static Verb Definition { get; } = new(
         "generate",
-        "forgetless generate --prompt TEXT [--model DIR] [--adapter DIR] [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S]",
+        "forgetless generate --prompt TEXT [--model DIR] [--adapter DIR [--task NAME|auto]] [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S]",
         "continue a prompt with the model (+ adapter); greedy unless --temperature > 0",
         Register);
 
@@ -24,6 +24,7 @@ public static class GenerateVerb
         string prompt = cli.RequiredOption("prompt");
         string model = ScoreVerb.ModelOption(context);
         string? adapter = cli.Option("adapter");
+        string? task = cli.Option("task");
         var options = new GenerationOptions
         {
             MaxNewTokens = ScoreVerb.IntOption(cli, "max-new-tokens", 64),
@@ -31,10 +32,11 @@ public static class GenerateVerb
             TopP = ScoreVerb.DoubleOption(cli, "top-p", 1.0, double.Epsilon, 1, "a number in (0, 1]"),
             Seed = ScoreVerb.LongOption(cli, "seed", 0),
         };
+        context.ConfigureTorchThreads();
         context.AddCommand((sp, ct) =>
         {
             var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless");
-            var loaded = ScoreVerb.LoadWithAdapter(model, adapter, logger, DeviceSelector.Place(context.Run, logger));
+            var loaded = ScoreVerb.LoadWithAdapter(model, adapter, logger, DeviceSelector.Place(context.Run, logger), task, prompt);
             var result = new TextGenerator(loaded.Model, loaded.Tokenizer!).Generate(prompt, options, ct);
             Console.Out.WriteLine(prompt + result.Text);
             logger.LogInformation("generate: {Tokens} new tokens, finished by {Reason}", result.TokenIds.Count, result.FinishReason);

@@ -19,7 +19,7 @@ public static class ScoreVerb
 {
     public static Verb Definition { get; } = new(
         "score",
-        "forgetless score --input FILE.jsonl --output FILE.jsonl [--model DIR] [--adapter DIR] [--batch N]",
+        "forgetless score --input FILE.jsonl --output FILE.jsonl [--model DIR] [--adapter DIR [--task NAME]] [--batch N]",
         "log-likelihood of each JSON line's text or continuation under the model (+ adapter)",
         Register);
 
@@ -31,11 +31,14 @@ public static class ScoreVerb
             throw new UsageException($"score: --output {output} is the --input file; the scores would replace the text they score — name another file");
         string model = ModelOption(context);
         string? adapter = context.Cli.Option("adapter");
+        string? task = context.Cli.Option("task");
+        if (task == "auto") throw new UsageException("score: --task auto routes one input; name the adapter with --task NAME (generate --task auto routes its prompt)");
         int batch = IntOption(context.Cli, "batch", 8);
+        context.ConfigureTorchThreads();
         context.AddCommand((sp, ct) =>
         {
             var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless");
-            var loaded = LoadWithAdapter(model, adapter, logger, DeviceSelector.Place(context.Run, logger));
+            var loaded = LoadWithAdapter(model, adapter, logger, DeviceSelector.Place(context.Run, logger), task);
             var summary = JsonlScoring.Run(new Scorer(loaded.Model, loaded.Tokenizer!, batch), input, output, ct);
             logger.LogInformation("score: {Rows} rows, {Tokens} tokens, mean log-prob {Mean:F4} per token, {Seconds:F1} s → {Output}",
                 summary.Rows, summary.ScoredTokens, summary.ScoredTokens > 0 ? summary.SumLogProb / summary.ScoredTokens : 0,
@@ -79,16 +82,31 @@ public static class ScoreVerb
         : long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v
         : throw new UsageException($"{cli.Verb}: --{name} '{text}' is not a whole number");
 
-    /// <summary>The model folder with its tokenizer, and the adapter (any method) applied through <see cref="AdapterFolder.Apply"/>.</summary>
-    internal static LoadedModel LoadWithAdapter(string model, string? adapter, ILogger logger, Placement placement)
+    /// <summary>
+    /// The model folder with its tokenizer, on the run's device in its compute type, and the adapter (any method) applied
+    /// through <see cref="AdapterFolder.Apply"/>. From a multi-adapter folder (<see cref="AdapterSet"/>) the adapter named
+    /// by <paramref name="task"/>, or with <c>auto</c> the one the set's router picks for <paramref name="input"/>.
+    /// </summary>
+    internal static LoadedModel LoadWithAdapter(string model, string? adapter, ILogger logger, Placement placement, string? task = null, string? input = null)
     {
         var loaded = ModelFolder.Load(model, placement: placement);
         if (loaded.Tokenizer is null) throw new UserInputException($"{model}: the model folder has no tokenizer");
         if (adapter is not null)
         {
-            var type = AdapterFolder.Apply(loaded.Model, Path.GetFullPath(adapter));
-            logger.LogInformation("{Adapter}: applied a {Type} adapter", adapter, type);
+            string folder = Path.GetFullPath(adapter);
+            if (task is not null)
+            {
+                if (!AdapterSet.IsSet(folder)) throw new UsageException($"{adapter} is a single adapter; --task chooses among the adapters of a multi-adapter folder");
+                folder = AdapterSet.Choose(folder, task, loaded.Model, loaded.Tokenizer, input);
+                logger.LogInformation("{Adapter}: task {Task}", adapter, Path.GetFileName(folder));
+            }
+            var type = AdapterFolder.Apply(loaded.Model, folder);
+            logger.LogInformation("{Adapter}: applied a {Type} adapter", folder, type);
             placement.Place(loaded.Model, loaded.Model.PrefixKeyValues as TorchSharp.torch.nn.Module);
+        }
+        else if (task is not null)
+        {
+            throw new UsageException("--task needs --adapter with a multi-adapter folder");
         }
         loaded.Model.eval();
         return loaded;

@@ -68,8 +68,11 @@ public sealed class VerbContext
         // The process id keeps two runs that start in the same second (a reader beside a writer) from sharing a log file.
         string log = Path.Combine(root, "logs", $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Cli.Verb}-{Environment.ProcessId}.jsonl");
         Services.AddSingleton<ILoggerProvider>(_ => new Logging.JsonLinesLoggerProvider(log));
-        if (Run.Threads > 0) TorchSharp.torch.set_num_threads(Run.Threads);
+        ConfigureTorchThreads();
     }
+
+    /// <summary>libtorch's thread pools for this invocation (<c>run.threads</c>, else the cores this process may use).</summary>
+    public void ConfigureTorchThreads() => TorchThreads.Apply(Run.Threads);
 
     /// <summary>The stages of this configuration in pipeline order (stages turned off are absent).</summary>
     public IReadOnlyList<IStage> Stages() => StageRegistry.Build(new StageContext(Config));

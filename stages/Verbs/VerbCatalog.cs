@@ -19,6 +19,7 @@ public static class VerbCatalog
         VerifyVerb.Definition,
         Doctor.DoctorVerb.Definition,
         Package.CompareVerb.Definition,
+        Continual.ContinualVerb.Definition,
     ];
 
     public static string Help()

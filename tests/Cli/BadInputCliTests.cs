@@ -98,7 +98,7 @@ public sealed class BadInputCliTests : IDisposable
     [Fact]
     public async Task An_unknown_key_from_the_environment_names_the_variable()
     {
-        var result = await ForgetlessProcess.RunAsync(f.Root, new Dictionary<string, string> { ["FORGETLESS_run__sede"] = "3" }, "status");
+        var result = await ForgetlessProcess.RunAsync(f.Root, new Dictionary<string, string?> { ["FORGETLESS_run__sede"] = "3" }, "status");
         ShouldBeNamedError(result, 2, "environment variable FORGETLESS_run__sede: unknown key 'run.sede'");
         result.Output.Should().NotContain("forgetless.json");
     }
@@ -106,7 +106,7 @@ public sealed class BadInputCliTests : IDisposable
     [Fact]
     public async Task A_list_from_the_environment_replaces_the_file_list_in_what_is_trained()
     {
-        var result = await ForgetlessProcess.RunAsync(f.Root, new Dictionary<string, string> { ["FORGETLESS_finetune__lora__targetModules__0"] = "o_proj" },
+        var result = await ForgetlessProcess.RunAsync(f.Root, new Dictionary<string, string?> { ["FORGETLESS_finetune__lora__targetModules__0"] = "o_proj" },
             "finetune", "--set", "run.threads=1");
         result.ExitCode.Should().Be(0, result.ToString());
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(f.AdapterDirectory, "adapter_config.json")))!;

@@ -15,7 +15,7 @@ namespace Forgetless.Tests.Cli;
 public sealed class ReleaseCliTests : IDisposable
 {
     private readonly FineTuneFixture f = new();
-    private readonly Dictionary<string, string> environment = [];
+    private readonly Dictionary<string, string?> environment = [];
 
     public ReleaseCliTests()
     {

@@ -52,6 +52,24 @@ public sealed class LossMaskAndPackingTests
         stats.Train.PadTokens.Should().Be(9 + 1);
     }
 
+    [Fact]
+    public async Task Training_reads_the_documents_of_packed_rows()
+    {
+        using var f = new PrepareFixture();
+        var text = f.WriteLines("p.txt", ["aaaa", "bbbbbb", "cc", "dddddddddd"]);
+        var options = Options(Source(text));
+        options.SeqLen = 12;
+        var (_, output) = await f.RunAsync(options);
+
+        var rows = Forgetless.FineTuning.PreparedBatches.Read(Path.Combine(output, PreparedDataset.TrainFileName));
+        var packed = rows.Single(r => r.Length == 12 && r.InputIds[4] == 2 && r.InputIds[0] != r.InputIds[5]);
+        packed.IsPacked.Should().BeTrue();
+        packed.SegmentIds.Should().Equal(1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2);
+        packed.IsTarget(5).Should().BeFalse("the second document's first token is not predicted from the first document");
+        packed.IsTarget(6).Should().BeTrue();
+        rows.Where(r => r != packed).Should().OnlyContain(r => r.SegmentIds == null, "a row of one document needs no segment ids");
+    }
+
     [Theory]
     [InlineData(OverLengthPolicy.Truncate, 2, 1, 0)]
     [InlineData(OverLengthPolicy.Drop, 1, 0, 1)]

@@ -59,7 +59,7 @@ public sealed class GradientCheckpointingTests : IDisposable
             }).ToList();
             using var scope = NewDisposeScope();
             using var batch = TokenBatch.Of(rows);
-            var logits = tuned.Model.Forward(batch.Inputs, batch.AttentionMask);
+            var logits = batch.Logits(tuned.Model);
             TokenLosses.CrossEntropy(logits.narrow(1, 0, batch.Targets.shape[1]), batch.Targets, batch.TargetMask).backward();
         }
         return tuned.Trainable.Where(t => t.parameter.grad is not null)

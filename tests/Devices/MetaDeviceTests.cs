@@ -18,7 +18,9 @@ namespace Forgetless.Tests.Devices;
 /// Device placement without a GPU: everything runs on TorchSharp's meta device, where tensors have shapes but no
 /// values and an operation that mixes devices throws exactly as it would on CUDA. A training step of every registered
 /// method with every registered training term, a scoring batch and generation steps all complete there, so no tensor
-/// of these paths is made on the CPU behind the run's back. (Values read back from meta are zeros: HostValues.)
+/// of these paths is made on the CPU behind the run's back — packed rows (a <see cref="TokenLayout"/>'s block-diagonal mask),
+/// continuations sharing a context (scoring's branch layout) and batched greedy generation included. (Values read back
+/// from meta are zeros: HostValues.)
 /// </summary>
 [Collection(Forgetless.Tests.Peft.TorchSerial.Name)]
 public sealed class MetaDeviceTests : IDisposable
@@ -72,11 +74,22 @@ public sealed class MetaDeviceTests : IDisposable
     private void OneStep(string method, Placement placement)
     {
         var device = placement.Device.type;
-        var options = fixture.Options("finetune.method=" + method, "finetune.regularizers=[" + string.Join(",", TrainingTerms.Names) + "]",
+        // Every term that the method can carry (O-LoRA's orthogonality term needs O-LoRA's stacked blocks).
+        var termNames = TrainingTerms.Names.Where(t => t != "orthogonality" || method == "olora");
+        var options = fixture.Options("finetune.method=" + method, "finetune.regularizers=[" + string.Join(",", termNames) + "]",
             "finetune.ewc.samples=2", "finetune.ewc.tokensPerRow=2", "finetune.si.pathSteps=1", "finetune.si.pathRows=2", "finetune.freeze.layers=1",
             "finetune.gradientCheckpointing=true");
         var loaded = options.LoadBase(fixture.ModelDirectory, placement);
         using var tuned = options.Apply(loaded.Model, seed: 3, placement: placement);
+        // O-LoRA continuing an earlier task: its frozen blocks arrive from the earlier adapter's file on the CPU and must
+        // follow the layer to the run's device (they are no registered buffers), and the orthogonality term then applies.
+        foreach (var (_, layer) in AdapterLayers.Find(tuned.Model))
+            if (layer is OLoraLinear olora)
+            {
+                using var a = ones(2, olora.lora_A.weight.shape[1]);
+                using var b = ones(olora.lora_B.weight.shape[0], 2);
+                olora.SetPrevious(a, b);
+            }
         AllOn(tuned, device);
         tuned.Trainable.Should().OnlyContain(t => t.parameter.dtype == ScalarType.Float32, "trainable parameters stay f32 beside frozen weights in the compute type");
 
@@ -132,15 +145,22 @@ public sealed class MetaDeviceTests : IDisposable
         var scored = new Scorer(model, tokenizer, batchSize: 2).Score(
         [
             ScoreRequest.ForContinuation("spell cat is", " c a t"),
+            ScoreRequest.ForContinuation("spell cat is", " d o g"),
             new ScoreRequest(Text: "the moon over the quiet lake"),
         ]);
-        scored.Should().HaveCount(2);
+        scored.Should().HaveCount(3);
         scored[0].TokenIds.Should().NotBeEmpty();
+        scored[1].TokenIds.Should().NotBeEmpty();
 
         var greedy = new TextGenerator(model, tokenizer).Generate("spell dog is", new GenerationOptions { MaxNewTokens = 2 });
         greedy.TokenIds.Should().HaveCount(2);
         var sampled = new TextGenerator(model, tokenizer).Generate("spell dog is", new GenerationOptions { MaxNewTokens = 2, Temperature = 0.8, TopP = 0.9, Seed = 5 });
         sampled.TokenIds.Should().HaveCount(2);
+        // Batched greedy generation: left-padded prompts, a KV cache and a stop table on the device (meta reads zeros, so
+        // no row stops early there and every row runs to the limit, past a host read every 8 steps).
+        var batched = new TextGenerator(model, tokenizer).GenerateGreedy(
+            [tokenizer.Encode("spell dog is"), tokenizer.Encode("spell a cat is")], new GenerationOptions { MaxNewTokens = 9 });
+        batched.Should().HaveCount(2);
         AllOn(tuned, DeviceType.META);
     }
 
@@ -157,7 +177,10 @@ public sealed class MetaDeviceTests : IDisposable
         }
     }
 
-    /// <summary>Rows of the tiny vocabulary, every third one replay, loss on the second half of each.</summary>
+    /// <summary>
+    /// Rows of the tiny vocabulary, every third one replay, loss on the second half of each; every fourth row packs two
+    /// documents (so batches carry a <see cref="TokenLayout"/>, replay rows among them for kd's row selection).
+    /// </summary>
     private static List<PreparedRow> Rows(int count)
     {
         var random = new Random(4);
@@ -166,7 +189,8 @@ public sealed class MetaDeviceTests : IDisposable
             int length = 12 + i % 5;
             var ids = Enumerable.Range(0, length).Select(_ => random.Next(0, 28)).ToArray();
             var mask = Enumerable.Range(0, length).Select(t => t >= length / 2).ToArray();
-            return new PreparedRow(ids, mask, length, i % 3 == 0 ? "replay" : "task");
+            var segments = i % 4 == 0 ? Enumerable.Range(0, length).Select(t => t < length / 3 ? 1 : 2).ToArray() : null;
+            return new PreparedRow(ids, mask, length, i % 3 == 0 ? "replay" : "task", segments);
         }).ToList();
     }
 

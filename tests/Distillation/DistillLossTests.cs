@@ -99,12 +99,12 @@ public sealed class DistillLossTests
         using var scope = NewDisposeScope();
         using var batch = TokenBatch.Of(rows);
         Tensor logits;
-        using (no_grad()) logits = teacher.Forward(batch.Inputs, batch.AttentionMask).narrow(1, 0, batch.Targets.shape[1]);
+        using (no_grad()) logits = batch.Logits(teacher).narrow(1, 0, batch.Targets.shape[1]);
         foreach (var d in Divergences)
             ((double)targets.Loss(rows, logits, new KdOptions { Divergence = d, Temperature = 2 }).item<float>()).Should().BeApproximately(0, 1e-5, d.ToString());
         using var other = ModelFactory.Create(FineTuneFixture.TinyConfig, 6);
         Tensor otherLogits;
-        using (no_grad()) otherLogits = other.Forward(batch.Inputs, batch.AttentionMask).narrow(1, 0, batch.Targets.shape[1]);
+        using (no_grad()) otherLogits = batch.Logits(other).narrow(1, 0, batch.Targets.shape[1]);
         ((double)targets.Loss(rows, otherLogits, new KdOptions { Temperature = 2 }).item<float>()).Should().BeGreaterThan(1e-4);
     }
 

@@ -38,4 +38,16 @@ public sealed class BenchmarkTests
         var act = () => FineTuneBenchmark.Measure("tiny", Tiny, "lora+magic", peakGflops: 10, batch: 2, seqLen: 16, steps: 1);
         act.Should().Throw<Forgetless.Configuration.ConfigException>().WithMessage("*'magic' is not a registered term*registered: ewc, l2sp, kd, si*");
     }
+
+    [Fact]
+    public void The_matmul_bound_counts_weight_gradients_only_for_trained_weights()
+    {
+        // Tiny: 2 layers, d 32, 4 heads of 8, 2 kv heads, MLP (85 + 63) / 64 · 64 = 128, vocab 64. Per layer:
+        // q, o 32·32 each; k, v 32·16 each; gate, up, down 32·128 each → 2048 + 1024 + 12288 = 15360; N = 2 · 15360 + 32 · 64 = 32768.
+        // Per token the attention products cost 12 · L · d · T = 12 · 2 · 32 · 16 = 12288. Batch 2 × 16 = 32 tokens.
+        FineTuneBenchmark.MatmulBoundFlops(Tiny, 2, 16, trainedShare: 1).Should().Be(32 * (6.0 * 32768 + 12288));
+        FineTuneBenchmark.MatmulBoundFlops(Tiny, 2, 16, trainedShare: 0).Should().Be(32 * (4.0 * 32768 + 12288));
+        var full = FineTuneBenchmark.Measure("tiny", Tiny, "full", peakGflops: 10, batch: 2, seqLen: 16, steps: 1);
+        full.BoundSecondsPerStep.Should().BeApproximately(32 * (6.0 * 32768 + 12288) / 10e9, 1e-15);
+    }
 }

@@ -30,7 +30,8 @@ public sealed class RegularizerIntegrationTests
             metrics.Should().Contain($"\"{term}\":", name);
         if (name.Contains("ewc") || name.StartsWith("all", StringComparison.Ordinal))
         {
-            Directory.EnumerateFiles(Path.Combine(f.RunRoot, ".cache", "fisher")).Should().ContainSingle();
+            // The Fisher at the start (replay rows) and the one of the task at the end (left for a later run).
+            Directory.EnumerateFiles(Path.Combine(f.RunRoot, ".cache", "fisher")).Should().HaveCount(2);
             File.Exists(Path.Combine(f.AdapterDirectory, Ewc.StateFile)).Should().BeTrue();
         }
     }
@@ -75,18 +76,26 @@ public sealed class RegularizerIntegrationTests
         var firstSummary = FineTuneFixture.Summary(Path.Combine(f.Root, "first", "finetune"));
         summary["validation_task_loss_before"]!.GetValue<double>().Should().BeApproximately(firstSummary["validation_task_loss_after"]!.GetValue<double>(), 1e-4);
 
-        // Online EWC at the stage: the second adapter's Fisher is γ·F_first + F_new, F_new being what the second run
-        // estimated at its start (the one Fisher in its cache).
+        // Online EWC at the stage: the second run penalises with the Fisher the first one left, and leaves
+        // γ·F_first + F_task2 — F_task2 the Fisher of its own task rows at the values it ended with, the one Fisher it
+        // had to compute (its cache holds nothing else: it did not estimate a replay Fisher at its start).
         var (firstFisher, _) = Ewc.Load(Path.Combine(first, Ewc.StateFile));
-        var (secondFisher, _) = Ewc.Load(Path.Combine(f.Root, "second", "finetune", "adapter", Ewc.StateFile));
-        var (freshFisher, _) = Ewc.Load(Directory.EnumerateFiles(Path.Combine(f.Root, "second", ".cache", "fisher")).Single());
+        var (secondFisher, secondAnchors) = Ewc.Load(Path.Combine(f.Root, "second", "finetune", "adapter", Ewc.StateFile));
+        var (taskFisher, _) = Ewc.Load(Directory.EnumerateFiles(Path.Combine(f.Root, "second", ".cache", "fisher")).Single());
         secondFisher.Keys.Should().BeEquivalentTo(firstFisher.Keys);
         foreach (var name in secondFisher.Keys)
         {
-            using var expected = firstFisher[name].mul(0.9).add(freshFisher[name]); // the default gamma 0.9
+            using var expected = firstFisher[name].mul(0.9).add(taskFisher[name]); // the default gamma 0.9
             secondFisher[name].allclose(expected, rtol: 1e-6, atol: 0).Should().BeTrue(name);
-            freshFisher[name].allclose(firstFisher[name], rtol: 1e-3, atol: 0).Should().BeFalse($"{name}: the second run's Fisher is taken at its own start");
         }
+        // The first run, which continued nothing, left γ·F_replay + F_task1 (two Fishers in its cache).
+        var firstCache = Directory.EnumerateFiles(Path.Combine(f.Root, "first", ".cache", "fisher")).Select(p => Ewc.Load(p).fisher).ToList();
+        firstCache.Should().HaveCount(2);
+        bool Matches(Dictionary<string, TorchSharp.torch.Tensor> replay, Dictionary<string, TorchSharp.torch.Tensor> task) =>
+            firstFisher.All(kv => kv.Value.allclose(replay[kv.Key].mul(0.9).add(task[kv.Key]), rtol: 1e-6, atol: 0));
+        (Matches(firstCache[0], firstCache[1]) || Matches(firstCache[1], firstCache[0])).Should().BeTrue();
+        // The second run's anchors are the values it ended with: its adapter's own tensors.
+        secondAnchors.Keys.Should().BeEquivalentTo(secondFisher.Keys);
 
         var act = async () => await f.RunAsync(runRoot: "third", overrides: ["finetune.method=adapter", "finetune.initAdapter=" + first]);
         await act.Should().ThrowAsync<Forgetless.Configuration.ConfigException>().WithMessage("*finetune.initAdapter*LORA*");
@@ -110,5 +119,33 @@ public sealed class RegularizerIntegrationTests
         var penalties = File.ReadAllLines(Path.Combine(f.Root, "second", "finetune", MetricsLog.FileName))
             .Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!["si"]).Where(v => v is not null).Select(v => v!.GetValue<double>()).ToList();
         penalties.Should().NotBeEmpty().And.Contain(p => p > 0, "the second run pays for moving the first run's important weights");
+    }
+
+    [Fact]
+    public async Task A_kd_teacher_with_the_adapter_the_student_starts_from_agrees_with_it_and_is_an_input()
+    {
+        using var f = new FineTuneFixture();
+        await f.RunAsync(runRoot: "first", overrides: ["finetune.steps=6"]);
+        var first = Path.Combine(f.Root, "first", "finetune", "adapter");
+        var options = f.Options("finetune.regularizers=[kd]", "finetune.kd.teacherAdapter=" + first);
+        using var tuned = options.Apply(ModelFolder.LoadModel(f.ModelDirectory), seed: 3, initAdapter: first);
+        var rows = Enumerable.Range(0, 2).Select(i => new PreparedRow(
+            Enumerable.Range(0, 10).Select(t => (5 * i + t) % 29).ToArray(), Enumerable.Repeat(true, 10).ToArray(), 10, "replay")).ToList();
+        using var kd = Kd.Create(new TermContext
+        {
+            Tuned = tuned, Options = options.Plugins["kd"], BaseModelDirectory = f.ModelDirectory, ReplayRows = rows, HeldoutRows = [],
+            CacheDirectory = Path.Combine(f.Root, "cache"), Logger = NullLogger.Instance,
+        });
+        using var batch = TokenBatch.Of(rows);
+        using var logits = batch.Logits(tuned.Model);
+        var value = kd.BatchLoss(new TermBatch { Rows = rows, Tokens = batch, Logits = logits, StepTargetTokens = batch.TargetTokens, MicroBatches = 1 })!.Value;
+        value.Reported.item<float>().Should().BeApproximately(0f, 1e-6f, "student and teacher are the base model with the same adapter");
+
+        // The teacher's adapter is an input of the stage: changing its files makes finetune stale.
+        var stage = Forgetless.Stages.StageRegistry.Build(new Forgetless.Stages.StageContext(f.LoadConfig("finetune.regularizers=[kd]", "finetune.kd.teacherAdapter=" + first)))
+            .Single(s => s.Name == "finetune");
+        var inputs = new Forgetless.Runs.StageInputs();
+        stage.DeclareInputs(inputs);
+        inputs.Entries.Should().Contain(e => e.Name == "finetune.kd.teacherAdapter" && e.Kind == Forgetless.Runs.StageInputKind.Directory);
     }
 }

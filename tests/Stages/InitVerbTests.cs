@@ -119,7 +119,7 @@ public sealed class InitVerbTests : IDisposable
         }
         var copied = Directory.EnumerateFiles(At("data"), "*", SearchOption.AllDirectories)
             .Select(f => Path.GetRelativePath(dir.Path, f).Replace('\\', '/')).Where(f => f != "data/README.md").Order().ToList();
-        copied.Should().Contain(["data/models/forgetless-base/model.safetensors", "data/corpora/pronounce.train.jsonl", "data/corpora/NOTICE.cmudict"]);
+        copied.Should().Contain(["data/models/forgetless-base/model.safetensors", "data/corpora/postag.train.jsonl.gz", "data/corpora/NOTICE.cmudict"]);
         foreach (var file in copied)
             Sha256(At(file)).Should().Be(Sha256(Path.Combine(RepoData.Root, file)), file);
 
@@ -127,7 +127,8 @@ public sealed class InitVerbTests : IDisposable
         var prepare = example.Section<Forgetless.Data.PrepareOptions>("prepare");
         var files = prepare.TaskSources.Concat(prepare.ReplaySources).Select(s => s.Path)
             .Concat(example.Section<EvaluateOptions>("evaluate").Suites.Select(s => s.Path))
-            .Append(example.Section<Forgetless.FineTuning.FineTuneOptions>("finetune").Heldout);
+            .Append(example.Section<Forgetless.FineTuning.FineTuneOptions>("finetune").Heldout)
+            .Concat(example.Section<Forgetless.Continual.ContinualOptions>("continual").Tasks.SelectMany(t => new[] { t.Train, t.Suite }));
         foreach (var file in files) File.Exists(At(file)).Should().BeTrue(file);
         Directory.Exists(At(example.Section<RunOptions>("run").BaseModel)).Should().BeTrue();
     }

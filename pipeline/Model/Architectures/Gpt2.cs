@@ -39,11 +39,11 @@ public sealed class GPT2LMHeadModel : CausalLM
             throw new ArgumentException($"gpt2: sequence of {totalLength} tokens (virtual prefix tokens included) exceeds n_positions {Config.MaxPositionEmbeddings}");
     }
 
-    private protected override Tensor ForwardCore(Tensor inputIds, AttentionContext context, LayerCheckpoint? checkpoint)
-    {
-        var hidden = transformer.Forward(inputIds, context, ComputeType, checkpoint);
-        return lm_head is null ? MixedPrecision.Linear(hidden, transformer.wte.weight!) : MixedPrecision.Project(lm_head, hidden);
-    }
+    private protected override Tensor HiddenStates(Tensor inputIds, AttentionContext context, LayerCheckpoint? checkpoint) =>
+        transformer.Forward(inputIds, context, ComputeType, checkpoint);
+
+    private protected override Tensor OutputLogits(Tensor hidden) =>
+        lm_head is null ? MixedPrecision.Linear(hidden, transformer.wte.weight!) : MixedPrecision.Project(lm_head, hidden);
 
     // HF's causal-mask buffers, present in older checkpoints.
     protected override bool IsIgnorableCheckpointKey(string key) =>

@@ -30,11 +30,11 @@ public class LlamaForCausalLM : CausalLM
 
     public override string BaseModelPrefix => "model";
 
-    private protected override Tensor ForwardCore(Tensor inputIds, AttentionContext context, LayerCheckpoint? checkpoint)
-    {
-        var hidden = model.Forward(inputIds, context, ComputeType, checkpoint);
-        return lm_head is null ? MixedPrecision.Linear(hidden, model.embed_tokens.weight!) : MixedPrecision.Project(lm_head, hidden);
-    }
+    private protected override Tensor HiddenStates(Tensor inputIds, AttentionContext context, LayerCheckpoint? checkpoint) =>
+        model.Forward(inputIds, context, ComputeType, checkpoint);
+
+    private protected override Tensor OutputLogits(Tensor hidden) =>
+        lm_head is null ? MixedPrecision.Linear(hidden, model.embed_tokens.weight!) : MixedPrecision.Project(lm_head, hidden);
 
     protected override bool IsNormParameter(string name) => name.EndsWith("norm.weight", StringComparison.Ordinal);
 }

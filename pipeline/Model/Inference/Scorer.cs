@@ -86,62 +86,77 @@ public sealed class Scorer(CausalLM model, ITokenizer tokenizer, int batchSize =
     private int PrefixToken(string what) => tokenizer.BosId ?? tokenizer.EosId
         ?? throw new InvalidOperationException($"scoring {what} needs a BOS or EOS token to condition the first token on; the tokenizer has neither");
 
+    /// <summary>
+    /// Scores (context, continuation) token pairs. Continuations of the same context share one forward over it
+    /// (<see cref="ScoringRow"/>); rows are batched longest first, as many per forward as fit in
+    /// <c>batchSize × ContextLength</c> tokens, and only the scored positions go through the vocabulary projection.
+    /// Each pair's numbers equal scoring it alone, up to float rounding.
+    /// </summary>
     public IReadOnlyList<ScoreResult> ScoreTokens(IReadOnlyList<(int[] Context, int[] Target)> rows, CancellationToken cancellationToken = default)
     {
         var maxLength = model.ContextLength;
-        var inputs = rows.Select(r =>
-        {
-            if (r.Target.Length > maxLength)
-                throw new ArgumentException($"a continuation of {r.Target.Length} tokens exceeds the model's context of {maxLength} tokens");
-            var all = r.Context.Concat(r.Target).ToArray();
-            var input = all[..^1];
-            return input.Length > maxLength ? input[^maxLength..] : input;
-        }).ToList();
-
+        foreach (var (_, target) in rows)
+            if (target.Length > maxLength)
+                throw new ArgumentException($"a continuation of {target.Length} tokens exceeds the model's context of {maxLength} tokens");
         var results = new ScoreResult[rows.Count];
-        // Longest first, so each batch pads little.
-        var order = Enumerable.Range(0, rows.Count).Where(i => rows[i].Target.Length > 0).OrderByDescending(i => inputs[i].Length).ToList();
-        foreach (var i in Enumerable.Range(0, rows.Count).Where(i => rows[i].Target.Length == 0))
-            results[i] = new ScoreResult([], [], 0, true);
+        for (int i = 0; i < rows.Count; i++)
+            if (rows[i].Target.Length == 0) results[i] = new ScoreResult([], [], 0, true);
+        var planned = ScoringRow.Plan(rows, maxLength).OrderByDescending(r => r.Length).ToList();
+        long budget = (long)Math.Max(1, batchSize) * maxLength;
         using var _ = no_grad();
-        foreach (var batch in order.Chunk(batchSize))
+        for (int first = 0; first < planned.Count;)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            ScoreBatch(batch, inputs, rows, results);
+            // Longest first: the first row sets the width, and rows are added while the padded batch fits the budget.
+            int count = 1;
+            while (first + count < planned.Count && (count + 1L) * planned[first].Length <= budget) count++;
+            ScoreBatch(planned.GetRange(first, count), rows, results);
+            first += count;
         }
         return results;
     }
 
-    private void ScoreBatch(int[] batch, List<int[]> inputs, IReadOnlyList<(int[] Context, int[] Target)> rows, ScoreResult[] results)
+    private void ScoreBatch(List<ScoringRow> batch, IReadOnlyList<(int[] Context, int[] Target)> pairs, ScoreResult[] results)
     {
         using var scope = NewDisposeScope();
-        var width = batch.Max(i => inputs[i].Length);
-        var ids = new long[batch.Length * width];
-        var mask = new long[batch.Length * width];
-        for (var b = 0; b < batch.Length; b++)
+        var device = model.Device;
+        int width = batch.Max(r => r.Length);
+        var ids = new long[batch.Count * width];
+        var at = new List<long>();
+        var targets = new List<long>();
+        for (var b = 0; b < batch.Count; b++)
         {
-            var input = inputs[batch[b]];
-            for (var t = 0; t < input.Length; t++)
+            var row = batch[b];
+            for (var t = 0; t < row.Length; t++) ids[b * width + t] = row.Tokens[t];
+            foreach (var (pair, predictors) in row.Scored)
             {
-                ids[b * width + t] = input[t];
-                mask[b * width + t] = 1;
+                at.AddRange(predictors.Select(p => (long)b * width + p));
+                targets.AddRange(pairs[pair].Target.Select(t => (long)t));
             }
         }
-        var device = model.Device;
-        var logits = model.Forward(tensor(ids, [batch.Length, width], device: device), tensor(mask, [batch.Length, width], device: device));
-        for (var b = 0; b < batch.Length; b++)
-        {
-            var (_, target) = rows[batch[b]];
-            var length = inputs[batch[b]].Length;
-            // Position t predicts token t + 1: the targets are predicted by the last target.Length positions.
-            var start = length - target.Length;
-            // Normalise only the scored positions: the softmax over the vocabulary dominates otherwise.
-            var positions = logits[b].narrow(0, start, target.Length);
-            var logProbs = nn.functional.log_softmax(positions, -1);
-            var targetIds = tensor(target.Select(t => (long)t).ToArray(), device: device).unsqueeze(1);
-            var scores = HostValues.Doubles(logProbs.gather(1, targetIds).squeeze(1));
-            var greedy = HostValues.Longs(positions.argmax(-1));
-            results[batch[b]] = new ScoreResult(target, scores, scores.Sum(), greedy.Zip(target).All(p => p.First == p.Second));
-        }
+        // Plain rows need no layout: right padding is invisible to real tokens under causal attention.
+        using var layout = batch.Any(r => r.HasBranches) ? Layout(batch, width, device) : null;
+        var logits = model.Forward(tensor(ids, [batch.Count, width], device: device), layout: layout, logitsAt: tensor(at.ToArray(), device: device));
+        var targetIds = tensor(targets.ToArray(), device: device);
+        // Values leave the device through HostValues (zeros on meta, where nothing computed is a result).
+        var scores = HostValues.Doubles(nn.functional.log_softmax(logits, -1).gather(1, targetIds.unsqueeze(1)).squeeze(1));
+        var greedy = HostValues.Longs(logits.argmax(-1));
+        int k = 0;
+        foreach (var row in batch)
+            foreach (var (pair, predictors) in row.Scored)
+            {
+                var target = pairs[pair].Target;
+                var logProbs = scores[k..(k + predictors.Length)];
+                results[pair] = new ScoreResult(target, logProbs, logProbs.Sum(), greedy[k..(k + predictors.Length)].SequenceEqual(target.Select(t => (long)t)));
+                k += predictors.Length;
+            }
+    }
+
+    private static TokenLayout Layout(List<ScoringRow> batch, int width, Device device)
+    {
+        var positions = new long[batch.Count * width];
+        var visible = new bool[batch.Count * width * width];
+        for (int b = 0; b < batch.Count; b++) batch[b].FillLayout(b, width, positions, visible);
+        return TokenLayout.FromArrays(positions, visible, batch.Count, width, device);
     }
 }

@@ -51,15 +51,21 @@ public sealed class EwcSection : IValidatableOptions
 /// Fisher at θ* per token: the mean over sampled token positions of replay rows (held-out windows when the data has
 /// none) of the squared gradient of that token's log-likelihood — of a label drawn from the model (the Fisher
 /// information, the default) or of the data's token (the empirical Fisher). Cached under the run root's .cache by a
-/// hash of the base model, the rows, θ* and these settings. When the run continues an adapter that carries an earlier
-/// run's Fisher, online EWC: F = γ·F_old + F_new. Parameters without a Fisher entry are not penalised. At the end the
-/// Fisher and the final values are left beside the adapter for the next run.
+/// hash of the base model, the rows, θ* and these settings. Parameters without a Fisher entry are not penalised.
+/// <para>
+/// Over a sequence of runs (each continuing the previous adapter), online EWC: at the end of a run the term leaves
+/// F_next = γ·F + F_task beside the adapter, F_task the Fisher of the run's own task rows at its final values, and those
+/// values as anchors; a run that continues that adapter penalises with F_next (the first run's F stands for the
+/// pretraining knowledge, estimated on replay rows).
+/// </para>
 /// </summary>
 public sealed class Ewc : TrainingTerm
 {
     public const string StateFile = "forgetless_ewc.safetensors";
 
     private readonly List<(string name, Parameter p, Tensor fisher, Tensor anchor)> terms = [];
+    /// <summary>This run's task rows, for the Fisher of the task it learned that the next run of a sequence protects.</summary>
+    private (TunedModel Tuned, IReadOnlyList<PreparedRow> Rows, EwcSection Section, TermContext Context)? thisTask;
     public double Lambda { get; }
 
     /// <param name="fisher">Diagonal Fisher per parameter name (see <see cref="ComputeFisher"/>); copied.</param>
@@ -92,22 +98,28 @@ public sealed class Ewc : TrainingTerm
     {
         var section = context.Section<EwcSection>();
         var tuned = context.Tuned;
-        var rows = (context.ReplayRows.Count > 0 ? context.ReplayRows : context.HeldoutRows).Take(section.Samples).ToList();
-        var fisher = CachedFisher(tuned, rows, section, context.BaseModelDirectory, context.CacheDirectory, context.Logger);
-        var oldPath = context.InitAdapter is null ? null : Path.Combine(context.InitAdapter, StateFile);
-        if (oldPath is not null && File.Exists(oldPath))
+        Dictionary<string, Tensor> fisher;
+        var earlier = context.InitAdapter is null ? null : Path.Combine(context.InitAdapter, StateFile);
+        if (earlier is not null && File.Exists(earlier))
         {
-            var (oldFisher, oldAnchors) = Load(oldPath);
-            foreach (var a in oldAnchors.Values) a.Dispose();
-            var online = Online(oldFisher.Where(kv => fisher.ContainsKey(kv.Key)).ToDictionary(), fisher, section.Gamma);
-            foreach (var f in oldFisher.Values.Concat(fisher.Values)) f.Dispose();
-            fisher = online;
-            context.Logger.LogInformation("finetune: online EWC — earlier Fisher from {Path} decayed by γ = {Gamma}", oldPath, section.Gamma);
+            // Online EWC over a sequence: the earlier run left γ·F_before + F_its task, at the values it ended with.
+            var (saved, savedAnchors) = Load(earlier);
+            foreach (var a in savedAnchors.Values) a.Dispose();
+            fisher = saved;
+            context.Logger.LogInformation("finetune: online EWC — the Fisher the earlier run left ({Path})", earlier);
+        }
+        else
+        {
+            var rows = (context.ReplayRows.Count > 0 ? context.ReplayRows : context.HeldoutRows).Take(section.Samples).ToList();
+            fisher = CachedFisher(tuned, rows, section, context.BaseModelDirectory, context.CacheDirectory, context.Logger);
         }
         var anchors = Snapshot(tuned.Trainable);
         try
         {
-            return new Ewc(tuned.Trainable, fisher, anchors, section.Lambda);
+            return new Ewc(tuned.Trainable, fisher, anchors, section.Lambda)
+            {
+                thisTask = context.TaskRows.Count > 0 ? (tuned, context.TaskRows.Take(section.Samples).ToList(), section, context) : null,
+            };
         }
         finally
         {
@@ -129,12 +141,26 @@ public sealed class Ewc : TrainingTerm
         return new TermValue(penalty, penalty.detach());
     }
 
-    /// <summary>Fisher and the trained values as the next run's anchors (online EWC over a sequence of runs).</summary>
+    /// <summary>
+    /// What the next run of a sequence continues from (online EWC, Schwarz et al. 2018): F_next = γ·F + F_task, F_task the
+    /// Fisher of this run's task rows at the values it ended with, and those values as the next anchors.
+    /// </summary>
     public override void WriteArtifacts(string adapterFolder)
     {
         var anchors = Snapshot(terms.Select(t => (t.name, t.p)));
-        Save(Path.Combine(adapterFolder, StateFile), Fisher, anchors);
-        foreach (var a in anchors.Values) a.Dispose();
+        var next = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        if (thisTask is { } task)
+        {
+            var taskFisher = CachedFisher(task.Tuned, task.Rows, task.Section, task.Context.BaseModelDirectory, task.Context.CacheDirectory, task.Context.Logger);
+            next = Online(Fisher, taskFisher.Where(kv => terms.Any(t => t.name == kv.Key)).ToDictionary(), task.Section.Gamma);
+            foreach (var f in taskFisher.Values) f.Dispose();
+        }
+        else
+        {
+            foreach (var (name, f) in Fisher) next[name] = f.clone();
+        }
+        Save(Path.Combine(adapterFolder, StateFile), next, anchors);
+        foreach (var t in anchors.Values.Concat(next.Values)) t.Dispose();
     }
 
     /// <summary>
@@ -163,10 +189,10 @@ public sealed class Ewc : TrainingTerm
             {
                 using var scope = NewDisposeScope();
                 using var batch = TokenBatch.Of([row], model.Device);
-                var logits = model.Forward(batch.Inputs, batch.AttentionMask);
+                var logits = batch.Logits(model);
                 var logProbs = nn.functional.log_softmax(logits[0].narrow(0, 0, batch.Targets.shape[1]), -1);
                 // Position t scores token t + 1 where that token is a target (TokenBatch.Of): read from the row itself.
-                var scored = Enumerable.Range(0, Math.Max(0, row.Length - 1)).Where(t => row.LossMask[t + 1]).ToArray();
+                var scored = Enumerable.Range(0, Math.Max(0, row.Length - 1)).Where(t => row.IsTarget(t + 1)).ToArray();
                 var chosen = scored.Length <= tokensPerRow ? scored : scored.OrderBy(_ => positionsRandom.Next()).Take(tokensPerRow).Order().ToArray();
                 for (int k = 0; k < chosen.Length; k++)
                 {

@@ -7,12 +7,22 @@ using static TorchSharp.torch;
 
 namespace Forgetless.Training.Terms;
 
-/// <summary><c>finetune.kd</c>: distillation against the live base model on replay rows.</summary>
-public sealed class KdSection : IValidatableOptions
+/// <summary><c>finetune.kd</c>: distillation against a live teacher on replay rows.</summary>
+public sealed class KdSection : IValidatableOptions, IDeclaresInputFolders
 {
     /// <summary>w: replay rows train on (1 − w)·CE + w·KD.</summary>
     public double Weight { get; set; } = 0.5;
     public double Temperature { get; set; } = 2.0;
+    /// <summary>
+    /// An adapter folder the teacher is the base model with (e.g. the previous task's adapter in a task sequence, so
+    /// the student stays close to the model it was); empty: the base model itself.
+    /// </summary>
+    public string TeacherAdapter { get; set; } = "";
+
+    public IEnumerable<(string Key, string Folder)> InputFolders(Func<string, string> resolve)
+    {
+        if (TeacherAdapter.Length > 0) yield return ("finetune.kd.teacherAdapter", resolve(TeacherAdapter));
+    }
 
     public IEnumerable<string> Validate()
     {
@@ -46,14 +56,21 @@ public sealed class Kd : TrainingTerm
     public override string Name => "kd";
     public override double ReplayCrossEntropyShare => weight;
 
-    /// <summary>The finetune kd term: the base model as teacher, forward KL at the configured temperature.</summary>
+    /// <summary>The finetune kd term: the base model (with <c>kd.teacherAdapter</c> when set) as teacher, forward KL at the configured temperature.</summary>
     public static Kd Create(TermContext context)
     {
         var section = context.Section<KdSection>();
         if (context.ReplayRows.Count == 0)
             context.Logger.LogWarning("finetune: kd is on, but the training data has no replay rows (kind replay/generated); it will never apply");
-        return new Kd(ModelFolder.LoadModel(context.BaseModelDirectory, context.Placement),
-            new KdOptions { Divergence = KdDivergence.ForwardKl, Temperature = section.Temperature }, section.Weight);
+        var teacher = ModelFolder.LoadModel(context.BaseModelDirectory, context.Placement);
+        if (section.TeacherAdapter.Length > 0)
+        {
+            var folder = context.ResolvePath(section.TeacherAdapter);
+            Peft.AdapterFolder.Apply(teacher, folder);
+            context.Placement.Place(teacher, teacher.PrefixKeyValues as nn.Module);
+            context.Logger.LogInformation("finetune: kd teacher is the base model with the adapter {Folder}", folder);
+        }
+        return new Kd(teacher, new KdOptions { Divergence = KdDivergence.ForwardKl, Temperature = section.Temperature }, section.Weight);
     }
 
     public override TermValue? BatchLoss(TermBatch batch)
@@ -63,7 +80,11 @@ public sealed class Kd : TrainingTerm
         var replay = batch.ReplayIndices();
         var width = tokens.Targets.shape[1];
         Tensor teacherLogits;
-        using (no_grad()) teacherLogits = teacher.Forward(DeviceOps.Rows(tokens.Inputs, replay), DeviceOps.Rows(tokens.AttentionMask, replay));
+        using (no_grad())
+        {
+            using var layout = tokens.Layout?.Rows(replay);
+            teacherLogits = teacher.Forward(DeviceOps.Rows(tokens.Inputs, replay), layout: layout);
+        }
         var kd = Distillation.Loss(DeviceOps.Rows(batch.Logits, replay).narrow(1, 0, width), teacherLogits.narrow(1, 0, width),
             DeviceOps.Rows(tokens.TargetMask, replay), options);
         return new TermValue(kd.mul(weight / batch.MicroBatches), kd.detach(), batch.MicroBatches);

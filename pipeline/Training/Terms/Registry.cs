@@ -21,6 +21,7 @@ public static class TrainingTerms
         new("l2sp", "L2-SP: λ·Σ ‖θ − θ₀‖² toward the starting values (base weights) or zero (adapter tensors)", typeof(L2SpSection), L2Sp.Create),
         new("kd", "distillation against the live base model on replay rows: (1 − w)·CE + w·KL·T²", typeof(KdSection), Kd.Create),
         new("si", "synaptic intelligence: c·Σ Ω (θ − θ*)², importance Ω accumulated along the training path", typeof(SiSection), Si.Create),
+        new("orthogonality", "O-LoRA: λ·Σ ‖A_prev·Aᵀ‖², the new LoRA block kept out of earlier tasks' subspace (method olora)", typeof(OrthogonalitySection), Orthogonality.Create),
     ];
 
     public static IEnumerable<string> Names => All.Select(t => t.Name);
@@ -67,6 +68,10 @@ public sealed class TermContext
     public required string BaseModelDirectory { get; init; }
     /// <summary>Training rows that stand for old abilities (replay or generated text).</summary>
     public required IReadOnlyList<PreparedRow> ReplayRows { get; init; }
+    /// <summary>Training rows of the task this run learns (what a term protecting it for later runs looks at).</summary>
+    public IReadOnlyList<PreparedRow> TaskRows { get; init; } = [];
+    /// <summary>Turns a path from the configuration into a full one (relative to the pipeline file).</summary>
+    public Func<string, string> ResolvePath { get; init; } = Path.GetFullPath;
     /// <summary>Fixed windows of held-out general text (used where the data has no replay rows).</summary>
     public required IReadOnlyList<PreparedRow> HeldoutRows { get; init; }
     /// <summary>The run root's cache folder (shared by runs; keys are content hashes).</summary>

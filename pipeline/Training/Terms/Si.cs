@@ -219,7 +219,7 @@ public sealed class Si : TrainingTerm
                 var chunk = Enumerable.Range(0, rowsPerStep).Select(i => rows[(s * rowsPerStep + i) % rows.Count]).ToList();
                 using var batch = TokenBatch.Of(chunk, model.Device);
                 optimizer.ZeroGrad();
-                var nll = LossProbe.TokenNll(model.Forward(batch.Inputs, batch.AttentionMask), batch.Targets);
+                var nll = LossProbe.TokenNll(batch.Logits(model), batch.Targets);
                 nll.mul(batch.TargetMask).sum().div(batch.TargetMask.sum().clamp_min(1)).backward();
                 var grads = trainable.Where(t => t.parameter.grad is not null)
                     .ToDictionary(t => t.name, t => (grad: t.parameter.grad!.detach().clone(), before: t.parameter.detach().clone()));

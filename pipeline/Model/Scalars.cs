@@ -1,0 +1,23 @@
+using TorchSharp;
+
+namespace Forgetless.Model;
+
+/// <summary>
+/// Scalars that live as long as the process, for the constants of hot paths.
+/// </summary>
+/// <remarks>
+/// Why: TorchSharp turns a <c>double</c> or <c>int</c> passed to a tensor op (<c>x.mul(0.5)</c>, <c>x.pow(2)</c>,
+/// <c>alpha: 1 - beta</c>) into a temporary <see cref="Scalar"/> and hands libtorch only its native handle. Nothing
+/// keeps the temporary reachable during the native call, so the GC may finalize it — freeing the native value — while
+/// libtorch still reads it: seen as rare "Scalar::toFloat: Expected false to be true" and "Unknown scalar type"
+/// crashes. A Scalar that is a static field (here), a module's field (RmsNorm's eps) or a <c>using</c> local
+/// disposed after the call stays reachable for the whole call. TorchSharp functions that build such a temporary
+/// themselves (<c>linalg.vector_norm(x, 2)</c>) are avoided on hot paths.
+/// </remarks>
+public static class Scalars
+{
+    public static readonly Scalar Zero = 0.ToScalar();
+    public static readonly Scalar One = 1.ToScalar();
+    public static readonly Scalar Two = 2.ToScalar();
+    public static readonly Scalar Half = 0.5.ToScalar();
+}

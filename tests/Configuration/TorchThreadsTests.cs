@@ -1,0 +1,88 @@
+using Forgetless.Configuration;
+using Forgetless.Tests.FineTuning;
+
+namespace Forgetless.Tests.Configuration;
+
+/// <summary>libtorch's threads on a shared machine: the CPU budget a process may use, and the OpenMP wait policy as it takes effect.</summary>
+public sealed class TorchThreadsTests
+{
+    [Fact]
+    public void The_affinity_list_counts_every_cpu_of_its_ranges()
+    {
+        CpuBudget.AffinityCount("Name:\tdotnet\nCpus_allowed:\tf0f\nCpus_allowed_list:\t0-3,8,10-11\nMems_allowed:\t1\n").Should().Be(7);
+        CpuBudget.AffinityCount("Cpus_allowed_list:\t5\n").Should().Be(1);
+        CpuBudget.AffinityCount("Name:\tdotnet\n").Should().BeNull();
+    }
+
+    [Fact]
+    public void A_cgroup_v2_quota_of_the_process_or_of_a_parent_caps_the_budget()
+    {
+        var files = new Dictionary<string, string>
+        {
+            ["/ci/job/cpu.max"] = "max 100000\n",        // the job's own cgroup: unlimited
+            ["/ci/cpu.max"] = "250000 100000\n",         // its parent: 2.5 CPUs
+            ["/cpu.max"] = "max 100000\n",
+        };
+        var quota = CpuBudget.CgroupQuota("0::/ci/job\n", path => files.GetValueOrDefault(path));
+        quota.Should().Be(2.5);
+        CpuBudget.Combine(affinityCount: 8, quota).Should().Be(2, "a fractional quota rounds down");
+        CpuBudget.Combine(affinityCount: 1, quota).Should().Be(1, "affinity binds too");
+        CpuBudget.Combine(affinityCount: 4, quotaCpus: null).Should().Be(4);
+        CpuBudget.Combine(affinityCount: 4, quotaCpus: 0.5).Should().Be(1, "at least one thread");
+    }
+
+    [Fact]
+    public void A_cgroup_v1_cfs_quota_is_read_and_minus_one_means_none()
+    {
+        var files = new Dictionary<string, string>
+        {
+            ["cpu/docker/abc/cpu.cfs_quota_us"] = "300000\n",
+            ["cpu/docker/abc/cpu.cfs_period_us"] = "100000\n",
+            ["cpu/docker/cpu.cfs_quota_us"] = "-1\n",
+            ["cpu/docker/cpu.cfs_period_us"] = "100000\n",
+        };
+        const string procCgroup = "12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n1:name=systemd:/docker/abc\n";
+        CpuBudget.CgroupQuota(procCgroup, path => files.GetValueOrDefault(path)).Should().Be(3);
+        files["cpu/docker/abc/cpu.cfs_quota_us"] = "-1\n";
+        CpuBudget.CgroupQuota(procCgroup, path => files.GetValueOrDefault(path)).Should().BeNull();
+    }
+
+    [Theory]
+    [InlineData("max 100000", null)]
+    [InlineData("150000 100000", 1.5)]
+    [InlineData("", null)]
+    public void Cpu_max_is_quota_over_period(string text, double? expected) => CpuBudget.ParseCpuMax(text).Should().Be(expected);
+
+    [Fact]
+    public void The_budget_of_this_process_is_within_its_affinity()
+    {
+        int budget = CpuBudget.OfThisProcess();
+        budget.Should().BeInRange(1, Environment.ProcessorCount);
+    }
+
+    /// <summary>
+    /// libgomp prints the settings it read as it loads (OMP_DISPLAY_ENV=VERBOSE). Its default wait policy spins 300,000
+    /// times at a barrier (GOMP_SPINCOUNT '300000'); passive waiting spins 0 times. The variables are removed from the
+    /// child's environment, so what it prints is what the executable set for itself before libtorch loaded.
+    /// </summary>
+    [Fact]
+    public async Task The_executable_makes_OpenMP_wait_passively_before_libtorch_loads()
+    {
+        using var f = new FineTuneFixture();
+        File.WriteAllText(Path.Combine(f.Root, "rows.jsonl"), "{\"text\": \"the cat sat\"}\n");
+        string[] score = ["score", "--model", "model", "--input", "rows.jsonl", "--output", "scored.jsonl"];
+        var clean = new Dictionary<string, string?>
+        {
+            ["OMP_DISPLAY_ENV"] = "VERBOSE", ["OMP_WAIT_POLICY"] = null, ["OMP_NUM_THREADS"] = null, ["GOMP_SPINCOUNT"] = null,
+        };
+        var result = await ForgetlessProcess.RunAsync(f.Root, clean, score);
+        result.ExitCode.Should().Be(0, result.ToString());
+        result.Stderr.Should().Contain("GOMP_SPINCOUNT = '0'", result.ToString());
+        result.Stderr.Should().Contain($"OMP_NUM_THREADS = '{CpuBudget.OfThisProcess()}'");
+
+        // A policy the user chose is kept (ACTIVE spins far longer than the default).
+        var active = await ForgetlessProcess.RunAsync(f.Root, new Dictionary<string, string?>(clean) { ["OMP_WAIT_POLICY"] = "ACTIVE" }, score);
+        active.ExitCode.Should().Be(0, active.ToString());
+        active.Stderr.Should().NotContain("GOMP_SPINCOUNT = '0'").And.Contain("OMP_WAIT_POLICY = 'ACTIVE'");
+    }
+}
