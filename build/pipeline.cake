@@ -63,6 +63,15 @@ Task("Pretrain")
     .IsDependentOn("Build")
     .Does<BuildParameters>((context, p) => Forgetless(p, "pretrain", forceable: true));
 
+Task("RealSize")
+    .Description("Random checkpoints shaped like SmolLM2-135M and Qwen2.5-0.5B through prepare, finetune (lora, qlora), evaluate, package (docs/benchmarks/real-size.md)")
+    .IsDependentOn("Build")
+    .Does(() =>
+    {
+        var exit = StartProcess("bash", new ProcessSettings { Arguments = "build/realsize/run.sh" });
+        if (exit != 0) throw new CakeException(exit, $"build/realsize/run.sh exited with {exit}");
+    });
+
 Task("Benchmark")
     .Description("Measure tokens/s, MFU and memory of every fine-tuning method (--steps, default 6; writes docs/benchmarks/finetune.table.md)")
     .IsDependentOn("Build")

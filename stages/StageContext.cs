@@ -1,6 +1,7 @@
 using System.Globalization;
 using Forgetless.Configuration;
 using Forgetless.Model;
+using Forgetless.Model.Devices;
 using Forgetless.Model.Tokenizers;
 using Forgetless.Runs;
 
@@ -30,14 +31,23 @@ public sealed class StageContext(PipelineConfig config)
     public int Seed => Run.Seed;
     public DeviceChoice Device => Run.Device;
 
+    /// <summary>This invocation's TensorBoard log of <paramref name="stage"/> when <c>run.tensorboard</c> is on, else null.</summary>
+    public TensorboardLog? Tensorboard(string stage) => Run.Tensorboard ? TensorboardLog.Under(RunRoot, stage) : null;
+
+    /// <summary>The run's device and compute type (<c>run.device</c>, <c>run.precision</c>), resolved once per stage.</summary>
+    public Placement Placement(Microsoft.Extensions.Logging.ILogger logger) => DeviceSelector.Place(Run, logger);
+
     public string Resolve(string path) => Config.ResolvePath(path);
 
     public T Section<T>(string name) where T : class, new() => Config.Section<T>(name);
 
     /// <summary>A Hugging Face model folder with its tokenizer; a folder without tokenizer files is a named error.</summary>
-    public static (CausalLM Model, ITokenizer Tokenizer) LoadWithTokenizer(string folder, string purpose)
+    public static (CausalLM Model, ITokenizer Tokenizer) LoadWithTokenizer(string folder, string purpose, Placement? placement = null) =>
+        WithTokenizer(ModelFolder.Load(folder, placement: placement), folder, purpose);
+
+    /// <summary>A loaded model folder's model and tokenizer; a folder without tokenizer files is a named error.</summary>
+    public static (CausalLM Model, ITokenizer Tokenizer) WithTokenizer(LoadedModel loaded, string folder, string purpose)
     {
-        var loaded = ModelFolder.Load(folder);
         if (loaded.Tokenizer is null)
         {
             loaded.Model.Dispose();
@@ -50,6 +60,8 @@ public sealed class StageContext(PipelineConfig config)
     public StageInputs DeclareTraining(StageInputs inputs) => inputs
         .Directory("run.baseModel", BaseModel)
         .Value("run.seed", Seed.ToString(CultureInfo.InvariantCulture))
+        // Only when it is not f32, so that runs made before the key existed stay up to date.
+        .ValueUnless("run.precision", Run.Precision.ToString().ToLowerInvariant(), "fp32")
         // Float sums, and so the exact bytes, depend on how libtorch splits work between threads.
         .Value("env.torchThreads", TorchSharp.torch.get_num_threads().ToString(CultureInfo.InvariantCulture));
 }

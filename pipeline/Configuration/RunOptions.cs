@@ -29,10 +29,28 @@ public sealed class RunOptions : IValidatableOptions
     [DoesNotChangeResults] // every entry is keyed by the hash of what it was computed from
     public string CacheRoot { get; set; } = "";
 
+    /// <summary>
+    /// The type of frozen weights and activations: fp32, bf16 or fp16 (with loss scaling). Trainable parameters and
+    /// optimizer state are f32 whatever it is. On the CPU half precision runs libtorch's slow fallback kernels
+    /// (50–300× slower than f32 here), so it is used there only with <see cref="ForcePrecision"/>.
+    /// </summary>
+    public Model.Devices.Precision Precision { get; set; } = Model.Devices.Precision.Fp32;
+
+    /// <summary>Use <see cref="Precision"/> on the CPU too (tests of the half-precision path; slow).</summary>
+    public bool ForcePrecision { get; set; }
+
+    /// <summary>Memory the run may use, in GB (0: the device's own: GPU memory, or the memory available on the CPU).</summary>
+    public double MaxMemoryGb { get; set; }
+
+    /// <summary>Also write training and evaluation metrics as TensorBoard event files under <c>ROOT/tensorboard/</c>.</summary>
+    [DoesNotChangeResults]
+    public bool Tensorboard { get; set; }
+
     public IEnumerable<string> Validate()
     {
         if (string.IsNullOrWhiteSpace(Root)) yield return "root: must name a folder";
         if (string.IsNullOrWhiteSpace(BaseModel)) yield return "baseModel: must name a Hugging Face model folder";
         if (Threads < 0) yield return $"threads = {Threads}: must be 0 (default) or a positive number";
+        if (MaxMemoryGb < 0 || double.IsNaN(MaxMemoryGb)) yield return $"maxMemoryGb = {MaxMemoryGb.ToString(System.Globalization.CultureInfo.InvariantCulture)}: must be 0 (the device's memory) or more";
     }
 }

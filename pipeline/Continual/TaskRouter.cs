@@ -1,3 +1,4 @@
+using Forgetless.Model.Devices;
 using Forgetless.Model;
 using Forgetless.Model.Tokenizers;
 using TorchSharp.Modules;
@@ -59,8 +60,8 @@ public sealed class TaskRouter
         if (ids.Length == 0) return new float[model.Config.HiddenSize];
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var rows = table.weight!.index_select(0, tensor(ids.Select(i => (long)i).ToArray()));
-        return rows.mean([0]).to(ScalarType.Float32).cpu().data<float>().ToArray();
+        var rows = DeviceOps.Rows(table.weight!, tensor(ids.Select(i => (long)i).ToArray(), device: table.weight!.device));
+        return HostValues.Floats(rows.mean([0]));
     }
 
     private static float[] Normalize(float[] v)

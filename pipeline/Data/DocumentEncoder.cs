@@ -9,9 +9,10 @@ internal sealed record EncodedDocument(int[] Ids, bool[] LossMask, string Text, 
 /// <summary>
 /// Tokenizes a record: [bos] prompt response eos for instruction rows with the loss only on response and eos,
 /// [bos] text eos for plain rows with the loss on everything but bos. Bos is added only when the tokenizer has
-/// one distinct from eos (GPT-2 style tokenizers have not).
+/// one distinct from eos (GPT-2 style tokenizers have not). Chat rows are rendered by the model's chat template
+/// (<see cref="ChatTemplates.ChatRenderer"/>) with the loss on the assistant turns only.
 /// </summary>
-internal sealed class DocumentEncoder(ITokenizer tokenizer, int seqLen, OverLengthPolicy overLength)
+internal sealed class DocumentEncoder(ITokenizer tokenizer, int seqLen, OverLengthPolicy overLength, ChatTemplates.ChatRenderer? chat = null)
 {
     private readonly int? bos = tokenizer.BosId is { } b && b != tokenizer.EosId ? b : null;
     private readonly int eos = tokenizer.EosId
@@ -26,6 +27,13 @@ internal sealed class DocumentEncoder(ITokenizer tokenizer, int seqLen, OverLeng
         int[] ids;
         bool[] mask;
         string text;
+        if (record.Messages is { } messages)
+        {
+            // The template writes the conversation's own special tokens (BOS, end-of-turn); nothing is added around it.
+            var renderer = chat ?? throw new InvalidOperationException("a chat record needs the model's chat template");
+            (ids, mask, text) = renderer.Encode(messages, tokenizer);
+            return Fit(ids, mask, text);
+        }
         if (record.IsInstruction)
         {
             var prompt = tokenizer.Encode(record.Prompt!);
@@ -48,6 +56,11 @@ internal sealed class DocumentEncoder(ITokenizer tokenizer, int seqLen, OverLeng
         }
         if (bos is { } b) ids[0] = b;
         ids[^1] = eos;
+        return Fit(ids, mask, text);
+    }
+
+    private EncodedDocument? Fit(int[] ids, bool[] mask, string text)
+    {
         if (ids.Length <= seqLen) return new EncodedDocument(ids, mask, text, false);
         if (overLength == OverLengthPolicy.Drop) return null;
         var keptMask = mask[..seqLen];

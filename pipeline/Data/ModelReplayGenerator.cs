@@ -8,7 +8,7 @@ namespace Forgetless.Data;
 /// longer have the data the model was trained on. Each document starts from the start token and
 /// runs to the end-of-text token or <see cref="MaxTokensPerDocument"/>.
 /// </summary>
-public sealed class ModelReplayGenerator(string modelDirectory) : IReplayTextGenerator
+public sealed class ModelReplayGenerator(string modelDirectory, Model.Devices.Placement? placement = null) : IReplayTextGenerator
 {
     public int MaxTokensPerDocument { get; init; } = 256;
     public double Temperature { get; init; } = 1.0;
@@ -16,7 +16,7 @@ public sealed class ModelReplayGenerator(string modelDirectory) : IReplayTextGen
 
     public IEnumerable<string> Generate(int seed, long tokenBudget, CancellationToken cancellationToken)
     {
-        var loaded = ModelFolder.Load(modelDirectory);
+        var loaded = ModelFolder.Load(modelDirectory, placement: placement);
         var tokenizer = loaded.Tokenizer ?? throw new UserInputException($"{modelDirectory}: generated replay needs the model's tokenizer files");
         var generator = new TextGenerator(loaded.Model, tokenizer);
         long produced = 0;

@@ -24,8 +24,10 @@ public sealed class PrepareEngine
     private readonly string tokenizerHash;
     private readonly IReplayTextGenerator? generator;
     private readonly ILogger logger;
+    private readonly ChatTemplates.ChatRenderer? chat;
 
-    public PrepareEngine(PrepareOptions options, ITokenizer tokenizer, string tokenizerHash, IReplayTextGenerator? generator = null, ILogger? logger = null)
+    public PrepareEngine(PrepareOptions options, ITokenizer tokenizer, string tokenizerHash, IReplayTextGenerator? generator = null, ILogger? logger = null,
+        ChatTemplates.ChatRenderer? chat = null)
     {
         var errors = options.Validate();
         if (errors.Count > 0) throw new Configuration.ConfigException(string.Join(Environment.NewLine, errors.Select(e => "prepare." + e)));
@@ -34,6 +36,9 @@ public sealed class PrepareEngine
         this.tokenizerHash = tokenizerHash;
         this.generator = generator;
         this.logger = logger ?? NullLogger.Instance;
+        if (chat is null && options.TaskSources.Any(s => s.Chat != Sources.ChatFormat.None))
+            throw new ArgumentException("chat task sources need the base model's chat template (a ChatRenderer)", nameof(chat));
+        this.chat = chat;
     }
 
     /// <summary>
@@ -47,7 +52,7 @@ public sealed class PrepareEngine
         var decontaminator = LoadSuites(baseDirectory, cancellationToken);
         if (options.GeneratedReplay.Enabled)
             sources.Insert(options.TaskSources.Count, GenerateReplay(workDirectory, sources.Count, cancellationToken));
-        var encoder = new DocumentEncoder(tokenizer, options.SeqLen, options.OverLength);
+        var encoder = new DocumentEncoder(tokenizer, options.SeqLen, options.OverLength, chat);
         var stats = new PrepareStats { TargetReplayShare = options.ReplayShare, DecontaminationNgrams = decontaminator.NgramCount };
         var firstSeen = options.Dedup ? new Dictionary<ulong, long>() : null;
 
@@ -90,6 +95,8 @@ public sealed class PrepareEngine
             var format = SourceState.ResolveFormat(o, path, kind == RowKind.Replay);
             if (format != SourceFormat.PreparedDataset && !File.Exists(path))
                 throw new DataFormatException(path, null, "does not exist; expected an input file.");
+            if (o.Chat != Sources.ChatFormat.None && format != SourceFormat.Jsonl)
+                throw new DataFormatException(path, null, $"is read as {format}; chat data ({o.Chat}) is read from JSON lines (.jsonl, .json, .ndjson or format jsonl).");
             var name = o.DisplayName;
             for (var n = 2; !names.Add(name); n++) name = $"{o.DisplayName}#{n}";
             var state = new SourceState
@@ -174,10 +181,7 @@ public sealed class PrepareEngine
                 logger.LogInformation("prepare: checked {Rows} rows of {Source}", ordinal, source.Name);
             if (record.Error is { } error)
             {
-                if (options.OnBadRow == BadRowPolicy.Fail) throw new DataFormatException(source.Path, record.Line, error);
-                filtered.Skipped++;
-                if (stats.BadRowExamples.Count < MaxBadRowExamples)
-                    stats.BadRowExamples.Add(DataFormatException.Format(source.Path, record.Line, error));
+                SkipBadRow(source, record.Line, error, stats);
                 continue;
             }
             var key = ContentKey.Of(record);
@@ -191,7 +195,17 @@ public sealed class PrepareEngine
                 filtered.Decontaminated++;
                 continue;
             }
-            var document = encoder.Encode(record);
+            EncodedDocument? document;
+            try
+            {
+                document = encoder.Encode(record);
+            }
+            catch (ChatTemplates.ChatTemplateException e)
+            {
+                // A conversation the model's own template refuses (e.g. roles that do not alternate) is a bad row.
+                SkipBadRow(source, record.Line, "the chat template cannot render this conversation: " + e.Message, stats);
+                continue;
+            }
             if (document is null)
             {
                 filtered.Dropped++;
@@ -204,6 +218,15 @@ public sealed class PrepareEngine
         }
         source.Stats.RowsRead = ordinal;
         source.Stats.AvailableTrainTokens = source.AvailableTrainTokens;
+    }
+
+    /// <summary>The bad-row policy: fail naming the file and line, or skip the row, count it and keep an example.</summary>
+    private void SkipBadRow(SourceState source, long line, string error, PrepareStats stats)
+    {
+        if (options.OnBadRow == BadRowPolicy.Fail) throw new DataFormatException(source.Path, line, error);
+        source.Stats.Filtered.Skipped++;
+        if (stats.BadRowExamples.Count < MaxBadRowExamples)
+            stats.BadRowExamples.Add(DataFormatException.Format(source.Path, line, error));
     }
 
     /// <summary>A task source that gives no training text makes the whole stage meaningless: an error, not an empty success.</summary>
@@ -303,13 +326,26 @@ public sealed class PrepareEngine
                 if (isValidation ? pass > 0 || copies == 0 : pass >= copies) continue;
                 if (firstSeen is not null && (!firstSeen.TryGetValue(key.Dedup, out var first) || first != source.Position(ordinal))) continue;
                 if (decontaminator.IsContaminated(record)) continue;
-                if (encoder.Encode(record) is not { } document) continue;
+                if (Encoded(encoder, record) is not { } document) continue;
                 var packer = isValidation ? validationPacker : trainPacker;
                 if (packer.Add(document) is { } closed) yield return (isValidation, closed);
             }
         }
         if (trainPacker.Flush() is { } lastTrain) yield return (false, lastTrain);
         if (validationPacker.Flush() is { } lastValidation) yield return (true, lastValidation);
+    }
+
+    /// <summary>The encoded document; null for a row the survey already skipped (dropped, or refused by the chat template).</summary>
+    private static EncodedDocument? Encoded(DocumentEncoder encoder, SourceRecord record)
+    {
+        try
+        {
+            return encoder.Encode(record);
+        }
+        catch (ChatTemplates.ChatTemplateException)
+        {
+            return null;
+        }
     }
 
     private Dictionary<string, string> Metadata(string split, DocumentEncoder encoder) => new()

@@ -113,6 +113,14 @@ public sealed class PrepareOptions : Forgetless.Configuration.IValidatableOption
                 errors.Add($"{at}: promptField '{s.PromptField}' and responseField '{s.ResponseField}' must be given together (instruction style) or both left out (plain text via textField).");
             if (hasPrompt && !string.IsNullOrEmpty(s.TextField))
                 errors.Add($"{at}.textField: '{s.TextField}' cannot be combined with promptField/responseField; choose instruction style or plain text.");
+            if (s.Chat != Sources.ChatFormat.None)
+            {
+                if (isReplay) errors.Add($"{at}.chat: chat data is a task source; replay sources are plain text.");
+                if (hasPrompt || hasResponse || !string.IsNullOrEmpty(s.TextField))
+                    errors.Add($"{at}.chat: {s.Chat} reads its own fields; leave promptField, responseField and textField out.");
+                if (s.Format is not (SourceFormat.Auto or SourceFormat.Jsonl))
+                    errors.Add($"{at}.format: chat data is read from JSON lines (format jsonl), not {s.Format}.");
+            }
         }
     }
 
@@ -150,6 +158,12 @@ public sealed class DataSourceOptions
 
     /// <summary>Plain text column; <c>text</c> when neither this nor prompt/response is given.</summary>
     public string? TextField { get; set; }
+
+    /// <summary>
+    /// Chat data (JSON lines): <c>messages</c> (OpenAI), <c>shareGpt</c> or <c>alpaca</c>, rendered with the base model's
+    /// chat template from its tokenizer_config.json; only the assistant turns carry loss. <c>none</c>: prompt/response or text.
+    /// </summary>
+    public Sources.ChatFormat Chat { get; set; } = Sources.ChatFormat.None;
 
     /// <summary>
     /// Task source: a multiplier of its tokens (0.5 keeps a seeded half, 2 uses every row twice).

@@ -19,7 +19,7 @@ public static class TeacherAgreement
             long width = batch.Targets.shape[1];
             var s = batch.Logits(student).narrow(1, 0, width);
             var t = batch.Logits(teacher).narrow(1, 0, width);
-            return Distillation.ForwardKl(s, t, batch.TargetMask).item<float>() * (double)batch.TargetTokens;
+            return Distillation.ForwardKl(s, t, batch.TargetMask).to(TorchSharp.torch.ScalarType.Float64).mul((double)batch.TargetTokens);
         });
 
     /// <summary>

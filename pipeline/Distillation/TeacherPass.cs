@@ -1,3 +1,4 @@
+using Forgetless.Model.Devices;
 using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
@@ -152,13 +153,13 @@ public static class TeacherPass
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 using var scope = NewDisposeScope();
-                using var batch = TokenBatch.Of(chunk.Select(c => c.Row).ToList());
+                using var batch = TokenBatch.Of(chunk.Select(c => c.Row).ToList(), teacher.Device);
                 long width = batch.Targets.shape[1];
                 var logits = batch.Logits(teacher).narrow(1, 0, width);
                 var (indices, logProbs, tail) = Distillation.TeacherTopKWithTail(logits, k, temperature);
-                var ids = indices.to(ScalarType.Int32).data<int>().ToArray();
-                var lps = logProbs.to(ScalarType.Float32).data<float>().ToArray();
-                var tails = tail.to(ScalarType.Float32).data<float>().ToArray();
+                var ids = HostValues.Ints(indices);
+                var lps = HostValues.Floats(logProbs);
+                var tails = HostValues.Floats(tail);
                 for (int b = 0; b < chunk.Length; b++)
                 {
                     var (index, row) = chunk[b];
@@ -238,12 +239,12 @@ public sealed class CachedTeacherTargets : ITeacherTargets
         if (options.Temperature != Temperature)
             throw new InvalidOperationException($"the cached teacher pass is at temperature {Temperature}, the loss asks for {options.Temperature}");
         using var scope = NewDisposeScope();
-        var (indices, logProbs, tail, mask) = Dense(rows, (int)studentLogits.shape[1]);
+        var (indices, logProbs, tail, mask) = Dense(rows, (int)studentLogits.shape[1], studentLogits.device);
         return Distillation.TopKLoss(studentLogits, indices, logProbs, tail, mask, options).MoveToOuterDisposeScope();
     }
 
     /// <summary>The rows' targets as tensors [R, W, k], [R, W, k], [R, W] and a mask [R, W]; unscored positions hold finite fillers.</summary>
-    public (Tensor Indices, Tensor LogProbs, Tensor Tail, Tensor Mask) Dense(IReadOnlyList<PreparedRow> rows, int width)
+    public (Tensor Indices, Tensor LogProbs, Tensor Tail, Tensor Mask) Dense(IReadOnlyList<PreparedRow> rows, int width, Device? device = null)
     {
         int k = K;
         var ids = new long[rows.Count * width * k];
@@ -267,6 +268,7 @@ public sealed class CachedTeacherTargets : ITeacherTargets
                 mask[r * width + p] = 1;
             }
         }
-        return (tensor(ids, [rows.Count, width, k]), tensor(lps, [rows.Count, width, k]), tensor(tail, [rows.Count, width]), tensor(mask, [rows.Count, width]));
+        return (tensor(ids, [rows.Count, width, k], device: device), tensor(lps, [rows.Count, width, k], device: device),
+            tensor(tail, [rows.Count, width], device: device), tensor(mask, [rows.Count, width], device: device));
     }
 }

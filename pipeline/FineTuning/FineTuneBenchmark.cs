@@ -1,3 +1,4 @@
+using Forgetless.Model.Devices;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -121,10 +122,12 @@ public static class FineTuneBenchmark
     /// "method" or "method+term+…", on random tokens with half the rows marked replay (as KD, EWC and SI see them).
     /// The random base model is written to a temporary folder because the terms load it from there, as in a run.
     /// </summary>
-    public static BenchmarkResult Measure(string modelName, string caseName, double peakGflops, int batch = 0, int seqLen = 256, int steps = 2) =>
-        Measure(modelName, Models[modelName], caseName, peakGflops, batch > 0 ? batch : modelName.StartsWith("large", StringComparison.Ordinal) ? 2 : 4, seqLen, steps);
+    public static BenchmarkResult Measure(string modelName, string caseName, double peakGflops, int batch = 0, int seqLen = 256, int steps = 2,
+        Placement? placement = null) =>
+        Measure(modelName, Models[modelName], caseName, peakGflops, batch > 0 ? batch : modelName.StartsWith("large", StringComparison.Ordinal) ? 2 : 4, seqLen, steps, placement);
 
-    public static BenchmarkResult Measure(string modelName, ModelConfig config, string caseName, double peakGflops, int batch, int seqLen, int steps)
+    public static BenchmarkResult Measure(string modelName, ModelConfig config, string caseName, double peakGflops, int batch, int seqLen, int steps,
+        Placement? placement = null)
     {
         var parts = caseName.Split('+');
         var (method, setting) = MethodCases.TryGetValue(parts[0], out var found) ? found
@@ -148,11 +151,11 @@ public static class FineTuneBenchmark
             using (var random = ModelFactory.Create(config, 1)) ModelFolder.Save(random, baseDirectory);
             var rows = RandomRows(config.VocabSize, seqLen, rowCount: batch * 4, seed: 3);
             var replay = rows.Where(r => r.IsReplay).ToList();
-            using var tuned = options.Apply(ModelFolder.LoadModel(baseDirectory), seed: 1);
+            using var tuned = options.Apply(options.LoadBase(baseDirectory, placement ?? Placement.Cpu).Model, seed: 1, placement: placement);
             var terms = TrainingTerms.Compose(options.Regularizers, term => new TermContext
             {
                 Tuned = tuned, Options = options.Plugins[term.Name], BaseModelDirectory = baseDirectory, ReplayRows = replay, HeldoutRows = [],
-                CacheDirectory = Path.Combine(scratch, "cache"), Logger = NullLogger.Instance,
+                CacheDirectory = Path.Combine(scratch, "cache"), Logger = NullLogger.Instance, Placement = placement ?? Placement.Cpu,
             });
             try
             {

@@ -50,6 +50,9 @@ public sealed class FineTuneOptions : IValidatableOptions, IHasPluginSections
     /// <summary>Write the adapter of the evaluation with the best validation task loss instead of the last step's.</summary>
     public bool KeepBest { get; set; } = true;
 
+    /// <summary>Recompute each decoder layer in backward instead of keeping its activations (less memory, about 1/3 more compute).</summary>
+    public bool GradientCheckpointing { get; set; }
+
     /// <summary>Start from an earlier adapter folder of the same method (sequential tasks; online EWC, SI).</summary>
     public string? InitAdapter { get; set; }
     /// <summary>Also write <c>merged/</c>: the base model with the adapter folded in (methods that can merge).</summary>
@@ -68,7 +71,19 @@ public sealed class FineTuneOptions : IValidatableOptions, IHasPluginSections
     public PeftMethod MethodPlugin => PeftMethods.Get(Method);
 
     /// <summary>The chosen method applied to a freshly loaded base model (continuing <paramref name="initAdapter"/> when given).</summary>
-    public TunedModel Apply(Model.CausalLM model, long seed, string? initAdapter = null) => MethodPlugin.Apply(model, Plugins, seed, initAdapter);
+    public TunedModel Apply(Model.CausalLM model, long seed, string? initAdapter = null, Model.Devices.Placement? placement = null) =>
+        MethodPlugin.Apply(model, Plugins, seed, initAdapter, placement);
+
+    /// <summary>
+    /// The base model folder loaded for this method on <paramref name="placement"/> (qlora quantizes while it loads),
+    /// with <see cref="GradientCheckpointing"/> set.
+    /// </summary>
+    public Model.LoadedModel LoadBase(string folder, Model.Devices.Placement placement)
+    {
+        var loaded = Model.ModelFolder.Load(folder, placement: placement, loader: MethodPlugin.BaseLoader(Plugins));
+        loaded.Model.GradientCheckpointing = GradientCheckpointing;
+        return loaded;
+    }
 
     /// <summary>
     /// The sections that can change this run's result — the chosen method's and the enabled terms' — as the stage

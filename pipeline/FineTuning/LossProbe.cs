@@ -68,7 +68,7 @@ public sealed class LossProbe
     /// <summary>Mean next-token cross-entropy in nats per scored target token.</summary>
     public static double MeanLoss(CausalLM model, IReadOnlyList<PreparedRow> rows, int batchRows) =>
         TargetTokenMean.Of([model], rows, batchRows, batch =>
-            TokenNll(batch.Logits(model), batch.Targets).mul(batch.TargetMask).sum().item<float>());
+            TokenNll(batch.Logits(model), batch.Targets).mul(batch.TargetMask).sum());
 
     /// <summary>Per-token negative log-likelihood [B, T − 1] of next-token targets from logits [B, T, V].</summary>
     public static Tensor TokenNll(Tensor logits, Tensor targets)

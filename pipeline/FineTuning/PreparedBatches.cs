@@ -46,7 +46,7 @@ public sealed record TrainingData(IReadOnlyList<PreparedRow> Train, IReadOnlyLis
 /// documents — their <see cref="TokenLayout"/>. Dispose, or let a scope do it.
 /// </summary>
 public sealed class TokenBatch(Tensor inputs, Tensor targets, Tensor targetMask, Tensor isReplay, TokenLayout? layout,
-    long tokens, long targetTokens) : IDisposable
+    long tokens, long targetTokens, int[] replayRows) : IDisposable
 {
     public Tensor Inputs { get; } = inputs;
     public Tensor Targets { get; } = targets;
@@ -57,11 +57,18 @@ public sealed class TokenBatch(Tensor inputs, Tensor targets, Tensor targetMask,
     public long Tokens { get; } = tokens;
     public long TargetTokens { get; } = targetTokens;
 
+    /// <summary>Indices of the replay rows, known on the host (no device read to find them).</summary>
+    public IReadOnlyList<int> ReplayRows { get; } = replayRows;
+
+    /// <summary>The indices of the replay rows as an int64 tensor on the batch's device.</summary>
+    public Tensor ReplayIndices() => tensor(ReplayRows.Select(i => (long)i).ToArray(), device: Inputs.device);
+
     /// <summary>
     /// Rows as a batch. Logits at position t score the token at t + 1 where <see cref="PreparedRow.IsTarget"/> (its
     /// loss_mask is set — the mask marks target tokens themselves, prepare's convention — and it continues t's document).
+    /// The tensors, the layout's included, are made on <paramref name="device"/> (the CPU when null).
     /// </summary>
-    public static TokenBatch Of(IReadOnlyList<PreparedRow> rows)
+    public static TokenBatch Of(IReadOnlyList<PreparedRow> rows, Device? device = null)
     {
         int width = Math.Max(2, rows.Max(r => r.Length));
         int b = rows.Count;
@@ -91,11 +98,12 @@ public sealed class TokenBatch(Tensor inputs, Tensor targets, Tensor targetMask,
         TokenLayout? layout = null;
         if (segments is not null)
         {
-            using var segmentIds = tensor(segments, [b, width]);
+            using var segmentIds = tensor(segments, [b, width], device: device);
             layout = TokenLayout.Documents(segmentIds);
         }
-        return new TokenBatch(tensor(ids, [b, width]), tensor(targets, [b, width - 1]),
-            tensor(mask, [b, width - 1]), tensor(replay), layout, tokens, targetTokens);
+        return new TokenBatch(tensor(ids, [b, width], device: device), tensor(targets, [b, width - 1], device: device),
+            tensor(mask, [b, width - 1], device: device), tensor(replay, device: device), layout,
+            tokens, targetTokens, Enumerable.Range(0, b).Where(i => replay[i]).ToArray());
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using Forgetless.Model;
+using Forgetless.Model.Devices;
 using static TorchSharp.torch;
 
 namespace Forgetless.FineTuning;
@@ -10,8 +11,12 @@ namespace Forgetless.FineTuning;
 /// </summary>
 public static class TargetTokenMean
 {
-    /// <param name="sumOverTargets">The quantity summed over the batch's scored target tokens (inside a dispose scope).</param>
-    public static double Of(IReadOnlyList<CausalLM> models, IReadOnlyList<PreparedRow> rows, int batchRows, Func<TokenBatch, double> sumOverTargets)
+    /// <param name="sumOverTargets">
+    /// The quantity summed over the batch's scored target tokens, as a one-element tensor on the device (inside a dispose
+    /// scope). The per-batch sums are added up in f64 on the device and read once at the end: one synchronisation per
+    /// probe, not per batch.
+    /// </param>
+    public static double Of(IReadOnlyList<CausalLM> models, IReadOnlyList<PreparedRow> rows, int batchRows, Func<TokenBatch, Tensor> sumOverTargets)
     {
         if (rows.Count == 0) return double.NaN;
         var wasTraining = models.Select(m => m.training).ToList();
@@ -19,15 +24,18 @@ public static class TargetTokenMean
         try
         {
             using var _ = no_grad();
-            double sum = 0, count = 0;
+            var device = models[0].Device;
+            using var sum = zeros(1, ScalarType.Float64, device: device);
+            double count = 0;
             foreach (var chunk in rows.Chunk(batchRows))
             {
                 using var scope = NewDisposeScope();
-                using var batch = TokenBatch.Of(chunk);
-                sum += sumOverTargets(batch);
+                using var batch = TokenBatch.Of(chunk, device);
+                // f32 widened to f64 exactly, then added in f64: the same sum the host made of read values.
+                sum.add_(sumOverTargets(batch).to(ScalarType.Float64).reshape(1));
                 count += batch.TargetTokens;
             }
-            return count > 0 ? sum / count : double.NaN;
+            return count > 0 ? HostValues.Scalar(sum) / count : double.NaN;
         }
         finally
         {

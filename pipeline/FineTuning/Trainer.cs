@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Forgetless.Model.Devices;
 using Forgetless.Peft;
 using Forgetless.Progress;
 using Forgetless.Training;
@@ -43,9 +44,13 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
     public const string CheckpointFile = "checkpoint.safetensors";
 
     private readonly Dictionary<string, Tensor> best = new(StringComparer.Ordinal);
+    private readonly LossScaler scaler = options.LossScaling ? LossScaler.ForF16() : LossScaler.Disabled;
 
     /// <summary>The stage that trains, for log lines and the progress bar (the Distill stage reuses this loop).</summary>
     public string StageName { get; init; } = "finetune";
+
+    /// <summary>Where the metrics also go as TensorBoard scalars (<c>run.tensorboard</c>); null: only metrics.jsonl.</summary>
+    public Runs.TensorboardLog? Tensorboard { get; init; }
 
     /// <summary>Test seam: runs after every completed step with its number.</summary>
     internal Action<long>? AfterStep { get; init; }
@@ -66,6 +71,7 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
         {
             var restored = TrainingCheckpoint.Load(intact, trainable, optimizer, generatorOwner);
             state = LoopState.From(restored);
+            scaler.Restore(restored.Metadata ?? new Dictionary<string, string>());
             batches.Restore(restored.Sampler ?? throw new InvalidDataException($"{intact}: no sampler state"));
             RestoreExtras(intact);
             logger.LogInformation("{Stage}: resuming from step {Step} (checkpoint {Path})", StageName, state.Step, intact);
@@ -78,7 +84,9 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
         {
             state.ValidationBefore = probe.ValidationLoss(model);
             state.HeldoutBefore = probe.HeldoutLoss(model);
-            metrics.Append(new() { ["step"] = 0L, ["tokens"] = 0L, ["val_task_loss"] = R(state.ValidationBefore), ["heldout_loss"] = R(state.HeldoutBefore) });
+            var first = new Dictionary<string, object?> { ["step"] = 0L, ["tokens"] = 0L, ["val_task_loss"] = R(state.ValidationBefore), ["heldout_loss"] = R(state.HeldoutBefore) };
+            metrics.Append(first);
+            Tensorboard?.Write(StageName, 0, first);
             logger.LogInformation("{Stage}: before training — validation task loss {Val:F4}, held-out loss {Heldout:F4}", StageName,
                 state.ValidationBefore, state.HeldoutBefore);
         }
@@ -123,6 +131,7 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
                     foreach (var (name, value) in step.Terms) entry[name] = R(value);
                     if (evaluate) { entry["val_task_loss"] = R(lastVal); entry["heldout_loss"] = R(lastHeldout); }
                     metrics.Append(entry);
+                    Tensorboard?.Write(StageName, state.Step, entry);
                     window.Restart();
                     windowTokens = 0;
                 }
@@ -169,10 +178,13 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
     {
         using var scope = NewDisposeScope();
         var model = tuned.Model;
+        var device = model.Device;
         var microRows = Enumerable.Range(0, options.GradientAccumulation).Select(_ => batches.Next()).ToList();
-        var micro = microRows.Select(TokenBatch.Of).ToList();
+        var micro = microRows.Select(rows => TokenBatch.Of(rows, device)).ToList();
         double targetTokens = Math.Max(1, micro.Sum(b => b.TargetTokens));
-        var reported = new Dictionary<string, double>(StringComparer.Ordinal);
+        // Every value the step reports stays on the device until one read after backward (one synchronisation per
+        // step on a GPU): (term, what, value, divisor) in the order they were made.
+        var values = new List<(string Term, string What, Tensor Value, double Divisor)>();
         long tokens = 0;
         for (int m = 0; m < micro.Count; m++)
         {
@@ -188,27 +200,47 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
             {
                 if (term.BatchLoss(termBatch) is not { } value) continue;
                 loss = loss is null ? value.Loss : loss.add(value.Loss);
-                reported[term.Name] = reported.GetValueOrDefault(term.Name) + value.Reported;
+                values.Add((term.Name, "loss", value.Reported, value.Divisor));
             }
             if (loss is null) throw new InvalidOperationException($"{StageName}: no training term applies to the batch (the objective has no task loss)");
-            if (!double.IsFinite(loss.item<float>()))
-                throw NonFinite(stepNumber, "loss", checkpoint);
-            loss.backward();
+            values.Add(("", "loss", loss.detach(), 1));
+            (scaler.Enabled ? loss.mul(scaler.Scale) : loss).backward();
         }
         foreach (var term in terms) term.AfterBatchGradients();
         Tensor? penalty = null;
         foreach (var term in terms)
         {
             if (term.StepLoss() is not { } value) continue;
-            if (!double.IsFinite(value.Reported)) throw NonFinite(stepNumber, $"{term.Name} penalty", checkpoint);
             penalty = penalty is null ? value.Loss : penalty.add(value.Loss);
-            reported[term.Name] = value.Reported;
+            values.Add((term.Name, $"{term.Name} penalty", value.Reported, value.Divisor));
         }
-        penalty?.backward();
-        var norm = Gradients.ClipGlobalNorm(optimizer.Parameters.Select(p => p.parameter), options.ClipNorm);
-        if (!double.IsFinite(norm)) throw NonFinite(stepNumber, "gradient norm", checkpoint);
-        optimizer.Step(lrFactor);
-        foreach (var term in terms) term.AfterOptimizerStep();
+        if (penalty is not null) (scaler.Enabled ? penalty.mul(scaler.Scale) : penalty).backward();
+        var parameters = optimizer.Parameters.Select(p => p.parameter).ToList();
+        Gradients.Unscale(parameters, scaler.Scale);
+        var norm = Gradients.GlobalNorm(parameters);
+        var read = HostValues.Scalars([.. values.Select(v => v.Value), .. norm is null ? Array.Empty<Tensor>() : [norm]]);
+        var reported = new Dictionary<string, double>(StringComparer.Ordinal);
+        for (int i = 0; i < values.Count; i++)
+        {
+            var (term, what, _, divisor) = values[i];
+            // Read as f32 and widened exactly, then divided on the host, as the values were before they were batched.
+            double value = (float)read[i] / divisor;
+            if (!double.IsFinite(value) && !scaler.Enabled) throw NonFinite(stepNumber, what, checkpoint);
+            if (term.Length == 0) continue;
+            reported[term] = what == "loss" ? reported.GetValueOrDefault(term) + value : value;
+        }
+        float total = norm is null ? 0 : (float)read[^1];
+        if (!scaler.Update(float.IsFinite(total)))
+        {
+            if (!scaler.Enabled) throw NonFinite(stepNumber, "gradient norm", checkpoint);
+            logger.LogWarning("{Stage}: step {Step}: f16 gradients overflowed; step skipped, loss scale lowered to {Scale}", StageName, stepNumber, scaler.Scale);
+        }
+        else
+        {
+            Gradients.Clip(parameters, total, options.ClipNorm);
+            optimizer.Step(lrFactor);
+            foreach (var term in terms) term.AfterOptimizerStep();
+        }
         optimizer.ZeroGrad();
         foreach (var b in micro) b.Dispose();
         double taskLoss = reported.GetValueOrDefault(TaskLoss.LoggedName, double.NaN);
@@ -263,7 +295,9 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
         foreach (var (k, v) in best) extras[BestPrefix + k] = v;
         foreach (var term in terms)
             foreach (var (k, v) in term.CheckpointState()) extras[$"{TermPrefix}{term.Name}/{k}"] = v;
-        TrainingCheckpoint.Save(path, state.Step, trainable, optimizer, batches.State, generatorOwner, extras, state.ToMetadata());
+        var metadata = state.ToMetadata();
+        foreach (var (k, v) in scaler.ToMetadata()) metadata[k] = v;
+        TrainingCheckpoint.Save(path, state.Step, trainable, optimizer, batches.State, generatorOwner, extras, metadata);
     }
 
     private void RestoreExtras(string checkpoint)

@@ -25,4 +25,6 @@ public sealed record TrainingOptions
     public int EarlyStoppingPatience { get; init; }
     /// <summary>Stop as soon as the validation task loss is at or below this (0: off).</summary>
     public double TargetValidationLoss { get; init; }
+    /// <summary>Dynamic loss scaling (<see cref="Training.LossScaler"/>): on for f16 activations, which underflow without it.</summary>
+    public bool LossScaling { get; init; }
 }

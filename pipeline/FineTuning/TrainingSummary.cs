@@ -59,6 +59,10 @@ public sealed record FineTuneSummary : TrainingSummary
     public double? BestValidationTaskLoss { get; init; }
     public long BestStep { get; init; }
     public long TotalParameters { get; init; }
+    /// <summary>Seconds the base model took to load (and, for qlora, to quantize).</summary>
+    public double LoadSeconds { get; init; }
+    /// <summary>The peak memory estimated before loading (<see cref="MemoryEstimate"/>), to set beside <see cref="TrainingSummary.PeakRssBytes"/>.</summary>
+    public long EstimatedPeakBytes { get; init; }
     /// <summary>What the method reports about itself (<see cref="PeftMethod.Facts"/>, e.g. qlora's NF4 bytes).</summary>
     [JsonExtensionData]
     public Dictionary<string, object?> MethodFacts { get; init; } = [];

@@ -121,9 +121,11 @@ internal sealed class AttentionContext
     {
         using var scale = (1.0 / Math.Sqrt(q.shape[3])).ToScalar();
         using var lowest = float.MinValue.ToScalar();
-        var scores = matmul(q, k.transpose(-2, -1)).mul_(scale);
+        // Half-precision scores are masked and normalised in f32, as transformers' eager attention does (f32.MinValue
+        // does not fit bf16 or f16); with f32 activations both casts are no-ops.
+        var scores = Devices.MixedPrecision.As(matmul(q, k.transpose(-2, -1)).mul_(scale), ScalarType.Float32);
         var allowed = Allowed ?? TokenLayout.Causal(q.shape[2], q.device).view(1, 1, q.shape[2], k.shape[2]);
         scores = scores.masked_fill(allowed.eq(Scalars.Zero), lowest); // eq, not logical_not: meta has a kernel for eq only
-        return matmul(nn.functional.softmax(scores, -1), v);
+        return matmul(Devices.MixedPrecision.As(nn.functional.softmax(scores, -1), v.dtype), v);
     }
 }

@@ -1,5 +1,7 @@
+using Forgetless.Model.Devices;
 using Forgetless.Model.Safetensors;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Forgetless.Model;
@@ -23,6 +25,17 @@ public abstract class CausalLM : nn.Module
     protected CausalLM(string name, ModelConfig config) : base(name) => Config = config;
 
     public ModelConfig Config { get; }
+
+    /// <summary>
+    /// The type activations flow in (<see cref="Devices.MixedPrecision"/>): f32, or bf16/f16 on a GPU. Logits are f32 whatever it is.
+    /// </summary>
+    public ScalarType ComputeType { get; set; } = ScalarType.Float32;
+
+    /// <summary>Recompute each decoder layer in backward instead of keeping its activations (<see cref="LayerCheckpoint"/>); training only.</summary>
+    public bool GradientCheckpointing { get; set; }
+
+    /// <summary>Where the model's weights live (the device of its first parameter); inputs must be put there.</summary>
+    public Device Device => parameters().First().device;
 
     /// <summary>Optional per-layer key/value prefixes (prefix tuning). Null: plain model.</summary>
     public IPrefixKeyValues? PrefixKeyValues { get; set; }
@@ -50,11 +63,15 @@ public abstract class CausalLM : nn.Module
         if (attentionMask is not null && !attentionMask.shape.SequenceEqual(inputIds.shape))
             throw new ArgumentException($"attentionMask shape [{string.Join(", ", attentionMask.shape)}] differs from inputIds [{string.Join(", ", inputIds.shape)}]");
         using var scope = NewDisposeScope();
+        var checkpoint = GradientCheckpointing && training && cache is null && torch.is_grad_enabled() ? new LayerCheckpoint() : null;
+        int before = scope.DisposablesCount;
         var context = AttentionContext.Create(inputIds, attentionMask, cache, PrefixKeyValues, layout);
+        checkpoint?.Keep(scope, before);
         CheckSequenceLength((PrefixKeyValues?.Length ?? 0) + (int)(layout?.PositionCount ?? (cache?.Length ?? 0) + inputIds.shape[1]));
-        var hidden = HiddenStates(inputIds, context);
-        if (logitsAt is not null) hidden = hidden.reshape(-1, hidden.shape[2]).index_select(0, logitsAt);
+        var hidden = HiddenStates(inputIds, context, checkpoint);
+        if (logitsAt is not null) hidden = DeviceOps.Rows(hidden.reshape(-1, hidden.shape[^1]), logitsAt);
         var logits = OutputLogits(hidden);
+        if (logits.dtype != ScalarType.Float32) logits = logits.to(ScalarType.Float32);
         if (cache is not null) cache.Advance(context.FullMask!);
         return logits.MoveToOuterDisposeScope();
     }
@@ -72,8 +89,9 @@ public abstract class CausalLM : nn.Module
     {
     }
 
-    /// <summary>The final hidden states [B, T, D], after the last norm.</summary>
-    private protected abstract Tensor HiddenStates(Tensor inputIds, AttentionContext context);
+    /// <summary>The final hidden states [B, T, D], after the last norm, in <see cref="ComputeType"/>.</summary>
+    /// <param name="checkpoint">Non-null when each decoder layer is to be recomputed in backward (see <see cref="LayerCheckpoint"/>).</param>
+    private protected abstract Tensor HiddenStates(Tensor inputIds, AttentionContext context, LayerCheckpoint? checkpoint);
 
     /// <summary>The vocabulary projection of hidden states [..., D] to logits [..., V].</summary>
     private protected abstract Tensor OutputLogits(Tensor hidden);
@@ -93,14 +111,19 @@ public abstract class CausalLM : nn.Module
     private bool IsFanInFanOutWeight(string name) =>
         name.EndsWith(".weight", StringComparison.Ordinal) && FanInFanOutModules.Contains(name[..^".weight".Length]);
 
-    /// <summary>Copies every parameter from <paramref name="weights"/>, checking names and shapes first.</summary>
-    internal void LoadFrom(CheckpointWeights weights)
+    /// <summary>
+    /// Fills a skeleton built on the meta device (<see cref="ModelFactory.CreateUninitialized"/>) from
+    /// <paramref name="weights"/>, checking every name and shape first: each parameter is read from the (memory-mapped)
+    /// checkpoint straight into its own tensor in the placement's type on its device, one tensor at a time, so the model
+    /// never exists twice and a bf16 checkpoint bound for a bf16 GPU run is never widened. Modules that
+    /// <paramref name="loader"/> claims are built by it from their tensors instead (qlora's NF4 store).
+    /// </summary>
+    internal void LoadFrom(CheckpointWeights weights, Placement placement, IModuleLoader? loader = null)
     {
         using var _ = no_grad();
         var used = new HashSet<string>(StringComparer.Ordinal);
-        var parameters = named_parameters().ToList();
-        var plan = new List<(Tensor Target, string Key, bool Transpose)>();
-        foreach (var (name, p) in parameters)
+        var plan = new List<(string Name, string Key, bool Transpose)>();
+        foreach (var (name, p) in named_parameters())
         {
             var key = weights.Contains(name) ? name
                 : name.StartsWith(BaseModelPrefix + ".", StringComparison.Ordinal) && weights.Contains(name[(BaseModelPrefix.Length + 1)..])
@@ -113,7 +136,7 @@ public abstract class CausalLM : nn.Module
                 throw new InvalidDataException(
                     $"{weights.FileOf(key)}: tensor '{key}' has shape {entry.ShapeText}, expected [{string.Join(", ", expected)}]"
                     + (transpose ? " (Conv1D layout [in, out])" : ""));
-            plan.Add((p, key, transpose));
+            plan.Add((name, key, transpose));
             used.Add(key);
         }
         var unexpected = weights.Keys.Where(k => !used.Contains(k) && !IsIgnorableCheckpointKey(k)).Order(StringComparer.Ordinal).ToList();
@@ -122,19 +145,56 @@ public abstract class CausalLM : nn.Module
                 $"{weights.Description}: {unexpected.Count} tensor(s) not used by model_type '{Config.ModelType}': "
                 + string.Join(", ", unexpected.Take(5).Select(k => $"'{k}'")) + (unexpected.Count > 5 ? ", ..." : "")
                 + " (wrong model_type in config.json, or a checkpoint with extra heads?)");
-        foreach (var (target, key, transpose) in plan)
+
+        var keyOf = plan.ToDictionary(p => p.Name, p => (p.Key, p.Transpose), StringComparer.Ordinal);
+        Tensor Read(string name, ScalarType? type, Device? device)
         {
-            using var source = weights.ReadFloat32(key);
-            if (transpose)
+            var (key, transpose) = keyOf[name];
+            var t = weights.Read(key, type, device);
+            if (!transpose) return t;
+            var c = t.t().contiguous();
+            t.Dispose();
+            return c;
+        }
+
+        var modules = named_modules().ToList();
+        var byPath = modules.ToDictionary(m => m.name, m => m.module, StringComparer.Ordinal);
+        var built = new HashSet<string>(StringComparer.Ordinal);
+        if (loader is not null)
+        {
+            foreach (var (path, module) in modules.Where(m => m.name.Length > 0 && loader.Claims(m.name, m.module)).ToList())
             {
-                using var t = source.t();
-                target.copy_(t);
-            }
-            else
-            {
-                target.copy_(source);
+                using var weight = Read(path + ".weight", ScalarType.Float32, CPU);
+                using var bias = keyOf.ContainsKey(path + ".bias") ? Read(path + ".bias", ScalarType.Float32, CPU) : null;
+                var dot = path.LastIndexOf('.');
+                var parent = dot < 0 ? this : byPath[path[..dot]];
+                Peft.AdapterInjector.Replace(parent, path[(dot + 1)..], loader.Build(path, weight, bias, placement), path);
+                module.Dispose();
+                built.Add(path + ".weight");
+                built.Add(path + ".bias");
             }
         }
+        foreach (var (path, module) in named_modules().Prepend(("", this)).ToList())
+        {
+            foreach (var (attr, p) in module.named_parameters(recurse: false).ToList())
+            {
+                var name = path.Length == 0 ? attr : path + "." + attr;
+                if (built.Contains(name)) continue;
+                var value = Read(name, placement.LoadType(ScalarType.Float32), placement.Device);
+                SetParameter(module, attr, new Parameter(value, requires_grad: p.requires_grad), name);
+            }
+        }
+        ComputeType = placement.ComputeType;
+    }
+
+    /// <summary>Puts a new Parameter in a module's slot through its settable property named like it (as TorchSharp's own modules have).</summary>
+    private static void SetParameter(nn.Module module, string attr, Parameter value, string name)
+    {
+        var property = module.GetType().GetProperty(attr, System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance);
+        if (property is null || !property.CanWrite || !property.PropertyType.IsAssignableFrom(typeof(Parameter)))
+            throw new InvalidOperationException(
+                $"parameter '{name}': {module.GetType().Name} has no settable property '{attr}'; model code must expose each parameter like TorchSharp's modules do");
+        property.SetValue(module, value);
     }
 
     /// <summary>

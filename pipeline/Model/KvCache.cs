@@ -61,7 +61,7 @@ public sealed class KvCache : IDisposable
     private static Tensor? Replace(Tensor? old, Tensor rows)
     {
         if (old is null) return null;
-        var kept = old.index_select(0, rows).DetachFromDisposeScope();
+        var kept = Devices.DeviceOps.Rows(old, rows).DetachFromDisposeScope();
         old.Dispose();
         return kept;
     }

@@ -7,25 +7,43 @@ namespace Forgetless.Model;
 /// <summary>Root-mean-square norm (Llama): x / sqrt(mean(x^2) + eps) * weight, no mean subtraction, no bias.</summary>
 public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
-    private readonly Parameter weight;
+    private Parameter _weight;
 
     // Held for the module's life: a Scalar made on the fly for `variance + eps` is a temporary whose finalizer may free
     // its native value while libtorch still reads it (the JIT may end its lifetime once its handle is passed), which
     // showed up as a rare "Scalar::toFloat: Expected false to be true" inside add.
     private readonly Scalar eps;
 
-    public RmsNorm(long size, double eps) : base(nameof(RmsNorm))
+    public RmsNorm(long size, double eps, Device? device = null) : base(nameof(RmsNorm))
     {
         this.eps = eps.ToScalar();
-        weight = new Parameter(ones(size));
-        RegisterComponents();
+        _weight = new Parameter(ones(size, device: device));
+        ConditionallyRegisterParameter(nameof(weight), _weight);
     }
 
+    /// <summary>The scale, settable like TorchSharp's own modules' parameters (a model loads into a meta skeleton).</summary>
+    public Parameter weight
+    {
+        get => _weight;
+        set
+        {
+            if (ReferenceEquals(value, _weight)) return;
+            _weight.Dispose();
+            _weight = (Parameter)value.DetachFromDisposeScope();
+            ConditionallyRegisterParameter(nameof(weight), _weight);
+        }
+    }
+
+    /// <summary>Computed in f32 and returned in the input's type, as HF's LlamaRMSNorm does.</summary>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var variance = x.pow(2).mean([-1], keepdim: true);
-        return (x * rsqrt(variance.add(eps)) * weight).MoveToOuterDisposeScope();
+        var h = x.dtype == ScalarType.Float32 ? x : x.to(ScalarType.Float32);
+        // square() and an explicit alpha: pow(2) and add(Scalar) would make temporary Scalars (the exponent, alpha = 1).
+        var variance = h.square().mean([-1], keepdim: true);
+        var normed = h * rsqrt(variance.add(eps, Scalars.One));
+        if (x.dtype == ScalarType.Float32 && weight.dtype == ScalarType.Float32) return (normed * weight).MoveToOuterDisposeScope();
+        return (normed.to(x.dtype) * weight.to(x.dtype)).MoveToOuterDisposeScope();
     }
 
     protected override void Dispose(bool disposing)

@@ -41,12 +41,12 @@ internal sealed class RotaryEmbedding
         return (1 - smooth) * f / s.Factor + smooth * f;
     }
 
-    /// <summary>cos and sin [B, 1, T, D] for positions [B, T].</summary>
-    public (Tensor Cos, Tensor Sin) At(Tensor positions)
+    /// <summary>cos and sin [B, 1, T, D] for positions [B, T], on their device, computed in f32 and returned in <paramref name="type"/>.</summary>
+    public (Tensor Cos, Tensor Sin) At(Tensor positions, ScalarType type = ScalarType.Float32)
     {
         var freqs = positions.to(ScalarType.Float32).unsqueeze(-1) * tensor(invFreq, device: positions.device);
         var angles = cat([freqs, freqs], -1).unsqueeze(1);
-        return (angles.cos(), angles.sin());
+        return type == ScalarType.Float32 ? (angles.cos(), angles.sin()) : (angles.cos().to(type), angles.sin().to(type));
     }
 
     /// <summary>x: [B, H, T, D].</summary>

@@ -58,7 +58,7 @@ public sealed class TokenLayout : IDisposable
     }
 
     /// <summary>The layout of the rows at <paramref name="indices"/> (int64), e.g. the replay rows of a batch.</summary>
-    public TokenLayout Rows(Tensor indices) => new(Positions.index_select(0, indices), Visible.index_select(0, indices), PositionCount);
+    public TokenLayout Rows(Tensor indices) => new(Devices.DeviceOps.Rows(Positions, indices), Devices.DeviceOps.Rows(Visible, indices), PositionCount);
 
     /// <summary>[T, T] bool: key k is at or before query q.</summary>
     internal static Tensor Causal(long t, Device device) => ones(t, t, ScalarType.Bool, device: device).tril();

@@ -1,5 +1,6 @@
 using Forgetless.Configuration;
 using Forgetless.Model;
+using Forgetless.Model.Devices;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -54,7 +55,9 @@ public abstract class PeftMethod
     /// The method applied to <paramref name="model"/>, continuing from an earlier adapter folder when one is given
     /// (sequential tasks, distillation). Mistakes a user can make become <see cref="ConfigException"/>s naming the key.
     /// </summary>
-    public TunedModel Apply(CausalLM model, PluginSections sections, long seed, string? initAdapter = null)
+    /// <param name="placement">Where the model runs: the adapters the method adds are moved there (f32), and whatever
+    /// trains becomes f32 beside frozen weights in the compute type. The CPU in f32 when null.</param>
+    public TunedModel Apply(CausalLM model, PluginSections sections, long seed, string? initAdapter = null, Placement? placement = null)
     {
         var tuned = Inject(model, sections, seed);
         if (tuned.Trainable.Count == 0)
@@ -62,6 +65,7 @@ public abstract class PeftMethod
             tuned.Dispose();
             throw new ConfigException($"finetune.method = {Name}: nothing is left to train (check the {Name} section); regularizers such as l2sp need trainable parameters too");
         }
+        tuned = tuned.PlacedOn(placement ?? Placement.Cpu);
         if (initAdapter is not null) Continue(tuned, AdapterFolder.Describe(initAdapter));
         return tuned;
     }
@@ -113,6 +117,25 @@ public abstract class PeftMethod
     public virtual void Merge(CausalLM adapted) =>
         throw new UserInputException($"a {Name} adapter cannot be merged into the base weights: {MergeRefusal}");
 
+    /// <summary>
+    /// The method's parameter counts for <paramref name="config"/> (the memory estimate), found by injecting it into a
+    /// skeleton of the model on the meta device: nothing is allocated or loaded.
+    /// </summary>
+    public virtual FineTuning.MethodFootprint Footprint(ModelConfig config, PluginSections sections)
+    {
+        using var tuned = Inject(ModelFactory.CreateUninitialized(config, TorchSharp.torch.META), sections, seed: 0);
+        return new FineTuning.MethodFootprint(tuned.TotalParameters, tuned.TrainableParameters, 0, 0);
+    }
+
+    /// <summary>True when the base model's projections themselves train (full, freeze): their inputs are kept for backward.</summary>
+    public virtual bool TrainsBaseProjections => false;
+
+    /// <summary>
+    /// Modules this method stores differently from the checkpoint, built while the base model loads (qlora: NF4) so
+    /// that their dense weights never exist in memory; null for methods that train on the base as it is stored.
+    /// </summary>
+    public virtual IModuleLoader? BaseLoader(PluginSections sections) => null;
+
     /// <summary>Numbers about the applied method for summary.json (e.g. qlora's NF4 bytes), keys in snake_case.</summary>
     public virtual IReadOnlyDictionary<string, object?> Facts(TunedModel tuned) => new Dictionary<string, object?>();
 }
@@ -140,6 +163,32 @@ public sealed class TunedModel(CausalLM model, PeftMethod method, IReadOnlyList<
     public IReadOnlyList<string> AdaptedModules { get; } = adaptedModules;
 
     public long TrainableParameters => Trainable.Sum(p => p.parameter.numel());
+
+    /// <summary>
+    /// This model on <paramref name="placement"/> (see <see cref="Placement.Place"/>), its trainable tensors looked up
+    /// again by the module that owns them (moving or converting a module replaces its Parameter objects).
+    /// </summary>
+    public TunedModel PlacedOn(Placement placement)
+    {
+        var prefix = Model.PrefixKeyValues as nn.Module;
+        if (placement.IsPlainCpu)
+        {
+            placement.Place(Model, prefix);
+            return this;
+        }
+        var roots = prefix is null ? new[] { (nn.Module)Model } : [Model, prefix];
+        var owners = Trainable.Select(t =>
+        {
+            foreach (var root in roots)
+                foreach (var (_, module) in root.named_modules().Prepend(("", root)))
+                    foreach (var (attr, p) in module.named_parameters(recurse: false))
+                        if (ReferenceEquals(p, t.parameter)) return (t.name, module, attr);
+            throw new InvalidOperationException($"trainable tensor '{t.name}' belongs to no module of the model");
+        }).ToList();
+        placement.Place(Model, prefix);
+        var rebound = owners.Select(o => (o.name, o.module.named_parameters(recurse: false).Single(p => p.name == o.attr).parameter)).ToList();
+        return new TunedModel(Model, Method, rebound, AdaptedModules, Sections);
+    }
 
     /// <summary>Every parameter of the model and of a prefix encoder attached to it.</summary>
     public long TotalParameters => Model.parameters().Sum(p => p.numel()) + ((Model.PrefixKeyValues as nn.Module)?.parameters().Sum(p => p.numel()) ?? 0);

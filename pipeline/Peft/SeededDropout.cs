@@ -1,13 +1,8 @@
+using Forgetless.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Forgetless.Peft;
-
-/// <summary>A module that draws from its own generator; its state belongs in a resumable checkpoint.</summary>
-public interface IOwnsGenerator
-{
-    Generator Generator { get; }
-}
 
 /// <summary>
 /// Inverted dropout drawing from its own seeded generator instead of torch's process-wide one, so adapter training
@@ -17,14 +12,24 @@ public interface IOwnsGenerator
 public sealed class SeededDropout : nn.Module<Tensor, Tensor>, IOwnsGenerator
 {
     private readonly double p;
+    private readonly ulong seed;
 
-    public Generator Generator { get; }
+    public Generator Generator { get; private set; }
 
     public SeededDropout(double p, ulong seed) : base(nameof(SeededDropout))
     {
         if (p is < 0 or >= 1) throw new ArgumentException($"Dropout probability must be in [0, 1), got {p}.");
         this.p = p;
+        this.seed = seed;
         Generator = new Generator(seed);
+    }
+
+    /// <summary>A CUDA tensor needs a CUDA generator: a fresh one with the same seed (call before the first draw).</summary>
+    public void PlaceGeneratorOn(Device device)
+    {
+        if (Generator.device.type == device.type || device.type == DeviceType.META) return;
+        Generator.Dispose();
+        Generator = new Generator(seed, device);
     }
 
     public override Tensor forward(Tensor x)

@@ -1,3 +1,4 @@
+using Forgetless.Model.Devices;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -24,6 +25,9 @@ public sealed record PretrainResult(CausalLM Model, ITokenizer Tokenizer, int[] 
 /// </summary>
 public sealed class Pretrainer(PretrainOptions options, long seed, Func<string, string> resolvePath, ILogger logger)
 {
+    /// <summary>Where the model trains (the CPU by default); pretraining keeps every tensor in f32.</summary>
+    public Device Device { get; init; } = CPU;
+
     public const string MetricsFile = "metrics.jsonl";
     private const string CheckpointFile = "checkpoint.safetensors";
 
@@ -42,6 +46,7 @@ public sealed class Pretrainer(PretrainOptions options, long seed, Func<string, 
         logger.LogInformation("pretrain: {Train} training tokens, {Heldout} held-out tokens", corpus.Tokens.Length, heldout.Tokens.Length);
 
         var model = ModelFactory.Create(ModelConfigFor(tokenizer), seed);
+        model.to(Device);
         model.train();
         var trainable = model.named_parameters().Select(p => (p.name, p.parameter)).ToList();
         int parameterCount = (int)trainable.Sum(p => p.parameter.numel());
@@ -104,14 +109,14 @@ public sealed class Pretrainer(PretrainOptions options, long seed, Func<string, 
     private double TrainStep(CausalLM model, AdamWOptimizer optimizer, WindowSampler sampler, long step, double lrFactor)
     {
         using var scope = NewDisposeScope();
-        var (inputs, targets) = sampler.Batch(step);
+        var (inputs, targets) = sampler.Batch(step, Device);
         var logits = model.Forward(inputs);
         var loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), targets.reshape(-1));
         loss.backward();
         Gradients.ClipGlobalNorm(optimizer.Parameters.Select(p => p.parameter), options.ClipNorm);
         optimizer.Step(lrFactor);
         optimizer.ZeroGrad();
-        return loss.item<float>();
+        return HostValues.Scalar(loss);
     }
 
     /// <summary>Mean token loss (nats) over a fixed set of held-out windows.</summary>
@@ -123,11 +128,11 @@ public sealed class Pretrainer(PretrainOptions options, long seed, Func<string, 
             using var noGrad = no_grad();
             double sum = 0;
             int count = 0;
-            foreach (var (inputs, targets) in WindowSampler.Sequential(tokens, options.SeqLen, options.EvalWindows))
+            foreach (var (inputs, targets) in WindowSampler.Sequential(tokens, options.SeqLen, options.EvalWindows, Device))
             {
                 using var scope = NewDisposeScope();
                 var logits = model.Forward(inputs);
-                sum += nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), targets.reshape(-1)).item<float>();
+                sum += HostValues.Scalar(nn.functional.cross_entropy(logits.reshape(-1, logits.shape[^1]), targets.reshape(-1)));
                 count++;
             }
             return count > 0 ? sum / count : double.NaN;

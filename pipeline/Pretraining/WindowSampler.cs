@@ -8,7 +8,7 @@ namespace Forgetless.Pretraining;
 /// </summary>
 public sealed class WindowSampler(int[] tokens, int seqLen, int batch, long seed)
 {
-    public (Tensor Inputs, Tensor Targets) Batch(long step)
+    public (Tensor Inputs, Tensor Targets) Batch(long step, Device? device = null)
     {
         var random = new Random(StepSeed(seed, step));
         int span = seqLen + 1;
@@ -19,7 +19,7 @@ public sealed class WindowSampler(int[] tokens, int seqLen, int batch, long seed
             int start = random.Next(tokens.Length - span);
             for (int t = 0; t < span; t++) windows[b * span + t] = tokens[start + t];
         }
-        using var all = tensor(windows, [batch, span]);
+        using var all = tensor(windows, [batch, span], device: device);
         return (all[.., ..seqLen].contiguous(), all[.., 1..].contiguous());
     }
 
@@ -33,13 +33,13 @@ public sealed class WindowSampler(int[] tokens, int seqLen, int batch, long seed
     }
 
     /// <summary>Consecutive non-overlapping windows from the start: a fixed evaluation set.</summary>
-    public static IEnumerable<(Tensor Inputs, Tensor Targets)> Sequential(int[] tokens, int seqLen, int count)
+    public static IEnumerable<(Tensor Inputs, Tensor Targets)> Sequential(int[] tokens, int seqLen, int count, Device? device = null)
     {
         int span = seqLen + 1;
         for (int i = 0; i < count && (i + 1) * span <= tokens.Length; i++)
         {
             var window = tokens.AsSpan(i * span, span).ToArray().Select(t => (long)t).ToArray();
-            using var all = tensor(window, [1, span]);
+            using var all = tensor(window, [1, span], device: device);
             yield return (all[.., ..seqLen].contiguous(), all[.., 1..].contiguous());
         }
     }

@@ -19,6 +19,9 @@ public sealed class StageInputs
     /// <summary>A value such as the stage's config section serialised as JSON.</summary>
     public StageInputs Value(string name, string value) => Add(new StageInput(name, StageInputKind.Value, value));
 
+    /// <summary>A value that counts only when it differs from <paramref name="usual"/> (a key added later, whose usual value must not make earlier runs stale).</summary>
+    public StageInputs ValueUnless(string name, string value, string usual) => value == usual ? this : Value(name, value);
+
     /// <summary>The outputs of another stage; its manifest's fingerprint stands for them.</summary>
     public StageInputs Upstream(string stageName) => Add(new StageInput("stage:" + stageName, StageInputKind.Upstream, stageName));
 

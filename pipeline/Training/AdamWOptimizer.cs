@@ -128,7 +128,7 @@ public sealed class AdamWOptimizer : IDisposable
                 if (!t.shape.SequenceEqual(p.shape))
                     throw new InvalidOperationException(
                         $"{source}: '{prefix}{name}' has shape [{string.Join(", ", t.shape)}] but the parameter has [{string.Join(", ", p.shape)}].");
-                return t.detach().clone().DetachFromDisposeScope();
+                return t.detach().to(p.device, copy: true).DetachFromDisposeScope();
             }
             state[name] = (Get("exp_avg/"), Get("exp_avg_sq/"), tensors[key].item<long>());
         }

@@ -1,3 +1,4 @@
+using Forgetless.Model.Devices;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -13,20 +14,45 @@ public static class Gradients
     /// </summary>
     public static double ClipGlobalNorm(IEnumerable<Parameter> parameters, double maxNorm)
     {
+        var list = parameters.ToList();
+        using var norm = GlobalNorm(list);
+        if (norm is null) return 0;
+        var total = (float)HostValues.Scalar(norm);
+        Clip(list, total, maxNorm);
+        return total;
+    }
+
+    /// <summary>The global L2 norm of the gradients as a one-element f32 tensor on their device (null without gradients); read it with the step's other values.</summary>
+    public static Tensor? GlobalNorm(IEnumerable<Parameter> parameters)
+    {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
         var grads = parameters.Select(p => p.grad).Where(g => g is not null).Cast<Tensor>().ToList();
-        if (grads.Count == 0) return 0;
+        if (grads.Count == 0) return null;
         var norms = stack(grads.Select(g => linalg.vector_norm(g, 2)).ToArray());
-        var total = linalg.vector_norm(norms, 2).item<float>();
-        if (!float.IsFinite(total)) return total;
+        return linalg.vector_norm(norms, 2).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The second half of <see cref="ClipGlobalNorm"/>, given the norm as read: scales the gradients when it exceeds <paramref name="maxNorm"/>.</summary>
+    public static void Clip(IEnumerable<Parameter> parameters, float total, double maxNorm)
+    {
+        if (!float.IsFinite(total)) return;
         var coef = maxNorm / (total + 1e-6);
-        if (coef < 1)
-        {
-            using var held = coef.ToScalar(); // held for the calls (Forgetless.Model.Scalars)
-            foreach (var g in grads) g.mul_(held);
-        }
-        return total;
+        if (coef >= 1) return;
+        using var _ = no_grad();
+        using var held = coef.ToScalar(); // held for the calls (Forgetless.Model.Scalars)
+        foreach (var p in parameters)
+            if (p.grad is { } g) g.mul_(held);
+    }
+
+    /// <summary>Divides every gradient by <paramref name="scale"/> (f16 loss scaling); nothing when it is 1.</summary>
+    public static void Unscale(IEnumerable<Parameter> parameters, double scale)
+    {
+        if (scale == 1) return;
+        using var _ = no_grad();
+        using var held = scale.ToScalar(); // held for the calls (Forgetless.Model.Scalars)
+        foreach (var p in parameters)
+            if (p.grad is { } g) g.div_(held);
     }
 
     /// <summary>Names of the parameters whose gradient has a NaN or an infinity.</summary>
@@ -37,6 +63,6 @@ public static class Gradients
     public static bool IsFinite(Tensor t)
     {
         using var finite = isfinite(t).all();
-        return finite.item<bool>();
+        return HostValues.Longs(finite)[0] != 0;
     }
 }

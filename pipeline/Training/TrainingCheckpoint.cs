@@ -1,3 +1,4 @@
+using Forgetless.Model;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;

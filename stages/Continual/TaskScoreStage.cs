@@ -36,12 +36,17 @@ public sealed class TaskScoreStage(StageContext context, IReadOnlyList<ScoreJob>
     public Task<StageOutcome> RunAsync(StageRun run, CancellationToken cancellationToken) => Task.Run(() =>
     {
         var results = new SortedDictionary<string, SuiteScores>(StringComparer.Ordinal);
+        var placement = context.Placement(run.Logger);
         foreach (var group in jobs.GroupBy(j => j.Adapter ?? ""))
         {
-            var (model, tokenizer) = StageContext.LoadWithTokenizer(context.BaseModel, "scoring a continual step");
+            var (model, tokenizer) = StageContext.LoadWithTokenizer(context.BaseModel, "scoring a continual step", placement);
             using (model)
             {
-                if (group.Key.Length > 0) AdapterFolder.Apply(model, group.Key);
+                if (group.Key.Length > 0)
+                {
+                    AdapterFolder.Apply(model, group.Key);
+                    placement.Place(model, model.PrefixKeyValues as TorchSharp.torch.nn.Module);
+                }
                 model.eval();
                 var runner = new SuiteRunner(new Scorer(model, tokenizer, batchSize), new TextGenerator(model, tokenizer), batchSize);
                 foreach (var job in group)

@@ -48,7 +48,7 @@ public sealed class DistillStage(StageContext context, DistillOptions options, F
     {
         var clock = Stopwatch.StartNew();
         var log = run.Logger;
-        DeviceSelector.Select(context.Device, log); // CPU, as finetune
+        var placement = context.Placement(log);
         long seed = context.Seed;
         TorchSharp.torch.random.manual_seed(seed);
         var training = options.Training(finetune.WeightDecay);
@@ -56,8 +56,8 @@ public sealed class DistillStage(StageContext context, DistillOptions options, F
         string upstreamAdapter = Path.Combine(run.UpstreamOutput("finetune"), "adapter");
         if (!Directory.Exists(upstreamAdapter))
             throw new UserInputException($"distill: {upstreamAdapter} does not exist; run `forgetless finetune` first");
-        var (model, tokenizer) = StageContext.LoadWithTokenizer(context.BaseModel, "distill");
-        using var tuned = finetune.Apply(model, seed, upstreamAdapter);
+        var (model, tokenizer) = StageContext.WithTokenizer(finetune.LoadBase(context.BaseModel, placement), context.BaseModel, "distill");
+        using var tuned = finetune.Apply(model, seed, upstreamAdapter, placement);
 
         var data = TrainingData.Read(run.UpstreamOutput("prepare"), options.ValidationSequences, cancellationToken);
         var trainRows = data.Train;
@@ -69,8 +69,8 @@ public sealed class DistillStage(StageContext context, DistillOptions options, F
         if (options.TaskRows > 0) task = task.Take(options.TaskRows).ToList();
         var rows = replay.Concat(task).OrderBy(r => r.Index).Select(r => r.Row).ToList();
 
-        var teacherLoaded = TeacherFolder is null ? null : ModelFolder.Load(TeacherFolder);
-        using var teacher = teacherLoaded?.Model ?? ModelFolder.LoadModel(context.BaseModel);
+        var teacherLoaded = TeacherFolder is null ? null : ModelFolder.Load(TeacherFolder, placement: placement);
+        using var teacher = teacherLoaded?.Model ?? ModelFolder.LoadModel(context.BaseModel, placement);
         foreach (var p in teacher.parameters()) p.requires_grad = false;
         teacher.eval();
         if (teacherLoaded is not null)
@@ -95,8 +95,9 @@ public sealed class DistillStage(StageContext context, DistillOptions options, F
 
         // The objective: (1 − α)·CE on task rows, α·T²·D(teacher ‖ student) on replay rows (no CE there).
         TrainingTerm[] terms = [new TaskLoss(taskRowWeight: 1 - options.Alpha, replayRowWeight: 0), new CachedKd(targets, options.Kd, options.Alpha)];
-        var result = new Trainer(training, tuned, new PreparedBatches(rows, options.TokensPerBatch, seed), new LossProbe(validation, heldout), terms, log)
-            { StageName = Name }.Run(run.WorkDirectory, cancellationToken);
+        var result = new Trainer(training with { LossScaling = placement.LossScaling }, tuned, new PreparedBatches(rows, options.TokensPerBatch, seed),
+                new LossProbe(validation, heldout), terms, log)
+            { StageName = Name, Tensorboard = context.Tensorboard(Name) }.Run(run.WorkDirectory, cancellationToken);
         double klHeldoutAfter = TeacherAgreement.MeanKl(tuned.Model, teacher, heldout);
         double klReplayAfter = TeacherAgreement.MeanKl(tuned.Model, teacher, validationReplay);
 

@@ -43,12 +43,13 @@ public sealed class EvaluateStage(StageContext context, EvaluateOptions options,
         // The verdicts are about these bytes: recorded beside them, so that only these weights can be packaged with them.
         var judged = JudgedWeights.Of(adapter, BaseModel);
         string cacheDirectory = Path.Combine(context.CacheDirectory, "evaluate");
+        var placement = context.Placement(run.Logger);
         var evaluation = new ForgettingEvaluation
         {
             Options = options,
             BaseDirectory = context.BaseDirectory,
-            LoadBase = () => StageContext.LoadWithTokenizer(BaseModel, "evaluate (to score text)"),
-            ApplyCandidate = model => AdapterFolder.Apply(model, adapter),
+            LoadBase = () => StageContext.LoadWithTokenizer(BaseModel, "evaluate (to score text)", placement),
+            ApplyCandidate = model => { AdapterFolder.Apply(model, adapter); placement.Place(model, model.PrefixKeyValues as TorchSharp.torch.nn.Module); },
             BaseFingerprint = FolderDigest(BaseModel, new FileHashes(Path.Combine(cacheDirectory, "file-hashes.json"))),
             CacheDirectory = cacheDirectory,
             Seed = Seed,
@@ -61,7 +62,7 @@ public sealed class EvaluateStage(StageContext context, EvaluateOptions options,
                 ["candidate"] = candidateStage is not null ? $"stage {candidateStage}" : "adapter folder",
                 ["seed"] = options.Seed ?? Seed,
                 ["batch_size"] = options.BatchSize,
-                ["device"] = "cpu",
+                ["device"] = placement.Device.type.ToString().ToLowerInvariant(),
                 ["fingerprint"] = run.Fingerprint,
             },
         };

@@ -50,7 +50,8 @@ public static class BenchVerb
                 // A case has its process to itself: let its resident set follow its live tensors (see PeakMemory).
                 PeakMemory.ReturnFreedBlocks();
                 var parts = oneCase.Split('|');
-                Console.Out.WriteLine(FineTuneBenchmark.Measure(parts[0], parts[1], peak ?? FineTuneBenchmark.MatmulPeakGflops(), steps: steps).ToJson());
+                var placement = Forgetless.Configuration.DeviceSelector.Place(context.Run, sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless"));
+                Console.Out.WriteLine(FineTuneBenchmark.Measure(parts[0], parts[1], peak ?? FineTuneBenchmark.MatmulPeakGflops(), steps: steps, placement: placement).ToJson());
                 return ExitCodes.Ok;
             }
             var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless");

@@ -41,11 +41,16 @@ public sealed class FineTuneStage(StageContext context, FineTuneOptions options)
     {
         var clock = Stopwatch.StartNew();
         var log = run.Logger;
-        DeviceSelector.Select(context.Device, log); // training runs on the CPU; CUDA placement is not wired yet (docs/finetune.md)
+        var placement = context.Placement(log);
         TorchSharp.torch.random.manual_seed(context.Seed);
+        int seqLen = context.Section<PrepareOptions>("prepare").SeqLen;
+        var estimate = MemoryCheck.Before(options, context.BaseModel, placement, context.Run.MaxMemoryGb, log, seqLen);
 
-        var (model, tokenizer) = StageContext.LoadWithTokenizer(context.BaseModel, "finetune");
-        using var tuned = options.Apply(model, context.Seed, InitAdapter);
+        var loading = Stopwatch.StartNew();
+        var (model, tokenizer) = StageContext.WithTokenizer(options.LoadBase(context.BaseModel, placement), context.BaseModel, "finetune");
+        double loadSeconds = loading.Elapsed.TotalSeconds;
+        log.LogInformation("finetune: base model loaded in {Seconds:F1} s ({Device}, {Type})", loadSeconds, placement.Device.type, placement.ComputeType);
+        using var tuned = options.Apply(model, context.Seed, InitAdapter, placement);
         log.LogInformation("finetune: method {Method}, {Trainable:N0} of {Total:N0} parameters train; regularizers [{Regs}]",
             options.Method, tuned.TrainableParameters, tuned.TotalParameters, string.Join(", ", options.Regularizers));
 
@@ -59,13 +64,14 @@ public sealed class FineTuneStage(StageContext context, FineTuneOptions options)
         {
             Tuned = tuned, Options = options.Plugins[term.Name], BaseModelDirectory = context.BaseModel, ReplayRows = replay, HeldoutRows = heldout,
             TaskRows = data.Train.Where(r => !r.IsReplay).ToList(), CacheDirectory = context.CacheDirectory, InitAdapter = InitAdapter, Logger = log,
-            ResolvePath = context.Resolve,
+            ResolvePath = context.Resolve, Placement = placement,
         });
         string adapter = Path.Combine(run.OutputDirectory, "adapter");
         TrainingResult result;
         try
         {
-            result = new Trainer(options.Training, tuned, batches, new LossProbe(data.Validation, heldout), terms, log).Run(run.WorkDirectory, cancellationToken);
+            result = new Trainer(options.Training with { LossScaling = placement.LossScaling }, tuned, batches, new LossProbe(data.Validation, heldout, MemoryCheck.ProbeRows(options.TokensPerBatch, seqLen)), terms, log)
+                { Tensorboard = context.Tensorboard(Name) }.Run(run.WorkDirectory, cancellationToken);
             tuned.Method.Save(tuned, adapter, context.BaseModel);
             foreach (var term in terms) term.WriteArtifacts(adapter);
         }
@@ -83,6 +89,8 @@ public sealed class FineTuneStage(StageContext context, FineTuneOptions options)
             BestValidationTaskLoss = TrainingSummary.Loss(result.BestValidationLoss),
             BestStep = result.BestStep,
             TotalParameters = tuned.TotalParameters,
+            LoadSeconds = Math.Round(loadSeconds, 2),
+            EstimatedPeakBytes = estimate.TotalBytes,
             MethodFacts = tuned.Method.Facts(tuned).ToDictionary(),
         };
         OutputJson.Write(Path.Combine(run.OutputDirectory, TrainingSummary.FileName), summary);

@@ -52,7 +52,8 @@ public sealed class PrepareStage(
         RequireSequencesFitTheModel();
         var tokenizer = (tokenizerFactory ?? TokenizerLoader.Load)(TokenizerDirectory);
         var engine = new PrepareEngine(options, tokenizer, HashTokenizer(TokenizerDirectory),
-            options.GeneratedReplay.Enabled ? (replayGeneratorFactory ?? (() => new ModelReplayGenerator(TokenizerDirectory)))() : null, run.Logger);
+            options.GeneratedReplay.Enabled ? (replayGeneratorFactory ?? (() => new ModelReplayGenerator(TokenizerDirectory, context.Placement(run.Logger))))() : null, run.Logger,
+            options.TaskSources.Any(s => s.Chat != Data.Sources.ChatFormat.None) ? Data.ChatTemplates.ChatRenderer.Load(TokenizerDirectory) : null);
         var stats = await Task.Run(() => engine.RunAsync(BaseDirectory, run.OutputDirectory, run.WorkDirectory, cancellationToken), cancellationToken);
         return StageOutcome.Done(new Dictionary<string, object?>
         {

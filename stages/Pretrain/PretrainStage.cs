@@ -30,7 +30,7 @@ public sealed class PretrainStage(PipelineConfig config, PretrainOptions options
         // Float sums depend on how work is split between threads: the curve is reproducible per thread count,
         // which is therefore part of the options (and so of the fingerprint).
         TorchSharp.torch.set_num_threads(options.Threads);
-        var trainer = new Pretrainer(options, run.Seed, config.ResolvePath, stageRun.Logger);
+        var trainer = new Pretrainer(options, run.Seed, config.ResolvePath, stageRun.Logger) { Device = DeviceSelector.Select(run.Device, stageRun.Logger) };
         var result = trainer.Run(stageRun.WorkDirectory, cancellationToken);
         ModelFolder.Save(result.Model, stageRun.OutputDirectory,
             new ModelSaveOptions { TokenizerDirectory = config.ResolvePath(options.Tokenizer) });

@@ -1,3 +1,4 @@
+using Forgetless.Configuration;
 using Forgetless.Model.Inference;
 using Forgetless.Runs;
 using Microsoft.Extensions.DependencyInjection;
@@ -35,7 +36,7 @@ public static class GenerateVerb
         context.AddCommand((sp, ct) =>
         {
             var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless");
-            var loaded = ScoreVerb.LoadWithAdapter(model, adapter, logger, task, prompt);
+            var loaded = ScoreVerb.LoadWithAdapter(model, adapter, logger, DeviceSelector.Place(context.Run, logger), task, prompt);
             var result = new TextGenerator(loaded.Model, loaded.Tokenizer!).Generate(prompt, options, ct);
             Console.Out.WriteLine(prompt + result.Text);
             logger.LogInformation("generate: {Tokens} new tokens, finished by {Reason}", result.TokenIds.Count, result.FinishReason);

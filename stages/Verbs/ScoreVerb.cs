@@ -1,5 +1,7 @@
 using System.Globalization;
+using Forgetless.Configuration;
 using Forgetless.Model;
+using Forgetless.Model.Devices;
 using Forgetless.Model.Inference;
 using Forgetless.Peft;
 using Forgetless.Runs;
@@ -36,7 +38,7 @@ public static class ScoreVerb
         context.AddCommand((sp, ct) =>
         {
             var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless");
-            var loaded = LoadWithAdapter(model, adapter, logger, task);
+            var loaded = LoadWithAdapter(model, adapter, logger, DeviceSelector.Place(context.Run, logger), task);
             var summary = JsonlScoring.Run(new Scorer(loaded.Model, loaded.Tokenizer!, batch), input, output, ct);
             logger.LogInformation("score: {Rows} rows, {Tokens} tokens, mean log-prob {Mean:F4} per token, {Seconds:F1} s → {Output}",
                 summary.Rows, summary.ScoredTokens, summary.ScoredTokens > 0 ? summary.SumLogProb / summary.ScoredTokens : 0,
@@ -81,13 +83,13 @@ public static class ScoreVerb
         : throw new UsageException($"{cli.Verb}: --{name} '{text}' is not a whole number");
 
     /// <summary>
-    /// The model folder with its tokenizer, and the adapter (any method) applied through <see cref="AdapterFolder.Apply"/>.
-    /// From a multi-adapter folder (<see cref="AdapterSet"/>) the adapter named by <paramref name="task"/>, or with
-    /// <c>auto</c> the one the set's router picks for <paramref name="input"/>.
+    /// The model folder with its tokenizer, on the run's device in its compute type, and the adapter (any method) applied
+    /// through <see cref="AdapterFolder.Apply"/>. From a multi-adapter folder (<see cref="AdapterSet"/>) the adapter named
+    /// by <paramref name="task"/>, or with <c>auto</c> the one the set's router picks for <paramref name="input"/>.
     /// </summary>
-    internal static LoadedModel LoadWithAdapter(string model, string? adapter, ILogger logger, string? task = null, string? input = null)
+    internal static LoadedModel LoadWithAdapter(string model, string? adapter, ILogger logger, Placement placement, string? task = null, string? input = null)
     {
-        var loaded = ModelFolder.Load(model);
+        var loaded = ModelFolder.Load(model, placement: placement);
         if (loaded.Tokenizer is null) throw new UserInputException($"{model}: the model folder has no tokenizer");
         if (adapter is not null)
         {
@@ -100,6 +102,7 @@ public static class ScoreVerb
             }
             var type = AdapterFolder.Apply(loaded.Model, folder);
             logger.LogInformation("{Adapter}: applied a {Type} adapter", folder, type);
+            placement.Place(loaded.Model, loaded.Model.PrefixKeyValues as TorchSharp.torch.nn.Module);
         }
         else if (task is not null)
         {

@@ -40,10 +40,10 @@ internal sealed class PrepareFixture : IDisposable
     public static DataSourceOptions Instruction(string path) => new() { Path = path, PromptField = "prompt", ResponseField = "response" };
 
     public async Task<(PrepareStats Stats, string Output)> RunAsync(PrepareOptions options, string outputName = "out",
-        IReplayTextGenerator? generator = null, bool withBos = false)
+        IReplayTextGenerator? generator = null, bool withBos = false, Forgetless.Data.ChatTemplates.ChatRenderer? chat = null)
     {
         var output = Path.Combine(Root, outputName);
-        var engine = new PrepareEngine(options, new CharTokenizer(withBos), "tokenizer-hash", generator);
+        var engine = new PrepareEngine(options, new CharTokenizer(withBos), "tokenizer-hash", generator, chat: chat);
         var stats = await engine.RunAsync(Root, output, Path.Combine(Root, "work-" + outputName), CancellationToken.None);
         return (stats, output);
     }

@@ -139,7 +139,7 @@ public sealed class RegularizerIntegrationTests
         using var batch = TokenBatch.Of(rows);
         using var logits = batch.Logits(tuned.Model);
         var value = kd.BatchLoss(new TermBatch { Rows = rows, Tokens = batch, Logits = logits, StepTargetTokens = batch.TargetTokens, MicroBatches = 1 })!.Value;
-        value.Reported.Should().BeApproximately(0, 1e-6, "student and teacher are the base model with the same adapter");
+        value.Reported.item<float>().Should().BeApproximately(0f, 1e-6f, "student and teacher are the base model with the same adapter");
 
         // The teacher's adapter is an input of the stage: changing its files makes finetune stale.
         var stage = Forgetless.Stages.StageRegistry.Build(new Forgetless.Stages.StageContext(f.LoadConfig("finetune.regularizers=[kd]", "finetune.kd.teacherAdapter=" + first)))

@@ -96,6 +96,38 @@ public sealed class SaveLoadTests
     }
 
     [Fact]
+    public void Saving_in_shards_writes_the_index_transformers_writes_and_loads_back_the_same_model()
+    {
+        using var dir = new TempDir();
+        using var model = ModelFactory.Create(ModelConfig.Llama(64, 32, 2, 4, 2), seed: 3);
+        var tensors = model.CheckpointTensors().ToList();
+        long total = tensors.Sum(t => t.Value.numel() * 2);
+        long largest = tensors.Max(t => t.Value.numel() * 2);
+        File.WriteAllText(Path.Combine(dir.Path, "model.safetensors"), "stale single file");
+
+        ModelFolder.Save(model, dir.Path, new ModelSaveOptions { DType = SafetensorsDType.BF16, MaxShardBytes = largest + 1 });
+
+        var index = JsonNode.Parse(File.ReadAllText(Path.Combine(dir.Path, "model.safetensors.index.json")))!;
+        index["metadata"]!["total_size"]!.GetValue<long>().Should().Be(total);
+        var map = index["weight_map"]!.AsObject().ToDictionary(p => p.Key, p => p.Value!.GetValue<string>());
+        map.Keys.Should().BeEquivalentTo(tensors.Select(t => t.Key));
+        var shards = map.Values.Distinct().Order(StringComparer.Ordinal).ToList();
+        shards.Count.Should().BeGreaterThan(1);
+        shards.Should().Equal(Enumerable.Range(1, shards.Count).Select(i => $"model-{i:D5}-of-{shards.Count:D5}.safetensors"));
+        foreach (var shard in shards)
+        {
+            var entries = SafetensorsFile.Open(Path.Combine(dir.Path, shard)).Entries;
+            entries.Keys.Should().BeEquivalentTo(map.Where(p => p.Value == shard).Select(p => p.Key), shard);
+            entries.Values.Sum(e => e.Shape.Aggregate(2L, (a, d) => a * d)).Should().BeLessThanOrEqualTo(largest + 1, shard);
+        }
+        File.Exists(Path.Combine(dir.Path, "model.safetensors")).Should().BeFalse("a single file next to the index would win on load");
+        using var back = ModelFolder.LoadModel(dir.Path);
+        using var a = Logits(model);
+        using var b = Logits(back);
+        LogitsAssert.Close(b, a, 0.05);
+    }
+
+    [Fact]
     public void Bf16_and_f16_checkpoints_compute_in_f32_with_the_rounded_values()
     {
         using var dir = new TempDir();

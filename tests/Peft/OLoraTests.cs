@@ -21,7 +21,7 @@ public sealed class OLoraTests
         using var term = new Orthogonality([layer], lambda: 0.5);
         var value = term.StepLoss()!.Value;
         // A_prev·Aᵀ = [1, 2]; λ‖·‖² = 0.5 · 5
-        value.Reported.Should().BeApproximately(2.5, 1e-6);
+        value.Reported.item<float>().Should().BeApproximately(2.5f, 1e-6f);
         value.Loss.backward();
         // 2λ·A·A_prevᵀ·A_prev = [1, 2]·[[1, 0, 0], [0, 1, 0]] = [1, 2, 0]
         TensorAssert.Values(layer.lora_A.weight.grad!).Should().Equal(1f, 2f, 0f);

@@ -1,6 +1,7 @@
 using System.IO.Compression;
 using System.Text.Json;
 using System.Xml.Linq;
+using Forgetless.Model.Devices;
 using Forgetless.Stages;
 using Forgetless.Tests.Corpora;
 using Xunit.Abstractions;

@@ -59,7 +59,7 @@ public sealed class SiTests
         w.grad?.zero_();
         var value = si.StepLoss()!.Value;
         // 3 · (2·1² + 0.5·2²) = 12
-        value.Reported.Should().BeApproximately(12, 1e-5);
+        value.Reported.item<float>().Should().BeApproximately(12, 1e-5f);
         value.Loss.backward();
         // 2·c·Ω·(θ − θ̃) = [12, 6]
         TensorAssert.Values(w.grad!).Should().Equal(12f, 6f);

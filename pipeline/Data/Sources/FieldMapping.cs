@@ -13,6 +13,9 @@ internal sealed class FieldMapping(DataSourceOptions source)
 
     public bool IsInstruction { get; } = source.IsInstruction;
 
+    /// <summary>The chat format of the source (None: prompt/response or text fields).</summary>
+    public ChatFormat Chat { get; } = source.Chat;
+
     public IReadOnlyList<string> FieldNames { get; } = source.IsInstruction
         ? [source.PromptField!, source.ResponseField!]
         : [source.EffectiveTextField];

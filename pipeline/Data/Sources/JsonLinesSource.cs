@@ -37,6 +37,7 @@ internal static class JsonLinesSource
             var root = document.RootElement;
             if (root.ValueKind != JsonValueKind.Object)
                 return SourceRecord.Bad(line, $"line is a JSON {Describe(root.ValueKind)}; expected a JSON object.");
+            if (mapping.Chat != ChatFormat.None) return ChatRecords.Read(root, mapping.Chat, line);
             return mapping.Map(line, name =>
             {
                 if (!root.TryGetProperty(name, out var value)) return FieldMapping.Field.Missing;

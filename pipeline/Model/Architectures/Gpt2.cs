@@ -1,3 +1,4 @@
+using Forgetless.Model.Devices;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -15,10 +16,10 @@ public sealed class GPT2LMHeadModel : CausalLM
     private nn.Module<Tensor, Tensor>? lm_head;
     private readonly HashSet<string> fanInFanOut;
 
-    public GPT2LMHeadModel(ModelConfig config) : base(nameof(GPT2LMHeadModel), config)
+    public GPT2LMHeadModel(ModelConfig config, Device? device = null) : base(nameof(GPT2LMHeadModel), config)
     {
-        transformer = new Gpt2Model(config);
-        lm_head = config.TieWordEmbeddings ? null : nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false);
+        transformer = new Gpt2Model(config, device);
+        lm_head = config.TieWordEmbeddings ? null : nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false, device: device);
         fanInFanOut = Enumerable.Range(0, config.NumHiddenLayers)
             .SelectMany(i => new[] { "attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj" }.Select(m => $"transformer.h.{i}.{m}"))
             .ToHashSet(StringComparer.Ordinal);
@@ -38,9 +39,11 @@ public sealed class GPT2LMHeadModel : CausalLM
             throw new ArgumentException($"gpt2: sequence of {totalLength} tokens (virtual prefix tokens included) exceeds n_positions {Config.MaxPositionEmbeddings}");
     }
 
-    private protected override Tensor HiddenStates(Tensor inputIds, AttentionContext context) => transformer.Forward(inputIds, context);
+    private protected override Tensor HiddenStates(Tensor inputIds, AttentionContext context, LayerCheckpoint? checkpoint) =>
+        transformer.Forward(inputIds, context, ComputeType, checkpoint);
 
-    private protected override Tensor OutputLogits(Tensor hidden) => lm_head is null ? nn.functional.linear(hidden, transformer.wte.weight!) : lm_head.call(hidden);
+    private protected override Tensor OutputLogits(Tensor hidden) =>
+        lm_head is null ? MixedPrecision.Linear(hidden, transformer.wte.weight!) : MixedPrecision.Project(lm_head, hidden);
 
     // HF's causal-mask buffers, present in older checkpoints.
     protected override bool IsIgnorableCheckpointKey(string key) =>
@@ -65,25 +68,34 @@ internal sealed class Gpt2Model : nn.Module
     private readonly ModuleList<Gpt2Block> h;
     private readonly LayerNorm ln_f;
 
-    public Gpt2Model(ModelConfig config) : base(nameof(Gpt2Model))
+    public Gpt2Model(ModelConfig config, Device? device) : base(nameof(Gpt2Model))
     {
-        wte = nn.Embedding(config.VocabSize, config.HiddenSize);
-        wpe = nn.Embedding(config.MaxPositionEmbeddings, config.HiddenSize);
-        h = nn.ModuleList(Enumerable.Range(0, config.NumHiddenLayers).Select(i => new Gpt2Block(config, i)).ToArray());
-        ln_f = nn.LayerNorm(config.HiddenSize, config.NormEps);
+        wte = nn.Embedding(config.VocabSize, config.HiddenSize, device: device);
+        wpe = nn.Embedding(config.MaxPositionEmbeddings, config.HiddenSize, device: device);
+        h = nn.ModuleList(Enumerable.Range(0, config.NumHiddenLayers).Select(i => new Gpt2Block(config, i, device)).ToArray());
+        ln_f = nn.LayerNorm(config.HiddenSize, config.NormEps, device: device);
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor inputIds, AttentionContext context)
+    public Tensor Forward(Tensor inputIds, AttentionContext context, ScalarType computeType, LayerCheckpoint? checkpoint)
     {
-        var x = wte.call(inputIds) + wpe.call(context.Positions);
+        var x = MixedPrecision.As(DeviceOps.Embed(wte, inputIds) + DeviceOps.Embed(wpe, context.Positions), computeType);
         foreach (var block in h)
         {
             // Frees each block's intermediates when it is done (see LlamaModel.Forward).
             using var scope = NewDisposeScope();
-            x = block.Forward(x, context).MoveToOuterDisposeScope();
+            x = (checkpoint is null ? block.Forward(x, context) : checkpoint.Run(block, x, (l, y) => l.Forward(y, context))).MoveToOuterDisposeScope();
         }
-        return ln_f.call(x);
+        return Norm(ln_f, x);
+    }
+
+    /// <summary>A LayerNorm in the activations' type (its weights are cast when they train in f32 beside bf16 activations).</summary>
+    internal static Tensor Norm(LayerNorm norm, Tensor x)
+    {
+        if (norm.weight!.dtype == x.dtype) return norm.call(x);
+        using var w = norm.weight.to(x.dtype);
+        using var b = norm.bias?.to(x.dtype);
+        return nn.functional.layer_norm(x, [x.shape[^1]], w, b, norm.eps);
     }
 }
 
@@ -94,19 +106,19 @@ internal sealed class Gpt2Block : nn.Module
     private readonly LayerNorm ln_2;
     private readonly Gpt2Mlp mlp;
 
-    public Gpt2Block(ModelConfig config, int index) : base(nameof(Gpt2Block))
+    public Gpt2Block(ModelConfig config, int index, Device? device) : base(nameof(Gpt2Block))
     {
-        ln_1 = nn.LayerNorm(config.HiddenSize, config.NormEps);
-        attn = new Gpt2Attention(config, index);
-        ln_2 = nn.LayerNorm(config.HiddenSize, config.NormEps);
-        mlp = new Gpt2Mlp(config);
+        ln_1 = nn.LayerNorm(config.HiddenSize, config.NormEps, device: device);
+        attn = new Gpt2Attention(config, index, device);
+        ln_2 = nn.LayerNorm(config.HiddenSize, config.NormEps, device: device);
+        mlp = new Gpt2Mlp(config, device);
         RegisterComponents();
     }
 
     public Tensor Forward(Tensor x, AttentionContext context)
     {
-        x = x + attn.Forward(ln_1.call(x), context);
-        return x + mlp.call(ln_2.call(x));
+        x = x + attn.Forward(Gpt2Model.Norm(ln_1, x), context);
+        return x + mlp.call(Gpt2Model.Norm(ln_2, x));
     }
 }
 
@@ -115,23 +127,23 @@ internal sealed class Gpt2Attention : nn.Module
     private readonly int layerIndex, heads, headDim;
     private nn.Module<Tensor, Tensor> c_attn, c_proj;
 
-    public Gpt2Attention(ModelConfig config, int layerIndex) : base(nameof(Gpt2Attention))
+    public Gpt2Attention(ModelConfig config, int layerIndex, Device? device) : base(nameof(Gpt2Attention))
     {
         this.layerIndex = layerIndex;
         heads = config.NumAttentionHeads;
         headDim = config.HeadDim;
-        c_attn = nn.Linear(config.HiddenSize, 3 * config.HiddenSize);
-        c_proj = nn.Linear(config.HiddenSize, config.HiddenSize);
+        c_attn = nn.Linear(config.HiddenSize, 3 * config.HiddenSize, device: device);
+        c_proj = nn.Linear(config.HiddenSize, config.HiddenSize, device: device);
         RegisterComponents();
     }
 
     public Tensor Forward(Tensor x, AttentionContext context)
     {
         long b = x.shape[0], t = x.shape[1], d = heads * headDim;
-        var qkv = c_attn.call(x);
+        var qkv = MixedPrecision.Project(c_attn, x);
         Tensor Heads(long start) => qkv.narrow(2, start, d).view(b, t, heads, headDim).transpose(1, 2);
         var y = context.Attend(layerIndex, Heads(0), Heads(d), Heads(2 * d));
-        return c_proj.call(y.transpose(1, 2).reshape(b, t, d));
+        return MixedPrecision.Project(c_proj, y.transpose(1, 2).reshape(b, t, d));
     }
 }
 
@@ -139,14 +151,14 @@ internal sealed class Gpt2Mlp : nn.Module<Tensor, Tensor>
 {
     private nn.Module<Tensor, Tensor> c_fc, c_proj;
 
-    public Gpt2Mlp(ModelConfig config) : base(nameof(Gpt2Mlp))
+    public Gpt2Mlp(ModelConfig config, Device? device) : base(nameof(Gpt2Mlp))
     {
-        c_fc = nn.Linear(config.HiddenSize, config.IntermediateSize);
-        c_proj = nn.Linear(config.IntermediateSize, config.HiddenSize);
+        c_fc = nn.Linear(config.HiddenSize, config.IntermediateSize, device: device);
+        c_proj = nn.Linear(config.IntermediateSize, config.HiddenSize, device: device);
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x) => c_proj.call(GeluNew(c_fc.call(x)));
+    public override Tensor forward(Tensor x) => MixedPrecision.Project(c_proj, GeluNew(MixedPrecision.Project(c_fc, x)));
 
     /// <summary>GPT-2's tanh approximation of GELU ("gelu_new").</summary>
     private static Tensor GeluNew(Tensor x) =>

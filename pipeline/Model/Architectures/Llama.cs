@@ -1,3 +1,4 @@
+using Forgetless.Model.Devices;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -13,24 +14,27 @@ public class LlamaForCausalLM : CausalLM
     private readonly LlamaModel model;
     private nn.Module<Tensor, Tensor>? lm_head;
 
-    public LlamaForCausalLM(ModelConfig config) : this(nameof(LlamaForCausalLM), config)
+    public LlamaForCausalLM(ModelConfig config, Device? device = null) : this(nameof(LlamaForCausalLM), config, device)
     {
     }
 
-    protected LlamaForCausalLM(string name, ModelConfig config) : base(name, config)
+    /// <param name="device">Where the parameters are made: the CPU by default; the meta device for a skeleton to load into.</param>
+    protected LlamaForCausalLM(string name, ModelConfig config, Device? device) : base(name, config)
     {
-        model = new LlamaModel(config);
+        model = new LlamaModel(config, device);
         // Tied: the output projection is the embedding matrix itself, so there is no lm_head module
         // (a second Parameter object for the same storage would be updated twice by an optimizer).
-        lm_head = config.TieWordEmbeddings ? null : nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false);
+        lm_head = config.TieWordEmbeddings ? null : nn.Linear(config.HiddenSize, config.VocabSize, hasBias: false, device: device);
         RegisterComponents();
     }
 
     public override string BaseModelPrefix => "model";
 
-    private protected override Tensor HiddenStates(Tensor inputIds, AttentionContext context) => model.Forward(inputIds, context);
+    private protected override Tensor HiddenStates(Tensor inputIds, AttentionContext context, LayerCheckpoint? checkpoint) =>
+        model.Forward(inputIds, context, ComputeType, checkpoint);
 
-    private protected override Tensor OutputLogits(Tensor hidden) => lm_head is null ? nn.functional.linear(hidden, model.embed_tokens.weight!) : lm_head.call(hidden);
+    private protected override Tensor OutputLogits(Tensor hidden) =>
+        lm_head is null ? MixedPrecision.Linear(hidden, model.embed_tokens.weight!) : MixedPrecision.Project(lm_head, hidden);
 
     protected override bool IsNormParameter(string name) => name.EndsWith("norm.weight", StringComparison.Ordinal);
 }
@@ -42,25 +46,27 @@ internal sealed class LlamaModel : nn.Module
     private readonly RmsNorm norm;
     private readonly RotaryEmbedding rotary;
 
-    public LlamaModel(ModelConfig config) : base(nameof(LlamaModel))
+    public LlamaModel(ModelConfig config, Device? device) : base(nameof(LlamaModel))
     {
-        embed_tokens = nn.Embedding(config.VocabSize, config.HiddenSize);
-        layers = nn.ModuleList(Enumerable.Range(0, config.NumHiddenLayers).Select(i => new LlamaDecoderLayer(config, i)).ToArray());
-        norm = new RmsNorm(config.HiddenSize, config.NormEps);
+        embed_tokens = nn.Embedding(config.VocabSize, config.HiddenSize, device: device);
+        layers = nn.ModuleList(Enumerable.Range(0, config.NumHiddenLayers).Select(i => new LlamaDecoderLayer(config, i, device)).ToArray());
+        norm = new RmsNorm(config.HiddenSize, config.NormEps, device);
         rotary = new RotaryEmbedding(config);
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor inputIds, AttentionContext context)
+    public Tensor Forward(Tensor inputIds, AttentionContext context, ScalarType computeType, LayerCheckpoint? checkpoint)
     {
-        var (cos, sin) = rotary.At(context.Positions);
-        var x = embed_tokens.call(inputIds);
+        var (cos, sin) = rotary.At(context.Positions, computeType);
+        checkpoint?.Keep(cos, sin);
+        var x = MixedPrecision.As(DeviceOps.Embed(embed_tokens, inputIds), computeType);
         foreach (var layer in layers)
         {
             // A scope per layer frees the layer's intermediates as soon as it is done (without autograd,
             // nothing else holds them); otherwise peak memory grows with depth.
             using var scope = NewDisposeScope();
-            x = layer.Forward(x, cos, sin, context).MoveToOuterDisposeScope();
+            x = (checkpoint is null ? layer.Forward(x, cos, sin, context) : checkpoint.Run(layer, x, (l, h) => l.Forward(h, cos, sin, context)))
+                .MoveToOuterDisposeScope();
         }
         return norm.call(x);
     }
@@ -73,12 +79,12 @@ internal sealed class LlamaDecoderLayer : nn.Module
     private readonly RmsNorm post_attention_layernorm;
     private readonly LlamaMlp mlp;
 
-    public LlamaDecoderLayer(ModelConfig config, int index) : base(nameof(LlamaDecoderLayer))
+    public LlamaDecoderLayer(ModelConfig config, int index, Device? device) : base(nameof(LlamaDecoderLayer))
     {
-        input_layernorm = new RmsNorm(config.HiddenSize, config.NormEps);
-        self_attn = new LlamaAttention(config, index);
-        post_attention_layernorm = new RmsNorm(config.HiddenSize, config.NormEps);
-        mlp = new LlamaMlp(config);
+        input_layernorm = new RmsNorm(config.HiddenSize, config.NormEps, device);
+        self_attn = new LlamaAttention(config, index, device);
+        post_attention_layernorm = new RmsNorm(config.HiddenSize, config.NormEps, device);
+        mlp = new LlamaMlp(config, device);
         RegisterComponents();
     }
 
@@ -94,30 +100,30 @@ internal sealed class LlamaAttention : nn.Module
     private readonly int layerIndex, heads, kvHeads, headDim;
     private nn.Module<Tensor, Tensor> q_proj, k_proj, v_proj, o_proj;
 
-    public LlamaAttention(ModelConfig config, int layerIndex) : base(nameof(LlamaAttention))
+    public LlamaAttention(ModelConfig config, int layerIndex, Device? device) : base(nameof(LlamaAttention))
     {
         this.layerIndex = layerIndex;
         heads = config.NumAttentionHeads;
         kvHeads = config.NumKeyValueHeads;
         headDim = config.HeadDim;
-        q_proj = nn.Linear(config.HiddenSize, heads * headDim, hasBias: config.AttentionBias);
-        k_proj = nn.Linear(config.HiddenSize, kvHeads * headDim, hasBias: config.AttentionBias);
-        v_proj = nn.Linear(config.HiddenSize, kvHeads * headDim, hasBias: config.AttentionBias);
+        q_proj = nn.Linear(config.HiddenSize, heads * headDim, hasBias: config.AttentionBias, device: device);
+        k_proj = nn.Linear(config.HiddenSize, kvHeads * headDim, hasBias: config.AttentionBias, device: device);
+        v_proj = nn.Linear(config.HiddenSize, kvHeads * headDim, hasBias: config.AttentionBias, device: device);
         // Qwen2 puts biases on q/k/v only; Llama's attention_bias covers o_proj too.
-        o_proj = nn.Linear(heads * headDim, config.HiddenSize, hasBias: config.AttentionBias && config.ModelType != "qwen2");
+        o_proj = nn.Linear(heads * headDim, config.HiddenSize, hasBias: config.AttentionBias && config.ModelType != "qwen2", device: device);
         RegisterComponents();
     }
 
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, AttentionContext context)
     {
         long b = x.shape[0], t = x.shape[1];
-        var q = q_proj.call(x).view(b, t, heads, headDim).transpose(1, 2);
-        var k = k_proj.call(x).view(b, t, kvHeads, headDim).transpose(1, 2);
-        var v = v_proj.call(x).view(b, t, kvHeads, headDim).transpose(1, 2);
+        var q = MixedPrecision.Project(q_proj, x).view(b, t, heads, headDim).transpose(1, 2);
+        var k = MixedPrecision.Project(k_proj, x).view(b, t, kvHeads, headDim).transpose(1, 2);
+        var v = MixedPrecision.Project(v_proj, x).view(b, t, kvHeads, headDim).transpose(1, 2);
         q = RotaryEmbedding.Apply(q, cos, sin);
         k = RotaryEmbedding.Apply(k, cos, sin);
         var y = context.Attend(layerIndex, q, k, v);
-        return o_proj.call(y.transpose(1, 2).reshape(b, t, heads * headDim));
+        return MixedPrecision.Project(o_proj, y.transpose(1, 2).reshape(b, t, heads * headDim));
     }
 }
 
@@ -125,14 +131,15 @@ internal sealed class LlamaMlp : nn.Module<Tensor, Tensor>
 {
     private nn.Module<Tensor, Tensor> gate_proj, up_proj, down_proj;
 
-    public LlamaMlp(ModelConfig config) : base(nameof(LlamaMlp))
+    public LlamaMlp(ModelConfig config, Device? device) : base(nameof(LlamaMlp))
     {
-        gate_proj = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: config.MlpBias);
-        up_proj = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: config.MlpBias);
-        down_proj = nn.Linear(config.IntermediateSize, config.HiddenSize, hasBias: config.MlpBias);
+        gate_proj = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: config.MlpBias, device: device);
+        up_proj = nn.Linear(config.HiddenSize, config.IntermediateSize, hasBias: config.MlpBias, device: device);
+        down_proj = nn.Linear(config.IntermediateSize, config.HiddenSize, hasBias: config.MlpBias, device: device);
         RegisterComponents();
     }
 
     // SwiGLU: silu(gate) * up, projected back down.
-    public override Tensor forward(Tensor x) => down_proj.call(nn.functional.silu(gate_proj.call(x)) * up_proj.call(x));
+    public override Tensor forward(Tensor x) =>
+        MixedPrecision.Project(down_proj, nn.functional.silu(MixedPrecision.Project(gate_proj, x)) * MixedPrecision.Project(up_proj, x));
 }

@@ -6,7 +6,7 @@ namespace Forgetless.Model.Architectures;
 /// attention, which is all this implementation does. Longer sequences are refused rather than computed
 /// wrongly.
 /// </summary>
-public sealed class MistralForCausalLM(ModelConfig config) : LlamaForCausalLM(nameof(MistralForCausalLM), config)
+public sealed class MistralForCausalLM(ModelConfig config, TorchSharp.torch.Device? device = null) : LlamaForCausalLM(nameof(MistralForCausalLM), config, device)
 {
     protected override void CheckSequenceLength(int totalLength)
     {

@@ -5,4 +5,4 @@ namespace Forgetless.Model.Architectures;
 /// <see cref="ModelConfigJson"/> sets <see cref="ModelConfig.AttentionBias"/> for model_type qwen2.
 /// Qwen2's sliding-window option is off in released checkpoints and not implemented.
 /// </summary>
-public sealed class Qwen2ForCausalLM(ModelConfig config) : LlamaForCausalLM(nameof(Qwen2ForCausalLM), config);
+public sealed class Qwen2ForCausalLM(ModelConfig config, TorchSharp.torch.Device? device = null) : LlamaForCausalLM(nameof(Qwen2ForCausalLM), config, device);

@@ -1,4 +1,5 @@
 using Forgetless.Model.Tokenizers;
+using Forgetless.Model.Devices;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -118,7 +119,7 @@ public sealed class Scorer(CausalLM model, ITokenizer tokenizer, int batchSize =
     private void ScoreBatch(List<ScoringRow> batch, IReadOnlyList<(int[] Context, int[] Target)> pairs, ScoreResult[] results)
     {
         using var scope = NewDisposeScope();
-        var device = model.parameters().First().device;
+        var device = model.Device;
         int width = batch.Max(r => r.Length);
         var ids = new long[batch.Count * width];
         var at = new List<long>();
@@ -137,15 +138,16 @@ public sealed class Scorer(CausalLM model, ITokenizer tokenizer, int batchSize =
         using var layout = batch.Any(r => r.HasBranches) ? Layout(batch, width, device) : null;
         var logits = model.Forward(tensor(ids, [batch.Count, width], device: device), layout: layout, logitsAt: tensor(at.ToArray(), device: device));
         var targetIds = tensor(targets.ToArray(), device: device);
-        var scores = nn.functional.log_softmax(logits, -1).gather(1, targetIds.unsqueeze(1)).squeeze(1).to(ScalarType.Float64).cpu().data<double>().ToArray();
-        var greedy = logits.argmax(-1).eq(targetIds).cpu().data<bool>().ToArray();
+        // Values leave the device through HostValues (zeros on meta, where nothing computed is a result).
+        var scores = HostValues.Doubles(nn.functional.log_softmax(logits, -1).gather(1, targetIds.unsqueeze(1)).squeeze(1));
+        var greedy = HostValues.Longs(logits.argmax(-1));
         int k = 0;
         foreach (var row in batch)
             foreach (var (pair, predictors) in row.Scored)
             {
                 var target = pairs[pair].Target;
                 var logProbs = scores[k..(k + predictors.Length)];
-                results[pair] = new ScoreResult(target, logProbs, logProbs.Sum(), greedy[k..(k + predictors.Length)].All(g => g));
+                results[pair] = new ScoreResult(target, logProbs, logProbs.Sum(), greedy[k..(k + predictors.Length)].SequenceEqual(target.Select(t => (long)t)));
                 k += predictors.Length;
             }
     }

@@ -1,4 +1,5 @@
 using Forgetless.Model.Tokenizers;
+using Forgetless.Model.Devices;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -60,7 +61,9 @@ public sealed class TextGenerator(CausalLM model, ITokenizer tokenizer)
 
         using var _ = no_grad();
         using var cache = model.NewCache();
-        using var generator = options.Temperature > 0 ? new torch.Generator((ulong)options.Seed) : null;
+        var device = model.Device;
+        // A CUDA tensor draws from a CUDA generator; the CPU generator serves the CPU (and the meta device).
+        using var generator = options.Temperature > 0 ? new torch.Generator((ulong)options.Seed, device.type == DeviceType.CUDA ? device : CPU) : null;
         var generated = new List<int>();
         var finish = "length";
         var next = prompt.Select(t => (long)t).ToArray();
@@ -68,7 +71,7 @@ public sealed class TextGenerator(CausalLM model, ITokenizer tokenizer)
         {
             cancellationToken.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
-            var logits = model.Forward(tensor(next, [1, next.Length]), cache: cache);
+            var logits = model.Forward(tensor(next, [1, next.Length], device: device), cache: cache);
             var token = Pick(logits[0, -1], options, generator);
             if (stop.Contains(token))
             {
@@ -132,7 +135,7 @@ public sealed class TextGenerator(CausalLM model, ITokenizer tokenizer)
         var tokens = Enumerable.Range(0, batch).Select(_ => new List<int>()).ToArray();
         using var _ = no_grad();
         using var cache = model.NewCache();
-        var device = model.parameters().First().device;
+        var device = model.Device;
         using var stopTable = tensor(stops, device: device);
         var running = Enumerable.Range(0, batch).ToList();
         Tensor next, finished;
@@ -142,7 +145,7 @@ public sealed class TextGenerator(CausalLM model, ITokenizer tokenizer)
             // Only each row's last prompt token needs logits.
             var last = tensor(Enumerable.Range(1, batch).Select(b => (long)b * longest - 1).ToArray(), device: device);
             var first = model.Forward(tensor(ids, [batch, longest], device: device), tensor(mask, [batch, longest], device: device), cache, logitsAt: last).argmax(-1);
-            finished = stopTable.index_select(0, first).DetachFromDisposeScope();
+            finished = DeviceOps.Rows(stopTable, first).DetachFromDisposeScope();
             next = first.DetachFromDisposeScope();
             pending.Add(next.alias().DetachFromDisposeScope());
         }
@@ -153,10 +156,12 @@ public sealed class TextGenerator(CausalLM model, ITokenizer tokenizer)
             {
                 // One host read: the tokens since the last look, and which rows have finished.
                 using var scope = NewDisposeScope();
-                var seen = stack(pending, 1).cpu().data<long>().ToArray();
-                var done = finished.cpu().data<bool>().ToArray();
+                // (through HostValues, so the meta device reads zeros instead of failing: no row finishes there).
+                int width = pending.Count + 1;
+                var seen = HostValues.Longs(cat([stack(pending, 1), finished.to(ScalarType.Int64).unsqueeze(1)], 1));
+                var done = Enumerable.Range(0, running.Count).Select(r => seen[r * width + pending.Count] != 0).ToArray();
                 for (int r = 0; r < running.Count; r++)
-                    for (int k = 0; k < pending.Count; k++) tokens[running[r]].Add((int)seen[r * pending.Count + k]);
+                    for (int k = 0; k < pending.Count; k++) tokens[running[r]].Add((int)seen[r * width + k]);
                 foreach (var t in pending) t.Dispose();
                 pending.Clear();
                 if (step == options.MaxNewTokens || done.All(d => d)) break;
@@ -165,7 +170,7 @@ public sealed class TextGenerator(CausalLM model, ITokenizer tokenizer)
                     var keep = Enumerable.Range(0, running.Count).Where(r => !done[r]).ToArray();
                     var rows = tensor(keep.Select(r => (long)r).ToArray(), device: device);
                     cache.KeepRows(rows);
-                    (next, finished) = (Swap(next, next.index_select(0, rows)), Swap(finished, finished.index_select(0, rows)));
+                    (next, finished) = (Swap(next, DeviceOps.Rows(next, rows)), Swap(finished, DeviceOps.Rows(finished, rows)));
                     running = keep.Select(r => running[r]).ToList();
                 }
             }
@@ -174,7 +179,7 @@ public sealed class TextGenerator(CausalLM model, ITokenizer tokenizer)
                 var input = next.unsqueeze(1);
                 var logits = model.Forward(input, ones_like(input), cache);
                 var token = logits.select(1, 0).argmax(-1);
-                finished = Swap(finished, finished.bitwise_or(stopTable.index_select(0, token)));
+                finished = Swap(finished, finished.bitwise_or(DeviceOps.Rows(stopTable, token)));
                 next = Swap(next, token);
                 pending.Add(next.alias().DetachFromDisposeScope());
             }
@@ -209,7 +214,7 @@ public sealed class TextGenerator(CausalLM model, ITokenizer tokenizer)
 
     private static int Pick(Tensor logits, GenerationOptions options, torch.Generator? generator)
     {
-        if (generator is null) return (int)logits.argmax().item<long>();
+        if (generator is null) return (int)HostValues.Longs(logits.argmax())[0];
         var probs = nn.functional.softmax(logits / options.Temperature, -1);
         if (options.TopP < 1)
         {
@@ -220,6 +225,6 @@ public sealed class TextGenerator(CausalLM model, ITokenizer tokenizer)
             probs = zeros_like(probs).scatter(0, indices, kept);
             probs = probs / probs.sum();
         }
-        return (int)multinomial(probs, 1, generator: generator).item<long>();
+        return (int)HostValues.Longs(DeviceOps.Categorical(probs, generator))[0];
     }
 }

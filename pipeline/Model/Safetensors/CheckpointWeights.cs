@@ -34,6 +34,9 @@ public sealed class CheckpointWeights
 
     public Tensor ReadFloat32(string key) => fileOfKey[key].ReadFloat32(key);
 
+    /// <summary>A tensor in <paramref name="type"/> on <paramref name="device"/>, read from its (memory-mapped) shard.</summary>
+    public Tensor Read(string key, ScalarType? type = null, Device? device = null) => fileOfKey[key].Read(key, type, device);
+
     /// <summary>True when <paramref name="directory"/> has safetensors weights in either layout.</summary>
     public static bool ExistIn(string directory) =>
         File.Exists(Path.Combine(directory, SingleFile)) || File.Exists(Path.Combine(directory, IndexFile));

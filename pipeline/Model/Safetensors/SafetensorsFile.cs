@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using System.Runtime.InteropServices;
+using System.IO.MemoryMappedFiles;
 using System.Text.Json;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -131,33 +131,10 @@ public sealed class SafetensorsFile
     /// <summary>Reads a tensor as float32 (F16/BF16 are widened exactly). The result is owned by the caller.</summary>
     public Tensor ReadFloat32(string name)
     {
-        if (!Entries.TryGetValue(name, out var e))
-            throw new KeyNotFoundException($"{FileName}: no tensor '{name}'");
-        if (!SafetensorsDTypes.TryParse(e.DType, out var dtype))
+        var e = EntryOf(name);
+        if (!SafetensorsDTypes.TryParse(e.DType, out _))
             throw new InvalidDataException($"{FileName}: tensor '{name}' has dtype {e.DType}; only F32, F16 and BF16 weights are supported");
-        var bytes = new byte[e.End - e.Begin];
-        using (var stream = File.OpenRead(Path))
-        {
-            stream.Position = dataStart + e.Begin;
-            stream.ReadExactly(bytes);
-        }
-        var values = new float[bytes.Length / dtype.Size()];
-        switch (dtype)
-        {
-            case SafetensorsDType.F32:
-                MemoryMarshal.Cast<byte, float>(bytes).CopyTo(values);
-                break;
-            case SafetensorsDType.F16:
-                var halves = MemoryMarshal.Cast<byte, Half>(bytes);
-                for (var i = 0; i < values.Length; i++) values[i] = (float)halves[i];
-                break;
-            case SafetensorsDType.BF16:
-                // bfloat16 is the top half of a float32, so widening is a shift.
-                var raw = MemoryMarshal.Cast<byte, ushort>(bytes);
-                for (var i = 0; i < values.Length; i++) values[i] = BitConverter.Int32BitsToSingle(raw[i] << 16);
-                break;
-        }
-        return torch.tensor(values, e.Shape, dtype: ScalarType.Float32);
+        return Read(name, ScalarType.Float32);
     }
 
     /// <summary>
@@ -166,18 +143,17 @@ public sealed class SafetensorsFile
     /// </summary>
     public Tensor ReadTensor(string name)
     {
-        using var stream = File.OpenRead(Path);
-        return ReadTensor(stream, name);
+        var e = EntryOf(name);
+        return Read(name, e.DType is "F16" or "BF16" ? ScalarType.Float32 : null);
     }
 
     /// <summary>All tensors (see <see cref="ReadTensor(string)"/>) in ordinal key order; the caller owns them.</summary>
     public SortedDictionary<string, Tensor> ReadAll()
     {
         var result = new SortedDictionary<string, Tensor>(StringComparer.Ordinal);
-        using var stream = File.OpenRead(Path);
         try
         {
-            foreach (var name in Entries.Keys) result[name] = ReadTensor(stream, name);
+            foreach (var name in Entries.Keys) result[name] = ReadTensor(name);
         }
         catch
         {
@@ -187,28 +163,81 @@ public sealed class SafetensorsFile
         return result;
     }
 
-    private Tensor ReadTensor(FileStream stream, string name)
+    /// <summary>
+    /// Reads a tensor straight from the memory-mapped file into a tensor of its stored type, then converts it to
+    /// <paramref name="type"/> (stored type when null) on <paramref name="device"/> (the CPU when null). No managed copy is
+    /// made, and a BF16 tensor read as BF16 for a GPU is never widened: at most the stored tensor and the converted one
+    /// exist at once. The result is owned by the caller.
+    /// </summary>
+    public Tensor Read(string name, ScalarType? type = null, Device? device = null)
     {
-        if (!Entries.TryGetValue(name, out var e))
-            throw new KeyNotFoundException($"{FileName}: no tensor '{name}'");
-        ScalarType? stored = e.DType switch
+        var e = EntryOf(name);
+        var stored = StoredType(e);
+        var host = empty(e.Shape, stored);
+        try
         {
-            "F32" => ScalarType.Float32,
-            "I64" => ScalarType.Int64,
-            "I32" => ScalarType.Int32,
-            "U8" => ScalarType.Byte,
-            "I8" => ScalarType.Int8,
-            "F16" or "BF16" => null,
-            _ => throw new InvalidDataException(
-                $"{FileName}: tensor '{name}' has dtype {e.DType}; only F32, F16, BF16, I64, I32, U8 and I8 are supported"),
-        };
-        if (stored is null) return ReadFloat32(name);
-        var bytes = new byte[e.End - e.Begin];
-        stream.Position = dataStart + e.Begin;
-        stream.ReadExactly(bytes);
-        var t = torch.empty(e.Shape, stored.Value);
-        if (bytes.Length > 0) t.bytes = bytes;
-        return t;
+            CopyInto(host, e);
+            var target = type ?? stored;
+            var on = device ?? CPU;
+            if (target == stored && on.type == DeviceType.CPU) return host;
+            var converted = host.to(target, on);
+            host.Dispose();
+            return converted;
+        }
+        catch
+        {
+            host.Dispose();
+            throw;
+        }
+    }
+
+    private SafetensorsEntry EntryOf(string name) =>
+        Entries.TryGetValue(name, out var e) ? e : throw new KeyNotFoundException($"{FileName}: no tensor '{name}'");
+
+    private ScalarType StoredType(SafetensorsEntry e) => e.DType switch
+    {
+        "F32" => ScalarType.Float32,
+        "F16" => ScalarType.Float16,
+        "BF16" => ScalarType.BFloat16,
+        "I64" => ScalarType.Int64,
+        "I32" => ScalarType.Int32,
+        "U8" => ScalarType.Byte,
+        "I8" => ScalarType.Int8,
+        _ => throw new InvalidDataException(
+            $"{FileName}: tensor '{e.Name}' has dtype {e.DType}; only F32, F16, BF16, I64, I32, U8 and I8 are supported"),
+    };
+
+    /// <summary>Copies the entry's bytes from a read-only memory map of the file into <paramref name="target"/> (contiguous, CPU).</summary>
+    private unsafe void CopyInto(Tensor target, SafetensorsEntry e)
+    {
+        long length = e.End - e.Begin;
+        if (length == 0) return;
+        using var map = MemoryMappedFile.CreateFromFile(Path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        using var view = map.CreateViewAccessor(dataStart + e.Begin, length, MemoryMappedFileAccess.Read);
+        byte* source = null;
+        view.SafeMemoryMappedViewHandle.AcquirePointer(ref source);
+        try
+        {
+            source += view.PointerOffset;
+            // TorchSharp exposes a tensor's memory as a Span, at most 2 GiB at a time: copy rows in chunks under that.
+            long rowBytes = e.Shape.Length == 0 ? length : length / Math.Max(1, e.Shape[0]);
+            long rowsPerChunk = e.Shape.Length == 0 || rowBytes == 0 ? 1 : Math.Max(1, (1L << 30) / Math.Max(1, rowBytes));
+            if (e.Shape.Length == 0 || rowsPerChunk >= e.Shape[0])
+            {
+                new ReadOnlySpan<byte>(source, checked((int)length)).CopyTo(target.bytes);
+                return;
+            }
+            for (long row = 0; row < e.Shape[0]; row += rowsPerChunk)
+            {
+                long rows = Math.Min(rowsPerChunk, e.Shape[0] - row);
+                using var chunk = target.narrow(0, row, rows);
+                new ReadOnlySpan<byte>(source + row * rowBytes, checked((int)(rows * rowBytes))).CopyTo(chunk.bytes);
+            }
+        }
+        finally
+        {
+            view.SafeMemoryMappedViewHandle.ReleasePointer();
+        }
     }
 
     public override string ToString() => $"{FileName} ({Entries.Count} tensors)";

@@ -1,3 +1,4 @@
+using Forgetless.Model.Devices;
 using Forgetless.Runs;
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
@@ -93,11 +94,9 @@ public static class SafetensorsWriter
         if (dtype == SafetensorsDType.Keep)
         {
             var name = KeptName(tensor.dtype);
-            using var c = tensor.detach().cpu().contiguous();
-            return (c.bytes.ToArray(), name);
+            return (HostValues.Bytes(tensor), name);
         }
-        using var f32 = tensor.detach().to(ScalarType.Float32).contiguous();
-        var values = f32.data<float>().ToArray();
+        var values = HostValues.Floats(tensor);
         if (dtype == SafetensorsDType.F32) return (MemoryMarshal.AsBytes(values.AsSpan()).ToArray(), "F32");
         var bf16 = new ushort[values.Length];
         for (var i = 0; i < values.Length; i++) bf16[i] = ToBFloat16(values[i]);

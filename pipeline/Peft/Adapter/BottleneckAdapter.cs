@@ -1,3 +1,4 @@
+using Forgetless.Model.Devices;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -60,15 +61,15 @@ public sealed class BottleneckAdapter : nn.Module<Tensor, Tensor>, IAdapterLayer
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = base_layer.forward(x);
-        var down = adapter_down.forward(h);
+        var h = MixedPrecision.Project(base_layer, x);
+        var down = adapter_down.forward(MixedPrecision.As(h, adapter_down.weight.dtype));
         var act = activation switch
         {
             AdapterActivation.Relu => nn.functional.relu(down),
             AdapterActivation.Silu => nn.functional.silu(down),
             _ => nn.functional.gelu(down),
         };
-        return h.add(adapter_up.forward(act)).MoveToOuterDisposeScope();
+        return h.add(MixedPrecision.As(adapter_up.forward(act), h.dtype)).MoveToOuterDisposeScope();
     }
 }
 

@@ -8,6 +8,7 @@ public class FullMethod : PeftMethod
 {
     public override string Name => "full";
     public override string Summary => "every weight trains; writes the changed weights (FORGETLESS_WEIGHTS)";
+    public override bool TrainsBaseProjections => true;
     public override string PeftType => ChangedWeights.PeftType;
     public override IReadOnlyList<(string Name, Type Options)> Sections => [];
     public override L2SpAnchor L2SpAnchor => L2SpAnchor.StartingValues;

@@ -1,3 +1,4 @@
+using Forgetless.Model.Devices;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -44,10 +45,10 @@ public sealed class Ia3Linear : nn.Module<Tensor, Tensor>, IAdapterLayer
 
     public override Tensor forward(Tensor x)
     {
-        if (Merged) return base_layer.forward(x);
+        if (Merged) return MixedPrecision.Project(base_layer, x);
         using var scope = NewDisposeScope();
-        var scale = ia3_l.flatten();
-        var y = IsFeedforward ? base_layer.forward(x.mul(scale)) : base_layer.forward(x).mul(scale);
+        var scale = MixedPrecision.As(ia3_l.flatten(), x.dtype);
+        var y = IsFeedforward ? MixedPrecision.Project(base_layer, x.mul(scale)) : MixedPrecision.Project(base_layer, x).mul(scale);
         return y.MoveToOuterDisposeScope();
     }
 

@@ -1,3 +1,4 @@
+using Forgetless.Model.Devices;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -101,11 +102,13 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
 
     public override Tensor forward(Tensor x)
     {
-        if (Merged) return base_layer.forward(x);
+        if (Merged) return MixedPrecision.Project(base_layer, x);
         using var scope = NewDisposeScope();
-        var result = base_layer.forward(x);
-        var dropped = lora_dropout.forward(x);
-        var lora = lora_B.forward(lora_A.forward(dropped));
+        var result = MixedPrecision.Project(base_layer, x);
+        // The adapter computes in its own (f32) type, as PEFT's LoRA layer casts its input; its output joins the
+        // base's in the activations' type.
+        var dropped = lora_dropout.forward(MixedPrecision.As(x, lora_A.weight.dtype));
+        var lora = MixedPrecision.As(lora_B.forward(lora_A.forward(dropped)), result.dtype);
         if (lora_magnitude_vector is null)
             return result.add(lora, alpha: Scaling).MoveToOuterDisposeScope();
 
@@ -114,11 +117,11 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
         var magScale = lora_magnitude_vector.div(norm);
         Tensor baseNoBias;
         if (dropoutP == 0 || !training)
-            baseNoBias = frozen.Bias is { } b ? result.sub(b) : result;
+            baseNoBias = frozen.Bias is { } b ? result.sub(MixedPrecision.As(b, result.dtype)) : result;
         else
-            baseNoBias = frozen.Project(dropped);
+            baseNoBias = frozen.Project(MixedPrecision.As(dropped, result.dtype));
         var dora = magScale.sub(1).mul(baseNoBias).add(magScale.mul(lora).mul(Scaling));
-        return result.add(dora).MoveToOuterDisposeScope();
+        return result.add(MixedPrecision.As(dora, result.dtype)).MoveToOuterDisposeScope();
     }
 
     /// <summary>s·B·A, shape [out, in].</summary>
@@ -129,7 +132,8 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
     {
         using var scope = NewDisposeScope();
         var w = frozen.DenseWeight();
-        if (includeLora) w = w.add(DeltaWeight());
+        // In f32 where the base is (a fresh adapter is made on the CPU and placed with the rest afterwards).
+        if (includeLora) w = w.to(ScalarType.Float32).add(DeltaWeight().to(w.device));
         return w.square().sum(1).sqrt().MoveToOuterDisposeScope();
     }
 

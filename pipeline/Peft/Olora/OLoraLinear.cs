@@ -1,3 +1,4 @@
+using Forgetless.Model.Devices;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -23,6 +24,19 @@ public sealed class OLoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
     {
         public Tensor A = a;
         public Tensor B = b;
+
+        /// <summary>
+        /// Moves the blocks to <paramref name="device"/> (where the trained block is). Placement moves registered
+        /// parameters and buffers only, so these follow the layer's own A on first use after a move.
+        /// </summary>
+        public void FollowTo(Device device)
+        {
+            if (A.device == device) return;
+            var (a, b) = (A.to(device).DetachFromDisposeScope(), B.to(device).DetachFromDisposeScope());
+            A.Dispose();
+            B.Dispose();
+            (A, B) = (a, b);
+        }
     }
 
     // Not a field: TorchSharp registers every Module-valued field, and an Nf4Linear base would be registered twice.
@@ -52,8 +66,8 @@ public sealed class OLoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
     }
 
     /// <summary>The frozen earlier blocks: A [r_prev, in] and B [out, r_prev] with their scaling already multiplied in.</summary>
-    public Tensor PreviousA => previous.A;
-    public Tensor PreviousB => previous.B;
+    public Tensor PreviousA { get { previous.FollowTo(lora_A.weight.device); return previous.A; } }
+    public Tensor PreviousB { get { previous.FollowTo(lora_A.weight.device); return previous.B; } }
 
     public void SetPrevious(Tensor a, Tensor scaledB)
     {
@@ -74,9 +88,13 @@ public sealed class OLoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var result = base_layer.forward(x).add(lora_B.forward(lora_A.forward(x)), alpha: Scaling);
-        if (previous.A.shape[0] > 0) result = result.add(x.matmul(previous.A.t()).matmul(previous.B.t()));
-        return result.MoveToOuterDisposeScope();
+        var result = MixedPrecision.Project(base_layer, x);
+        // The blocks compute in their own (f32) type, as LoraLinear's; their sum joins the base's output in the
+        // activations' type.
+        var input = MixedPrecision.As(x, lora_A.weight.dtype);
+        var update = lora_B.forward(lora_A.forward(input)).mul(Scaling);
+        if (PreviousA.shape[0] > 0) update = update.add(input.matmul(PreviousA.t()).matmul(PreviousB.t()));
+        return result.add(MixedPrecision.As(update, result.dtype)).MoveToOuterDisposeScope();
     }
 
     protected override void Dispose(bool disposing)

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Forgetless.Model;
+using Forgetless.Model.Devices;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -31,7 +32,7 @@ public sealed record PrefixOptions
 /// a fresh prefix only scales each attention output by (1 − its prefix mass), a small change — see docs/finetune.md.
 /// </para>
 /// </summary>
-public sealed class PrefixEncoder : nn.Module, IPrefixKeyValues, IAdapterLayer
+public sealed class PrefixEncoder : nn.Module, IPrefixKeyValues, IAdapterLayer, IComputesIn
 {
     public readonly Parameter embedding;
     private readonly Linear? transform_0;
@@ -41,6 +42,9 @@ public sealed class PrefixEncoder : nn.Module, IPrefixKeyValues, IAdapterLayer
     private readonly int headDim;
 
     public PrefixOptions Options { get; }
+
+    /// <summary>The type of the keys and values handed to attention: the model's compute type (the table trains in f32).</summary>
+    public ScalarType ComputeType { get; set; } = ScalarType.Float32;
     public int Length => Options.VirtualTokens;
     public int TokenDim => heads * headDim;
     public int NumLayers => layers;
@@ -125,7 +129,8 @@ public sealed class PrefixEncoder : nn.Module, IPrefixKeyValues, IAdapterLayer
     public (Tensor Keys, Tensor Values) ForLayer(int layer, long batchSize)
     {
         // [P, L, 2, heads, head_dim] → this layer's keys and values as [B, heads, P, head_dim].
-        var table = PromptEmbeddings().view(Length, layers, 2, heads, headDim);
+        // In the activations' type: keys and values join the layer's own in one attention.
+        var table = MixedPrecision.As(PromptEmbeddings(), ComputeType).view(Length, layers, 2, heads, headDim);
         var keys = table.select(1, layer).select(1, 0).permute(1, 0, 2).unsqueeze(0).expand(batchSize, -1, -1, -1);
         var values = table.select(1, layer).select(1, 1).permute(1, 0, 2).unsqueeze(0).expand(batchSize, -1, -1, -1);
         return (keys, values);

@@ -1,3 +1,4 @@
+using Forgetless.Model.Devices;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -19,8 +20,12 @@ public sealed class Nf4Linear : nn.Module<Tensor, Tensor>, IFrozenLinear
     private readonly Tensor? weight_absmax_offset;  // f32 [1] (double quant)
     public readonly Parameter? bias;
 
-    private static readonly Tensor CodeBook = tensor(Nf4.Codes).DetachFromDisposeScope();
-    private static readonly Lazy<Tensor> ConstantCodeBook = new(() => tensor(DynamicMap.Codes).DetachFromDisposeScope());
+    // The code books, one copy per device the layers run on (an op may not mix a CPU table with CUDA codes).
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Tensor> CodeBooks = new();
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Tensor> ConstantCodeBooks = new();
+
+    private static Tensor On(System.Collections.Concurrent.ConcurrentDictionary<string, Tensor> books, float[] codes, Device device) =>
+        books.GetOrAdd(device.ToString(), _ => tensor(codes, device: device).DetachFromDisposeScope());
     private readonly long count;
     private readonly int blocks;
 
@@ -33,6 +38,12 @@ public sealed class Nf4Linear : nn.Module<Tensor, Tensor>, IFrozenLinear
 
     /// <summary>Bytes the same weight takes in f32.</summary>
     public long DenseF32Bytes => 4 * InFeatures * OutFeatures;
+
+    /// <summary>
+    /// The type x·Wᵀ is computed in (bitsandbytes' <c>bnb_4bit_compute_dtype</c>): the input is cast to it and the
+    /// output back to the input's type, as bitsandbytes' Linear4bit does. Null: the input's own type.
+    /// </summary>
+    public ScalarType? ComputeType { get; set; }
 
     public Nf4Linear(Nf4Tensor weight, Tensor? bias = null) : base(nameof(Nf4Linear))
     {
@@ -88,14 +99,14 @@ public sealed class Nf4Linear : nn.Module<Tensor, Tensor>, IFrozenLinear
         var low = weight_packed.bitwise_and(0x0F);
         var idx = stack(new[] { high, low }, 1).reshape(-1).to(ScalarType.Int64);
         var padded = blocks * (long)Nf4.BlockSize;
-        var values = CodeBook.index_select(0, idx);
+        var values = DeviceOps.Rows(On(CodeBooks, Nf4.Codes, weight_packed.device), idx);
         values = values.shape[0] >= padded ? values.narrow(0, 0, padded) : nn.functional.pad(values, new[] { 0L, padded - values.shape[0] });
         Tensor absmax;
         if (DoubleQuantized)
         {
             // bitsandbytes: dequantize_blockwise (map[q] × the group's absmax), then + offset.
             var perBlock = weight_absmax_scales!.repeat_interleave(Nf4.ConstantBlockSize).narrow(0, 0, blocks);
-            absmax = ConstantCodeBook.Value.index_select(0, weight_absmax.to(ScalarType.Int64)).mul(perBlock).add(weight_absmax_offset!);
+            absmax = DeviceOps.Rows(On(ConstantCodeBooks, DynamicMap.Codes, weight_packed.device), weight_absmax.to(ScalarType.Int64)).mul(perBlock).add(weight_absmax_offset!);
         }
         else
         {
@@ -105,13 +116,18 @@ public sealed class Nf4Linear : nn.Module<Tensor, Tensor>, IFrozenLinear
         return w.reshape(OutFeatures, InFeatures).MoveToOuterDisposeScope();
     }
 
-    public Tensor Project(Tensor x) => Nf4MatMul.apply(x, this);
+    public Tensor Project(Tensor x)
+    {
+        if (ComputeType is not { } type || type == x.dtype) return Nf4MatMul.apply(x, this);
+        using var scope = NewDisposeScope();
+        return Nf4MatMul.apply(x.to(type), this).to(x.dtype).MoveToOuterDisposeScope();
+    }
 
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
         var y = Project(x);
-        if (bias is not null) y = y.add(bias);
+        if (bias is not null) y = y.add(bias.dtype == y.dtype ? bias : bias.to(y.dtype));
         return y.MoveToOuterDisposeScope();
     }
 
@@ -131,15 +147,16 @@ public sealed class Nf4Linear : nn.Module<Tensor, Tensor>, IFrozenLinear
             ctx.save_data("layer", layer);
             ctx.set_materialize_grads(false);
             using var scope = NewDisposeScope();
-            return nn.functional.linear(x, layer.DenseWeight()).MoveToOuterDisposeScope();
+            return nn.functional.linear(x, MixedPrecision.As(layer.DenseWeight(), x.dtype)).MoveToOuterDisposeScope();
         }
 
         public override List<Tensor> backward(torch.autograd.AutogradContext ctx, Tensor grad)
         {
             if (grad is null || grad.IsInvalid) return [null!, null!];
             var layer = (Nf4Linear)ctx.get_data("layer");
-            using var weight = layer.DenseWeight();
-            return [grad.matmul(weight), null!];
+            using var scope = NewDisposeScope();
+            var weight = MixedPrecision.As(layer.DenseWeight(), grad.dtype);
+            return [grad.matmul(weight).MoveToOuterDisposeScope(), null!];
         }
     }
 }
@@ -156,9 +173,13 @@ public static class QLora
     /// </summary>
     public static IReadOnlyList<string> QuantizeBase(nn.Module model, bool doubleQuant = true)
     {
-        var paths = model.named_modules().Where(m => m.module is Linear && m.name != "lm_head").Select(m => m.name).ToArray();
-        return Quantize(model, ModuleTargets.Suffixes(paths), doubleQuant);
+        var paths = model.named_modules().Where(m => IsBaseProjection(m.name, m.module)).Select(m => m.name).ToArray();
+        // A base loaded through BaseLoader is NF4 already.
+        return paths.Length == 0 ? [] : Quantize(model, ModuleTargets.Suffixes(paths), doubleQuant);
     }
+
+    /// <summary>What QLoRA quantizes: every Linear of the base but the output head (bitsandbytes' load_in_4bit).</summary>
+    public static bool IsBaseProjection(string path, nn.Module module) => module is Linear && path != "lm_head";
 
     /// <summary>Replaces every target Linear by an <see cref="Nf4Linear"/>, disposing the f32 Linear; returns the paths.</summary>
     public static IReadOnlyList<string> Quantize(nn.Module model, ModuleTargets targets, bool doubleQuant = true)

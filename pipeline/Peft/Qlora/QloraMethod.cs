@@ -1,5 +1,7 @@
 using Forgetless.Configuration;
 using Forgetless.Model;
+using Forgetless.Model.Devices;
+using TorchSharp;
 
 namespace Forgetless.Peft;
 
@@ -20,10 +22,49 @@ public sealed class QloraMethod : LoraMethod
     protected override TunedModel Inject(CausalLM model, PluginSections sections, long seed)
     {
         var lora = sections.Get<LoraSection>("lora");
-        var adapted = InjectTargets(lora, () => QLora.Apply(model, lora.Targets(), lora.Layer(seed), sections.Get<QloraSection>("qlora").DoubleQuant));
+        var qlora = sections.Get<QloraSection>("qlora");
+        var adapted = InjectTargets(lora, () => QLora.Apply(model, lora.Targets(), lora.Layer(seed), qlora.DoubleQuant));
+        foreach (var (_, module) in model.named_modules())
+            if (module is Nf4Linear nf4) nf4.ComputeType = ComputeTypeOf(qlora);
         Freezing.OnlyAdapters(model);
         return new TunedModel(model, this, Freezing.Trainable(model), adapted, sections);
     }
+
+    /// <summary>lora's adapter on a base whose projections are NF4: counted on a meta skeleton, without quantizing anything.</summary>
+    public override FineTuning.MethodFootprint Footprint(ModelConfig config, PluginSections sections)
+    {
+        using var skeleton = ModelFactory.CreateUninitialized(config, TorchSharp.torch.META);
+        var quantized = skeleton.named_modules().Where(m => QLora.IsBaseProjection(m.name, m.module)).ToList();
+        long quantizedParameters = quantized.Sum(m => ((TorchSharp.Modules.Linear)m.module).weight.numel());
+        var lora = new LoraMethod().Footprint(config, sections);
+        return lora with { Quantized = quantizedParameters, QuantizedModules = quantized.Count };
+    }
+
+    /// <summary>The base's projections go straight from the checkpoint into NF4, one at a time: no dense copy of them exists.</summary>
+    public override IModuleLoader BaseLoader(PluginSections sections) => new Nf4Loader(sections.Get<QloraSection>("qlora"));
+
+    private sealed class Nf4Loader(QloraSection section) : IModuleLoader
+    {
+        public bool Claims(string path, TorchSharp.torch.nn.Module module) => QLora.IsBaseProjection(path, module);
+
+        public TorchSharp.torch.nn.Module<TorchSharp.torch.Tensor, TorchSharp.torch.Tensor> Build(string path, TorchSharp.torch.Tensor weight,
+            TorchSharp.torch.Tensor? bias, Placement placement)
+        {
+            using var b = bias?.to(placement.ComputeType);
+            var layer = new Nf4Linear(Nf4.Quantize(weight, section.DoubleQuant), b) { ComputeType = ComputeTypeOf(section) };
+            layer.to(placement.Device);
+            return layer;
+        }
+    }
+
+    /// <summary>The multiply type: bnb_4bit_compute_dtype, or the run's compute type for auto.</summary>
+    public static TorchSharp.torch.ScalarType? ComputeTypeOf(QloraSection section) => section.ComputeDtype switch
+    {
+        QloraComputeType.Fp32 => TorchSharp.torch.ScalarType.Float32,
+        QloraComputeType.Bf16 => TorchSharp.torch.ScalarType.BFloat16,
+        QloraComputeType.Fp16 => TorchSharp.torch.ScalarType.Float16,
+        _ => null,
+    };
 
     public override IReadOnlyDictionary<string, object?> Facts(TunedModel tuned)
     {

@@ -1,3 +1,4 @@
+using Forgetless.Model.Devices;
 using Forgetless.FineTuning;
 using static TorchSharp.torch;
 
@@ -27,7 +28,7 @@ public sealed class CachedKd(ITeacherTargets teacher, KdOptions options, double 
         if (!batch.HasReplay) return null;
         var replay = batch.ReplayIndices();
         var width = batch.Tokens.Targets.shape[1];
-        var kd = teacher.Loss(batch.Rows.Where(r => r.IsReplay).ToList(), batch.Logits.index_select(0, replay).narrow(1, 0, width), options);
-        return new TermValue(kd.mul(weight / batch.MicroBatches), kd.item<float>() / batch.MicroBatches);
+        var kd = teacher.Loss(batch.Rows.Where(r => r.IsReplay).ToList(), DeviceOps.Rows(batch.Logits, replay).narrow(1, 0, width), options);
+        return new TermValue(kd.mul(weight / batch.MicroBatches), kd.detach(), batch.MicroBatches);
     }
 }

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using Forgetless.Configuration;
 using Forgetless.FineTuning;
+using Forgetless.Model.Devices;
 using Forgetless.Peft;
 using Microsoft.Extensions.Logging;
 using TorchSharp.Modules;
@@ -81,12 +82,14 @@ public sealed class Ewc : TrainingTerm
             if (!f.shape.SequenceEqual(p.shape) || !a.shape.SequenceEqual(p.shape))
                 throw new ArgumentException($"EWC: shapes of '{name}' differ: parameter [{string.Join(", ", p.shape)}], " +
                     $"fisher [{string.Join(", ", f.shape)}], anchor [{string.Join(", ", a.shape)}].");
-            terms.Add((name, p, f.detach().clone().DetachFromDisposeScope(), a.detach().clone().DetachFromDisposeScope()));
+            terms.Add((name, p, f.detach().to(p.device, copy: true).DetachFromDisposeScope(), a.detach().to(p.device, copy: true).DetachFromDisposeScope()));
         }
         if (terms.Count == 0) throw new ArgumentException("EWC: no parameter has a Fisher entry.");
     }
 
     public override string Name => "ewc";
+
+    private Device Device => terms[0].p.device;
 
     /// <summary>The Fisher the penalty uses, per parameter name (owned by the term).</summary>
     public IReadOnlyDictionary<string, Tensor> Fisher => terms.ToDictionary(t => t.name, t => t.fisher, StringComparer.Ordinal);
@@ -127,7 +130,7 @@ public sealed class Ewc : TrainingTerm
     public Tensor Penalty()
     {
         using var scope = NewDisposeScope();
-        Tensor total = zeros(1).squeeze();
+        Tensor total = zeros(1, device: Device).squeeze();
         foreach (var (_, p, f, a) in terms) total = total.add(p.sub(a).square().mul(f).sum());
         return total.mul(Lambda / 2).MoveToOuterDisposeScope();
     }
@@ -135,7 +138,7 @@ public sealed class Ewc : TrainingTerm
     public override TermValue? StepLoss()
     {
         var penalty = Penalty();
-        return new TermValue(penalty, penalty.item<float>());
+        return new TermValue(penalty, penalty.detach());
     }
 
     /// <summary>
@@ -176,7 +179,7 @@ public sealed class Ewc : TrainingTerm
         var parameters = tuned.Trainable.Select(t => (Tensor)t.parameter).ToList();
         var fisher = tuned.Trainable.ToDictionary(t => t.name, t => zeros_like(t.parameter).DetachFromDisposeScope(), StringComparer.Ordinal);
         var positionsRandom = new Random((int)(seed & 0x7FFFFFFF));
-        using var labelGenerator = new Generator((ulong)seed);
+        using var labelGenerator = new Generator((ulong)seed, LabelDevice(model.Device));
         bool wasTraining = model.training;
         model.eval();
         long samples = 0;
@@ -185,18 +188,17 @@ public sealed class Ewc : TrainingTerm
             foreach (var row in rows)
             {
                 using var scope = NewDisposeScope();
-                using var batch = TokenBatch.Of([row]);
+                using var batch = TokenBatch.Of([row], model.Device);
                 var logits = batch.Logits(model);
                 var logProbs = nn.functional.log_softmax(logits[0].narrow(0, 0, batch.Targets.shape[1]), -1);
-                var mask = batch.TargetMask[0].data<float>().ToArray();
-                var targets = batch.Targets[0].data<long>().ToArray();
-                var scored = Enumerable.Range(0, mask.Length).Where(t => mask[t] > 0).ToArray();
+                // Position t scores token t + 1 where that token is a target (TokenBatch.Of): read from the row itself.
+                var scored = Enumerable.Range(0, Math.Max(0, row.Length - 1)).Where(t => row.IsTarget(t + 1)).ToArray();
                 var chosen = scored.Length <= tokensPerRow ? scored : scored.OrderBy(_ => positionsRandom.Next()).Take(tokensPerRow).Order().ToArray();
                 for (int k = 0; k < chosen.Length; k++)
                 {
                     int t = chosen[k];
-                    long label = labels == FisherLabels.Empirical ? targets[t]
-                        : multinomial(logProbs[t].detach().exp(), 1, generator: labelGenerator).item<long>();
+                    long label = labels == FisherLabels.Empirical ? row.InputIds[t + 1]
+                        : HostValues.Longs(DeviceOps.Categorical(logProbs[t].detach().exp(), labelGenerator))[0];
                     var grads = TorchSharp.torch.autograd.grad([logProbs[t, label]], parameters, retain_graph: k + 1 < chosen.Length, allow_unused: true);
                     using (no_grad())
                         for (int i = 0; i < parameters.Count; i++)
@@ -213,6 +215,9 @@ public sealed class Ewc : TrainingTerm
         foreach (var f in fisher.Values) f.div_(samples);
         return fisher;
     }
+
+    /// <summary>A CUDA tensor draws from a CUDA generator; the CPU generator serves the CPU and the meta device.</summary>
+    private static Device LabelDevice(Device device) => device.type == DeviceType.CUDA ? device : CPU;
 
     /// <summary>Online EWC: F = γ·F_old + F_new (names in either; a missing side counts as 0).</summary>
     public static Dictionary<string, Tensor> Online(IReadOnlyDictionary<string, Tensor> old, IReadOnlyDictionary<string, Tensor> fresh, double gamma)
@@ -278,7 +283,7 @@ public sealed class Ewc : TrainingTerm
         foreach (var (name, p) in tuned.Trainable)
         {
             hash.AppendData(System.Text.Encoding.UTF8.GetBytes(name + "\0"));
-            hash.AppendData(p.detach().contiguous().bytes);
+            hash.AppendData(HostValues.Bytes(p));
         }
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }

@@ -1,3 +1,4 @@
+using Forgetless.Model.Devices;
 using System.Globalization;
 using Forgetless.Configuration;
 using Forgetless.Model;
@@ -61,11 +62,12 @@ public sealed class Kd : TrainingTerm
         var section = context.Section<KdSection>();
         if (context.ReplayRows.Count == 0)
             context.Logger.LogWarning("finetune: kd is on, but the training data has no replay rows (kind replay/generated); it will never apply");
-        var teacher = ModelFolder.LoadModel(context.BaseModelDirectory);
+        var teacher = ModelFolder.LoadModel(context.BaseModelDirectory, context.Placement);
         if (section.TeacherAdapter.Length > 0)
         {
             var folder = context.ResolvePath(section.TeacherAdapter);
             Peft.AdapterFolder.Apply(teacher, folder);
+            context.Placement.Place(teacher, teacher.PrefixKeyValues as nn.Module);
             context.Logger.LogInformation("finetune: kd teacher is the base model with the adapter {Folder}", folder);
         }
         return new Kd(teacher, new KdOptions { Divergence = KdDivergence.ForwardKl, Temperature = section.Temperature }, section.Weight);
@@ -81,11 +83,11 @@ public sealed class Kd : TrainingTerm
         using (no_grad())
         {
             using var layout = tokens.Layout?.Rows(replay);
-            teacherLogits = teacher.Forward(tokens.Inputs.index_select(0, replay), layout: layout);
+            teacherLogits = teacher.Forward(DeviceOps.Rows(tokens.Inputs, replay), layout: layout);
         }
-        var kd = Distillation.Loss(batch.Logits.index_select(0, replay).narrow(1, 0, width), teacherLogits.narrow(1, 0, width),
-            tokens.TargetMask.index_select(0, replay), options);
-        return new TermValue(kd.mul(weight / batch.MicroBatches), kd.item<float>() / batch.MicroBatches);
+        var kd = Distillation.Loss(DeviceOps.Rows(batch.Logits, replay).narrow(1, 0, width), teacherLogits.narrow(1, 0, width),
+            DeviceOps.Rows(tokens.TargetMask, replay), options);
+        return new TermValue(kd.mul(weight / batch.MicroBatches), kd.detach(), batch.MicroBatches);
     }
 
     public override void Dispose() => teacher.Dispose();

@@ -38,13 +38,15 @@ public sealed class L2Sp : TrainingTerm
                 if (!anchors.TryGetValue(name, out var av)) throw new ArgumentException($"L2-SP: no anchor value for '{name}'.");
                 if (!av.shape.SequenceEqual(p.shape))
                     throw new ArgumentException($"L2-SP: anchor of '{name}' has shape [{string.Join(", ", av.shape)}], parameter [{string.Join(", ", p.shape)}].");
-                a = av.detach().clone().DetachFromDisposeScope();
+                a = av.detach().to(p.device, copy: true).DetachFromDisposeScope();
             }
             terms.Add((p, a));
         }
     }
 
     public override string Name => "l2sp";
+
+    private Device Device => terms[0].p.device;
 
     public static L2Sp Create(TermContext context)
     {
@@ -63,7 +65,7 @@ public sealed class L2Sp : TrainingTerm
     public Tensor Penalty()
     {
         using var scope = NewDisposeScope();
-        Tensor total = zeros(1).squeeze();
+        Tensor total = zeros(1, device: Device).squeeze();
         foreach (var (p, a) in terms) total = total.add((a is null ? p.square() : p.sub(a).square()).sum());
         return total.mul(Lambda).MoveToOuterDisposeScope();
     }
@@ -71,7 +73,7 @@ public sealed class L2Sp : TrainingTerm
     public override TermValue? StepLoss()
     {
         var penalty = Penalty();
-        return new TermValue(penalty, penalty.item<float>());
+        return new TermValue(penalty, penalty.detach());
     }
 
     public override void Dispose()

@@ -37,7 +37,7 @@ public sealed class Orthogonality(IReadOnlyList<OLoraLinear> layers, double lamb
     public Tensor Penalty()
     {
         using var scope = NewDisposeScope();
-        Tensor total = zeros(1).squeeze();
+        Tensor total = zeros(1, device: layers[0].lora_A.weight.device).squeeze();
         foreach (var layer in layers)
             if (layer.PreviousA.shape[0] > 0) total = total.add(layer.PreviousA.matmul(layer.lora_A.weight.t()).square().sum());
         return total.mul(lambda).MoveToOuterDisposeScope();
@@ -47,6 +47,6 @@ public sealed class Orthogonality(IReadOnlyList<OLoraLinear> layers, double lamb
     {
         if (layers.All(l => l.PreviousA.shape[0] == 0)) return null;
         var penalty = Penalty();
-        return new TermValue(penalty, penalty.item<float>());
+        return new TermValue(penalty, penalty.detach());
     }
 }

@@ -79,6 +79,8 @@ public sealed class TermContext
     /// <summary>The adapter folder the run continues from (<c>finetune.initAdapter</c>), with what earlier terms left there.</summary>
     public string? InitAdapter { get; init; }
     public required ILogger Logger { get; init; }
+    /// <summary>Where the run's tensors live (a term that loads a model, like kd's teacher, loads it there).</summary>
+    public Model.Devices.Placement Placement { get; init; } = Model.Devices.Placement.Cpu;
 
     public T Section<T>() where T : class => Options as T
         ?? throw new InvalidOperationException($"the term's section is a {Options.GetType().Name}, not a {typeof(T).Name}");

@@ -81,12 +81,14 @@ public sealed class Si : TrainingTerm
                 {
                     if (!o.shape.SequenceEqual(p.shape))
                         throw new ArgumentException($"SI: importance of '{name}' has shape [{string.Join(", ", o.shape)}], parameter [{string.Join(", ", p.shape)}].");
-                    this.importance[name] = o.detach().clone().DetachFromDisposeScope();
+                    this.importance[name] = o.detach().to(p.device, copy: true).DetachFromDisposeScope();
                 }
         }
     }
 
     public override string Name => "si";
+
+    private Device Device => parameters[0].p.device;
 
     /// <summary>Ω the penalty uses (null when there is none).</summary>
     public IReadOnlyDictionary<string, Tensor>? Importance => importance;
@@ -139,11 +141,11 @@ public sealed class Si : TrainingTerm
     {
         if (importance is null || importance.Count == 0) return null;
         using var scope = NewDisposeScope();
-        Tensor total = zeros(1).squeeze();
+        Tensor total = zeros(1, device: Device).squeeze();
         foreach (var (name, p) in parameters)
             if (importance.TryGetValue(name, out var o)) total = total.add(p.sub(start[name]).square().mul(o).sum());
         var penalty = total.mul(c).MoveToOuterDisposeScope();
-        return new TermValue(penalty, penalty.item<float>());
+        return new TermValue(penalty, penalty.detach().MoveToOuterDisposeScope());
     }
 
     public override void AfterOptimizerStep()
@@ -215,7 +217,7 @@ public sealed class Si : TrainingTerm
             {
                 using var scope = NewDisposeScope();
                 var chunk = Enumerable.Range(0, rowsPerStep).Select(i => rows[(s * rowsPerStep + i) % rows.Count]).ToList();
-                using var batch = TokenBatch.Of(chunk);
+                using var batch = TokenBatch.Of(chunk, model.Device);
                 optimizer.ZeroGrad();
                 var nll = LossProbe.TokenNll(batch.Logits(model), batch.Targets);
                 nll.mul(batch.TargetMask).sum().div(batch.TargetMask.sum().clamp_min(1)).backward();

@@ -22,7 +22,6 @@ public sealed class TaskLoss(double taskRowWeight = 1, double replayRowWeight = 
         var tokens = batch.Tokens;
         var nll = LossProbe.TokenNll(batch.Logits, tokens.Targets);
         var plain = nll.mul(tokens.TargetMask).sum();
-        double reported = plain.item<float>() / batch.StepTargetTokens;
         Tensor loss;
         if (TaskRowWeight == 1 && ReplayRowWeight == 1)
         {
@@ -30,13 +29,15 @@ public sealed class TaskLoss(double taskRowWeight = 1, double replayRowWeight = 
         }
         else if (batch.HasReplay)
         {
-            var rowWeight = where(tokens.IsReplay, tensor(ReplayRowWeight), tensor(TaskRowWeight)).to(ScalarType.Float32).unsqueeze(1);
+            // Per row r·is_replay + t·(1 − is_replay): exactly r or t, computed where the batch lives.
+            var replay = tokens.IsReplay.to(ScalarType.Float64);
+            var rowWeight = replay.mul(ReplayRowWeight).add(replay.neg().add(1).mul(TaskRowWeight)).to(ScalarType.Float32).unsqueeze(1);
             loss = nll.mul(tokens.TargetMask).mul(rowWeight).sum().div(batch.StepTargetTokens);
         }
         else
         {
             loss = TaskRowWeight == 1 ? plain.div(batch.StepTargetTokens) : plain.mul(TaskRowWeight).div(batch.StepTargetTokens);
         }
-        return new TermValue(loss, reported);
+        return new TermValue(loss, plain.detach(), batch.StepTargetTokens);
     }
 }

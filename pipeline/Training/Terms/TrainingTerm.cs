@@ -55,9 +55,11 @@ public abstract class TrainingTerm : IDisposable
 
 /// <summary>
 /// A term's contribution: <paramref name="Loss"/> is back-propagated (a scalar attached to the graph), and
-/// <paramref name="Reported"/> is the value logged for the step (summed over micro-batches), e.g. the unweighted mean.
+/// <paramref name="Reported"/> is the value logged for the step (summed over micro-batches), e.g. the unweighted mean —
+/// a one-element tensor on the device, which the Trainer reads with every other value of the step in one copy, then
+/// divides by <paramref name="Divisor"/> on the host.
 /// </summary>
-public readonly record struct TermValue(Tensor Loss, double Reported);
+public readonly record struct TermValue(Tensor Loss, Tensor Reported, double Divisor = 1);
 
 /// <summary>One micro-batch as the terms see it.</summary>
 public sealed class TermBatch
@@ -74,6 +76,6 @@ public sealed class TermBatch
     /// <summary>Whether any row stands for old abilities (read from the rows, not the device).</summary>
     public bool HasReplay => Rows.Any(r => r.IsReplay);
 
-    /// <summary>Indices [R] of the replay rows in the batch.</summary>
-    public Tensor ReplayIndices() => Tokens.IsReplay.nonzero().squeeze(1);
+    /// <summary>Indices [R] of the replay rows in the batch, on the batch's device (found on the host: no device read).</summary>
+    public Tensor ReplayIndices() => Tokens.ReplayIndices();
 }

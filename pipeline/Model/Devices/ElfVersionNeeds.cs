@@ -1,14 +1,15 @@
 using System.Buffers.Binary;
 using System.Text;
 
-namespace Forgetless.Tests.Tool;
+namespace Forgetless.Model.Devices;
 
 /// <summary>
 /// Reads the version requirements (<c>.gnu.version_r</c>) of a 64-bit little-endian ELF shared library: for each
-/// required version name (e.g. GLIBCXX_3.4.32), whether it is marked weak (VER_FLG_WEAK). Written for the test from
-/// the ELF specification (Elf64_Shdr, Elf64_Verneed, Elf64_Vernaux), apart from the build task that sets the flag.
+/// required version name (e.g. GLIBCXX_3.4.32), whether it is marked weak (VER_FLG_WEAK). Written from the ELF
+/// specification (Elf64_Shdr, Elf64_Verneed, Elf64_Vernaux), apart from the build task that sets the flag
+/// (build/TorchSharpNative.targets), so that `forgetless doctor` and the tool's test check that task's work.
 /// </summary>
-internal static class ElfVersionNeeds
+public static class ElfVersionNeeds
 {
     private const uint ShtGnuVerneed = 0x6ffffffe;
     private const ushort VerFlgWeak = 0x2;
