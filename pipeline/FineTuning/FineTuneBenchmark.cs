@@ -110,10 +110,11 @@ public static class FineTuneBenchmark
     }
 
     /// <summary>
-    /// Cases beyond the plain methods: every registered term's overhead on top of LoRA (EWC and SI add a penalty over
-    /// the trainable tensors, SI also its path bookkeeping; KD adds a frozen teacher forward and a KL on the replay rows).
+    /// Cases beyond the plain methods: every registered term's overhead on top of LoRA, or of the method the term needs
+    /// (EWC and SI add a penalty over the trainable tensors, SI also its path bookkeeping; KD adds a frozen teacher
+    /// forward and a KL on the replay rows; orthogonality runs on O-LoRA).
     /// </summary>
-    public static IReadOnlyList<string> TermCases { get; } = TrainingTerms.Names.Select(t => "lora+" + t).ToList();
+    public static IReadOnlyList<string> TermCases { get; } = TrainingTerms.All.Select(t => t.BenchmarkMethod + "+" + t.Name).ToList();
 
     public static IEnumerable<string> Cases => MethodCases.Keys.Concat(TermCases);
 

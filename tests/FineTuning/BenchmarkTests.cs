@@ -29,7 +29,19 @@ public sealed class BenchmarkTests
     [Fact]
     public void The_default_run_covers_every_method_and_the_regularizer_overheads()
     {
-        FineTuneBenchmark.Cases.Should().Contain(["full", "freeze", "lora", "qlora", "adapter", "prefix", "ia3", "lora+ewc", "lora+l2sp", "lora+kd", "lora+si"]);
+        FineTuneBenchmark.Cases.Should().Contain(["full", "freeze", "lora", "qlora", "adapter", "prefix", "ia3", "lora+ewc", "lora+l2sp", "lora+kd", "lora+si",
+            "olora", "olora+orthogonality"]);
+    }
+
+    /// <summary>Every case the full benchmark runs is a configuration that trains (orthogonality refuses any method but olora).</summary>
+    public static TheoryData<string> EveryCase => new(FineTuneBenchmark.Cases);
+
+    [Theory]
+    [MemberData(nameof(EveryCase))]
+    public void Every_case_of_the_benchmark_trains(string caseName)
+    {
+        var c = FineTuneBenchmark.Measure("tiny", Tiny, caseName, peakGflops: 10, batch: 2, seqLen: 16, steps: 1);
+        c.TokensPerSecond.Should().BePositive();
     }
 
     [Fact]

@@ -12,8 +12,11 @@ namespace Forgetless.Training.Terms;
 /// </summary>
 public static class TrainingTerms
 {
-    /// <summary>A registered term: its name in <c>finetune.regularizers</c>, its section type and how to build it.</summary>
-    public sealed record Entry(string Name, string Summary, Type Section, Func<TermContext, TrainingTerm> Create);
+    /// <summary>
+    /// A registered term: its name in <c>finetune.regularizers</c>, its section type, how to build it, and the method its
+    /// benchmark case trains with (a term that needs a particular method names it).
+    /// </summary>
+    public sealed record Entry(string Name, string Summary, Type Section, Func<TermContext, TrainingTerm> Create, string BenchmarkMethod = "lora");
 
     public static IReadOnlyList<Entry> All { get; } =
     [
@@ -21,7 +24,8 @@ public static class TrainingTerms
         new("l2sp", "L2-SP: λ·Σ ‖θ − θ₀‖² toward the starting values (base weights) or zero (adapter tensors)", typeof(L2SpSection), L2Sp.Create),
         new("kd", "distillation against the live base model on replay rows: (1 − w)·CE + w·KL·T²", typeof(KdSection), Kd.Create),
         new("si", "synaptic intelligence: c·Σ Ω (θ − θ*)², importance Ω accumulated along the training path", typeof(SiSection), Si.Create),
-        new("orthogonality", "O-LoRA: λ·Σ ‖A_prev·Aᵀ‖², the new LoRA block kept out of earlier tasks' subspace (method olora)", typeof(OrthogonalitySection), Orthogonality.Create),
+        new("orthogonality", "O-LoRA: λ·Σ ‖A_prev·Aᵀ‖², the new LoRA block kept out of earlier tasks' subspace (method olora)", typeof(OrthogonalitySection), Orthogonality.Create,
+            BenchmarkMethod: "olora"),
     ];
 
     public static IEnumerable<string> Names => All.Select(t => t.Name);
