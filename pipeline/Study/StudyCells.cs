@@ -33,8 +33,10 @@ public static class StudyCells
         if (twice is not null)
             throw new ConfigException($"study: the cell name '{twice.Key}' is given {twice.Count()} times (grid cells are named LABELVALUE-…); names must be unique");
         if (cells.Count == 0) throw new ConfigException("study: names no cells; give study.grid or study.cells");
+        // A cell's own setting replaces the shared one of the same key (as it would win when applied), so every key
+        // is listed once — in study.json too.
         var common = study.Settings.ToList();
-        return cells.Select(c => c with { Settings = [.. common, .. c.Settings] }).ToList();
+        return cells.Select(c => c with { Settings = [.. common.Where(s => c.Settings.All(own => own.Key != s.Key)), .. c.Settings] }).ToList();
     }
 
     /// <summary>

@@ -27,6 +27,18 @@ public sealed class StudyCellsTests
     }
 
     [Fact]
+    public void A_cell_setting_replaces_the_shared_one_of_the_same_key_and_each_key_is_listed_once()
+    {
+        // The shipped study turns distillation off for every cell but lora-distill (whose report step failed on the
+        // key listed twice).
+        var study = Study();
+        study.Settings["distill.enabled"] = "false";
+        study.Cells = [new() { Name = "lora-distill", Set = new() { ["distill.enabled"] = "true" } }];
+        var cell = StudyCells.Expand(study).Single(c => c.Name == "lora-distill");
+        Assert.Equal(["finetune.evalEvery=10", "distill.enabled=true"], cell.Assignments);
+    }
+
+    [Fact]
     public void Shards_split_the_cells_by_position_and_cover_each_exactly_once()
     {
         var cells = StudyCells.Expand(Study());
