@@ -55,6 +55,24 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
     public bool Merged { get; private set; }
     public bool UsesDora => lora_magnitude_vector is not null;
 
+    /// <summary>
+    /// A fresh LoRA block as PEFT initialises one: A [r, in] from kaiming_uniform(a = √5) seeded by the module path,
+    /// B [out, r] zero (so the block starts as a no-op). O-LoRA's new block per task is made the same way.
+    /// </summary>
+    internal static (Linear A, Linear B) NewBlock(long inF, long outF, LoraOptions options, string modulePath)
+    {
+        var a = nn.Linear(inF, options.R, hasBias: false);
+        var b = nn.Linear(options.R, outF, hasBias: false);
+        using (no_grad())
+        {
+            using var g = new Generator(ModuleSeed.For(options.Seed, modulePath));
+            using var init = ModuleSeed.KaimingUniformA5(options.R, inF, g);
+            a.weight.copy_(init);
+            b.weight.zero_();
+        }
+        return (a, b);
+    }
+
     /// <param name="baseLayer">A Linear or an <see cref="IFrozenLinear"/> module; its parameters are frozen.</param>
     /// <param name="modulePath">The module path, mixed into the seed.</param>
     public LoraLinear(nn.Module<Tensor, Tensor> baseLayer, LoraOptions options, string modulePath = "") : base(nameof(LoraLinear))
@@ -67,15 +85,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
         foreach (var p in baseLayer.parameters()) p.requires_grad = false;
 
         long inF = frozen.InFeatures, outF = frozen.OutFeatures;
-        lora_A = nn.Linear(inF, options.R, hasBias: false);
-        lora_B = nn.Linear(options.R, outF, hasBias: false);
-        using (no_grad())
-        {
-            using var g = new Generator(ModuleSeed.For(options.Seed, modulePath));
-            using var a = ModuleSeed.KaimingUniformA5(options.R, inF, g);
-            lora_A.weight.copy_(a);
-            lora_B.weight.zero_();
-        }
+        (lora_A, lora_B) = NewBlock(inF, outF, options, modulePath);
         dropoutP = options.Dropout;
         lora_dropout = options.Dropout > 0
             ? new SeededDropout(options.Dropout, ModuleSeed.For(options.Seed, modulePath + "#lora_dropout"))

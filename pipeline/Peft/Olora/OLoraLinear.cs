@@ -51,15 +51,7 @@ public sealed class OLoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
         foreach (var p in baseLayer.parameters()) p.requires_grad = false;
         long inF = frozen.InFeatures, outF = frozen.OutFeatures;
         Scaling = options.Scaling;
-        lora_A = nn.Linear(inF, options.R, hasBias: false);
-        lora_B = nn.Linear(options.R, outF, hasBias: false);
-        using (no_grad())
-        {
-            using var g = new Generator(ModuleSeed.For(options.Seed, modulePath));
-            using var a = ModuleSeed.KaimingUniformA5(options.R, inF, g);
-            lora_A.weight.copy_(a);
-            lora_B.weight.zero_();
-        }
+        (lora_A, lora_B) = LoraLinear.NewBlock(inF, outF, options, modulePath);
         previous = new Previous(zeros(new long[] { 0, inF }).DetachFromDisposeScope(), zeros(new long[] { outF, 0 }).DetachFromDisposeScope());
         RegisterComponents();
         ModuleSeed.DetachFromScopes(this);
