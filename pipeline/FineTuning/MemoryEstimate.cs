@@ -39,7 +39,7 @@ public sealed record MemoryEstimate(IReadOnlyList<(string Part, long Bytes)> Par
     /// <paramref name="probeTokens"/> tokens, on <paramref name="placement"/>.
     /// </summary>
     public static MemoryEstimate Of(ModelConfig config, MethodFootprint footprint, int tokensPerBatch, int sequenceLength, int probeTokens,
-        Placement placement, bool gradientCheckpointing, bool trainsBaseProjections)
+        Placement placement, bool gradientCheckpointing, bool trainsBaseProjections, bool chunkedLoss = false)
     {
         long b = placement.ComputeType == ScalarType.Float32 ? 4 : 2;
         long h = config.HiddenSize, i = config.IntermediateSize, heads = config.NumAttentionHeads, layers = config.NumHiddenLayers;
@@ -58,8 +58,11 @@ public sealed record MemoryEstimate(IReadOnlyList<(string Part, long Bytes)> Par
         long activations = gradientCheckpointing
             ? tokens * b * (layers * h + perLayer + 2 * heads * s)
             : tokens * b * (layers * perLayer + 2 * heads * s);
-        // logits, their log-softmax (kept for backward) and the gradient flowing back: three f32 [tokens, V] tensors.
-        long logits = 3L * tokens * config.VocabSize * 4;
+        // logits, their log-softmax (kept for backward) and the gradient flowing back: three f32 [tokens, V] tensors —
+        // or, with the chunked loss, a chunk's logits and gradient and the hidden states' gradient kept for backward.
+        long logits = chunkedLoss
+            ? 2 * Training.ChunkedCrossEntropy.RowsPerChunk(config.VocabSize) * config.VocabSize * 4 + tokens * h * b
+            : 3L * tokens * config.VocabSize * 4;
         // A probe (validation, held-out loss) has no autograd, but its logits and log-softmax exist at once.
         long probe = 2L * probeTokens * config.VocabSize * 4 + (long)probeTokens * b * (4 * h + i + 2 * heads * s);
         long step = Math.Max(activations + logits, probe);
@@ -105,8 +108,11 @@ public static class MemoryCheck
         var config = ModelConfig.FromJson(File.ReadAllText(configPath), configPath);
         var footprint = options.MethodPlugin.Footprint(config, options.Plugins);
         int seq = sequenceLength ?? Math.Min(options.TokensPerBatch, config.MaxPositionEmbeddings);
+        // Before loading, a bare head is presumed (what every supported architecture has unless an adapter targets lm_head).
+        bool chunked = Training.ChunkedCrossEntropy.Applies(options.ChunkedLoss, options.TokensPerBatch, config.VocabSize,
+            options.Regularizers.Any(r => Training.Terms.TrainingTerms.Find(r)?.ReadsLogits == true), bareHead: true);
         return MemoryEstimate.Of(config, footprint, options.TokensPerBatch, seq, ProbeTokens(options, seq), placement,
-            options.GradientCheckpointing, options.MethodPlugin.TrainsBaseProjections);
+            options.GradientCheckpointing, options.MethodPlugin.TrainsBaseProjections, chunked);
     }
 
     /// <summary>Tokens in one probe batch (<see cref="ProbeRows"/> rows).</summary>

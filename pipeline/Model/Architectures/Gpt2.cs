@@ -45,6 +45,9 @@ public sealed class GPT2LMHeadModel : CausalLM
     private protected override Tensor OutputLogits(Tensor hidden) =>
         lm_head is null ? MixedPrecision.Linear(hidden, transformer.wte.weight!) : MixedPrecision.Project(lm_head, hidden);
 
+    private protected override Tensor? PlainHeadWeight =>
+        lm_head is null ? transformer.wte.weight : lm_head is Linear { bias: null } linear ? linear.weight : null;
+
     // HF's causal-mask buffers, present in older checkpoints.
     protected override bool IsIgnorableCheckpointKey(string key) =>
         base.IsIgnorableCheckpointKey(key)

@@ -36,6 +36,9 @@ public class LlamaForCausalLM : CausalLM
     private protected override Tensor OutputLogits(Tensor hidden) =>
         lm_head is null ? MixedPrecision.Linear(hidden, model.embed_tokens.weight!) : MixedPrecision.Project(lm_head, hidden);
 
+    private protected override Tensor? PlainHeadWeight =>
+        lm_head is null ? model.embed_tokens.weight : lm_head is Linear { bias: null } linear ? linear.weight : null;
+
     protected override bool IsNormParameter(string name) => name.EndsWith("norm.weight", StringComparison.Ordinal);
 }
 
