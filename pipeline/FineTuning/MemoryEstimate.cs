@@ -39,7 +39,8 @@ public sealed record MemoryEstimate(IReadOnlyList<(string Part, long Bytes)> Par
     /// <paramref name="probeTokens"/> tokens, on <paramref name="placement"/>.
     /// </summary>
     public static MemoryEstimate Of(ModelConfig config, MethodFootprint footprint, int tokensPerBatch, int sequenceLength, int probeTokens,
-        Placement placement, bool gradientCheckpointing, bool trainsBaseProjections, bool chunkedLoss = false)
+        Placement placement, bool gradientCheckpointing, bool trainsBaseProjections, bool chunkedLoss = false,
+        Training.ChunkedLoss chunkedSetting = Training.ChunkedLoss.Off)
     {
         long b = placement.ComputeType == ScalarType.Float32 ? 4 : 2;
         long h = config.HiddenSize, i = config.IntermediateSize, heads = config.NumAttentionHeads, layers = config.NumHiddenLayers;
@@ -63,8 +64,11 @@ public sealed record MemoryEstimate(IReadOnlyList<(string Part, long Bytes)> Par
         long logits = chunkedLoss
             ? 2 * Training.ChunkedCrossEntropy.RowsPerChunk(config.VocabSize) * config.VocabSize * 4 + tokens * h * b
             : 3L * tokens * config.VocabSize * 4;
-        // A probe (validation, held-out loss) has no autograd, but its logits and log-softmax exist at once.
-        long probe = 2L * probeTokens * config.VocabSize * 4 + (long)probeTokens * b * (4 * h + i + 2 * heads * s);
+        // A probe (validation, held-out loss) has no autograd, but its logits and log-softmax exist at once (by chunks:
+        // one chunk's logits and their exp).
+        bool probeChunked = Training.ChunkedCrossEntropy.Applies(chunkedSetting, probeTokens, config.VocabSize, termsReadLogits: false, bareHead: true);
+        long probeLogits = probeChunked ? 2 * Training.ChunkedCrossEntropy.RowsPerChunk(config.VocabSize) * config.VocabSize * 4 : 2L * probeTokens * config.VocabSize * 4;
+        long probe = probeLogits + (long)probeTokens * b * (4 * h + i + 2 * heads * s);
         long step = Math.Max(activations + logits, probe);
         return new MemoryEstimate(
         [
@@ -112,7 +116,7 @@ public static class MemoryCheck
         bool chunked = Training.ChunkedCrossEntropy.Applies(options.ChunkedLoss, options.TokensPerBatch, config.VocabSize,
             options.Regularizers.Any(r => Training.Terms.TrainingTerms.Find(r)?.ReadsLogits == true), bareHead: true);
         return MemoryEstimate.Of(config, footprint, options.TokensPerBatch, seq, ProbeTokens(options, seq), placement,
-            options.GradientCheckpointing, options.MethodPlugin.TrainsBaseProjections, chunked);
+            options.GradientCheckpointing, options.MethodPlugin.TrainsBaseProjections, chunked, options.ChunkedLoss);
     }
 
     /// <summary>Tokens in one probe batch (<see cref="ProbeRows"/> rows).</summary>

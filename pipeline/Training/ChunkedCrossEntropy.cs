@@ -53,6 +53,34 @@ public static class ChunkedCrossEntropy
     }
 
     /// <summary>
+    /// Per-token negative log-likelihood [N] of <paramref name="targets"/> [N] under hidden · headᵀ, without gradients
+    /// and without the whole logits: the probes' loss (validation, held-out) at a real vocabulary.
+    /// </summary>
+    public static Tensor TokenNll(Tensor hidden, Tensor head, Tensor targets, long? rowsPerChunk = null)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        long n = hidden.shape[0], rows = rowsPerChunk ?? RowsPerChunk(head.shape[0]);
+        var headTyped = MixedPrecision.As(head, hidden.dtype);
+        var nll = empty(n, ScalarType.Float32, hidden.device);
+        for (long start = 0; start < n; start += rows)
+        {
+            using var chunk = NewDisposeScope();
+            long count = Math.Min(rows, n - start);
+            nll.narrow(0, start, count).copy_(Chunk(hidden.narrow(0, start, count), headTyped, targets.narrow(0, start, count).unsqueeze(1)).Nll);
+        }
+        return nll.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>One chunk's logits [c, V] (f32), their log Σ exp [c, 1] and the targets' nll [c].</summary>
+    private static (Tensor Logits, Tensor Lse, Tensor Nll) Chunk(Tensor h, Tensor head, Tensor targets)
+    {
+        var logits = MixedPrecision.As(nn.functional.linear(h, head), ScalarType.Float32);
+        var lse = LogSumExp(logits);
+        return (logits, lse, lse.sub(logits.gather(1, targets)).squeeze(1));
+    }
+
+    /// <summary>
     /// log Σ exp over each row [c, V] → [c, 1], as libtorch computes it (the row's max taken out first); written out because
     /// libtorch's logsumexp has no meta-device kernel, which the placement tests run on.
     /// </summary>
@@ -62,11 +90,13 @@ public static class ChunkedCrossEntropy
         return logits.sub(max).exp_().sum(1, keepdim: true).log_().add_(max, Scalars.One);
     }
 
-    /// <summary>What travels beside the tensors: the chunk size in, the reported sum out.</summary>
+    /// <summary>What travels beside the tensors: the chunk size in; the reported sum out; the gradients kept from forward to backward.</summary>
     private sealed class Reported
     {
         public long Rows;
         public Tensor? MaskedNllSum;
+        public Tensor? GradHidden;
+        public Tensor? GradHead;
     }
 
     private sealed class Function : autograd.SingleTensorFunction<Function>
@@ -92,9 +122,7 @@ public static class ChunkedCrossEntropy
                 var h = hidden.narrow(0, start, count);
                 var y = targets.narrow(0, start, count).unsqueeze(1);
                 var w = weights.narrow(0, start, count);
-                var logits = MixedPrecision.As(nn.functional.linear(h, headTyped), ScalarType.Float32); // [c, V]
-                var lse = LogSumExp(logits);                                                         // [c, 1]
-                var nll = lse.sub(logits.gather(1, y)).squeeze(1);                                   // [c]
+                var (logits, lse, nll) = Chunk(h, headTyped, y);
                 loss.add_(nll.mul(w).sum(), Scalars.One);
                 maskedSum.add_(nll.mul(mask.narrow(0, start, count)).sum(), Scalars.One);
                 // d loss / d logits = w · (softmax − onehot(y)), in place over the chunk's logits.
@@ -105,8 +133,10 @@ public static class ChunkedCrossEntropy
                 gradHidden.narrow(0, start, count).copy_(dTyped.matmul(headTyped)); // [c, V]·[V, D]
                 if (gradHead is not null) gradHead.add_(dLogits.t().matmul(MixedPrecision.As(h, ScalarType.Float32)), Scalars.One); // [V, c]·[c, D]
             }
-            ctx.save_data("gradHidden", gradHidden.MoveToOuterDisposeScope());
-            if (gradHead is not null) ctx.save_data("gradHead", gradHead.MoveToOuterDisposeScope());
+            // Kept in a plain object: TorchSharp's context wants tensors through save_for_backward, which would version-check them.
+            reported.GradHidden = gradHidden.MoveToOuterDisposeScope();
+            reported.GradHead = gradHead?.MoveToOuterDisposeScope();
+            ctx.save_data("kept", reported);
             ctx.set_materialize_grads(false);
             reported.MaskedNllSum = maskedSum.squeeze().MoveToOuterDisposeScope();
             return loss.squeeze().MoveToOuterDisposeScope();
@@ -114,10 +144,11 @@ public static class ChunkedCrossEntropy
 
         public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad)
         {
-            var gradHidden = (Tensor)ctx.get_data("gradHidden");
-            var gradHead = ctx.get_data("gradHead") as Tensor;
+            var kept = (Reported)ctx.get_data("kept");
+            var (gradHidden, gradHead) = (kept.GradHidden!, kept.GradHead);
+            kept.GradHidden = kept.GradHead = null;
             // Backward runs once per graph: what forward kept is freed here, not whenever the GC gets to it.
-            using var kept = gradHidden;
+            using var keptHidden = gradHidden;
             using var keptHead = gradHead;
             if (grad is null || grad.IsInvalid) return [null!, null!, null!, null!, null!, null!];
             using var scope = NewDisposeScope();

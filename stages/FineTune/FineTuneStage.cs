@@ -70,7 +70,7 @@ public sealed class FineTuneStage(StageContext context, FineTuneOptions options)
         TrainingResult result;
         try
         {
-            result = new Trainer(options.Training with { LossScaling = placement.LossScaling }, tuned, batches, new LossProbe(data.Validation, heldout, MemoryCheck.ProbeRows(options.TokensPerBatch, seqLen)), terms, log)
+            result = new Trainer(options.Training with { LossScaling = placement.LossScaling }, tuned, batches, new LossProbe(data.Validation, heldout, MemoryCheck.ProbeRows(options.TokensPerBatch, seqLen)) { ChunkedLoss = options.ChunkedLoss }, terms, log)
                 { Tensorboard = context.Tensorboard(Name) }.Run(run.WorkDirectory, cancellationToken);
             tuned.Method.Save(tuned, adapter, context.BaseModel);
             foreach (var term in terms) term.WriteArtifacts(adapter);

@@ -67,6 +67,18 @@ public sealed class ChunkedCrossEntropyTests
             onWeights[name].Zip(value).Max(p => Math.Abs(p.First - p.Second)).Should().BeLessThan(1e-4f, name);
     }
 
+    [Fact]
+    public void The_probes_loss_by_chunks_equals_the_loss_from_whole_logits()
+    {
+        using var fixture = new FineTuneFixture();
+        using var model = Forgetless.Model.ModelFolder.LoadModel(fixture.ModelDirectory);
+        var rows = PreparedRows();
+        double whole = LossProbe.MeanLoss(model, rows, 4, ChunkedLoss.Off);
+        double chunked = LossProbe.MeanLoss(model, rows, 4, ChunkedLoss.On);
+        chunked.Should().BeApproximately(whole, 1e-5);
+        whole.Should().BeGreaterThan(1.0, "an untrained model over 64 tokens is far from certain");
+    }
+
     private static (List<double> Losses, Dictionary<string, float[]> Weights, bool Chunked) Train(FineTuneFixture fixture, string method, string chunkedLoss)
     {
         var options = fixture.Options("finetune.method=" + method, "finetune.chunkedLoss=" + chunkedLoss);
