@@ -87,8 +87,10 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
             var first = new Dictionary<string, object?> { ["step"] = 0L, ["tokens"] = 0L, ["val_task_loss"] = R(state.ValidationBefore), ["heldout_loss"] = R(state.HeldoutBefore) };
             metrics.Append(first);
             Tensorboard?.Write(StageName, 0, first);
-            logger.LogInformation("{Stage}: before training — validation task loss {Val:F4}, held-out loss {Heldout:F4}", StageName,
-                state.ValidationBefore, state.HeldoutBefore);
+            // A loop with nothing to probe (Reptile's inner loops, benchmarks) has no "before" to tell.
+            if (probe.ValidationRows + probe.HeldoutWindows > 0)
+                logger.LogInformation("{Stage}: before training — validation task loss {Val:F4}, held-out loss {Heldout:F4}", StageName,
+                    state.ValidationBefore, state.HeldoutBefore);
         }
 
         string stop = "steps";
