@@ -211,7 +211,7 @@ public abstract class CausalLM : nn.Module
             {
                 var name = path.Length == 0 ? attr : path + "." + attr;
                 if (built.Contains(name)) continue;
-                var value = Read(name, placement.LoadType(ScalarType.Float32), placement.Device);
+                var value = Read(name, loader?.ParameterType(name, module, weights.StoredType(keyOf[name].Key)) ?? placement.LoadType(ScalarType.Float32), placement.Device);
                 SetParameter(module, attr, new Parameter(value, requires_grad: p.requires_grad), name);
             }
         }

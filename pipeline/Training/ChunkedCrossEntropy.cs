@@ -45,9 +45,11 @@ public static class ChunkedCrossEntropy
     /// <param name="weights">Per-token loss weights [N] f32.</param>
     /// <param name="mask">Per-token 0/1 [N] f32 for the reported sum.</param>
     /// <param name="rowsPerChunk">Rows per chunk (tests); by default <see cref="RowsPerChunk"/> of the vocabulary.</param>
-    public static (Tensor Loss, Tensor MaskedNllSum) Of(Tensor hidden, Tensor head, Tensor targets, Tensor weights, Tensor mask, long? rowsPerChunk = null)
+    /// <param name="headSliceRows">Head rows widened at a time when its type differs (tests); by default <see cref="HeadSliceBytes"/> worth.</param>
+    public static (Tensor Loss, Tensor MaskedNllSum) Of(Tensor hidden, Tensor head, Tensor targets, Tensor weights, Tensor mask, long? rowsPerChunk = null,
+        long? headSliceRows = null)
     {
-        var reported = new Reported { Rows = rowsPerChunk ?? RowsPerChunk(head.shape[0]) };
+        var reported = new Reported { Rows = rowsPerChunk ?? RowsPerChunk(head.shape[0]), SliceRows = headSliceRows ?? HeadSliceRows(head) };
         var loss = Function.apply(hidden, head, targets, weights, mask, reported);
         return (loss, reported.MaskedNllSum!);
     }
@@ -56,29 +58,69 @@ public static class ChunkedCrossEntropy
     /// Per-token negative log-likelihood [N] of <paramref name="targets"/> [N] under hidden · headᵀ, without gradients
     /// and without the whole logits: the probes' loss (validation, held-out) at a real vocabulary.
     /// </summary>
-    public static Tensor TokenNll(Tensor hidden, Tensor head, Tensor targets, long? rowsPerChunk = null)
+    public static Tensor TokenNll(Tensor hidden, Tensor head, Tensor targets, long? rowsPerChunk = null, long? headSliceRows = null)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         long n = hidden.shape[0], rows = rowsPerChunk ?? RowsPerChunk(head.shape[0]);
-        var headTyped = MixedPrecision.As(head, hidden.dtype);
         var nll = empty(n, ScalarType.Float32, hidden.device);
         for (long start = 0; start < n; start += rows)
         {
             using var chunk = NewDisposeScope();
             long count = Math.Min(rows, n - start);
-            nll.narrow(0, start, count).copy_(Chunk(hidden.narrow(0, start, count), headTyped, targets.narrow(0, start, count).unsqueeze(1)).Nll);
+            nll.narrow(0, start, count).copy_(Chunk(hidden.narrow(0, start, count), head, targets.narrow(0, start, count).unsqueeze(1), headSliceRows ?? HeadSliceRows(head)).Nll);
         }
         return nll.MoveToOuterDisposeScope();
     }
 
     /// <summary>One chunk's logits [c, V] (f32), their log Σ exp [c, 1] and the targets' nll [c].</summary>
-    private static (Tensor Logits, Tensor Lse, Tensor Nll) Chunk(Tensor h, Tensor head, Tensor targets)
+    private static (Tensor Logits, Tensor Lse, Tensor Nll) Chunk(Tensor h, Tensor head, Tensor targets, long sliceRows)
     {
-        var logits = MixedPrecision.As(nn.functional.linear(h, head), ScalarType.Float32);
+        var logits = Project(h, head, sliceRows);
         var lse = LogSumExp(logits);
         return (logits, lse, lse.sub(logits.gather(1, targets)).squeeze(1));
     }
+
+    /// <summary>
+    /// h · headᵀ → [c, V] f32. A head stored in another type than the activations (qlora's 16-bit embedding beside f32
+    /// activations on the CPU) is widened <see cref="HeadSliceBytes"/> at a time, never whole: a whole f32 copy of
+    /// Qwen2.5's table would be the 0.54 GB that storing it in 16 bits saved.
+    /// </summary>
+    private static Tensor Project(Tensor h, Tensor head, long slice)
+    {
+        if (head.dtype == h.dtype) return MixedPrecision.As(nn.functional.linear(h, head), ScalarType.Float32);
+        long vocab = head.shape[0];
+        var logits = empty(new[] { h.shape[0], vocab }, ScalarType.Float32, h.device);
+        for (long start = 0; start < vocab; start += slice)
+        {
+            long count = Math.Min(slice, vocab - start);
+            using var w = head.narrow(0, start, count).to(h.dtype);
+            using var part = nn.functional.linear(h, w);
+            logits.narrow(1, start, count).copy_(part);
+        }
+        return logits;
+    }
+
+    /// <summary>d · head → [c, D] in <paramref name="type"/> for d [c, V] f32, the head widened a slice at a time as in <see cref="Project"/>.</summary>
+    private static Tensor BackProject(Tensor d, Tensor head, ScalarType type, long slice)
+    {
+        if (head.dtype == type) return MixedPrecision.As(d, type).matmul(head);
+        long vocab = head.shape[0];
+        var result = zeros(new[] { d.shape[0], head.shape[1] }, type, d.device);
+        for (long start = 0; start < vocab; start += slice)
+        {
+            long count = Math.Min(slice, vocab - start);
+            using var w = head.narrow(0, start, count).to(type);
+            using var part = MixedPrecision.As(d.narrow(1, start, count), type).matmul(w);
+            result.add_(part, Scalars.One);
+        }
+        return result;
+    }
+
+    /// <summary>A widened slice of a mixed-type head holds at most this many bytes (f32).</summary>
+    public const long HeadSliceBytes = 32L << 20;
+
+    private static long HeadSliceRows(Tensor head) => Math.Max(1, HeadSliceBytes / (4 * head.shape[1]));
 
     /// <summary>
     /// log Σ exp over each row [c, V] → [c, 1], as libtorch computes it (the row's max taken out first); written out because
@@ -94,6 +136,7 @@ public static class ChunkedCrossEntropy
     private sealed class Reported
     {
         public long Rows;
+        public long SliceRows;
         public Tensor? MaskedNllSum;
         public Tensor? GradHidden;
         public Tensor? GradHead;
@@ -112,7 +155,6 @@ public static class ChunkedCrossEntropy
             long n = hidden.shape[0], rows = reported.Rows;
             var gradHidden = zeros_like(hidden);
             var gradHead = head.requires_grad ? zeros(head.shape, ScalarType.Float32, head.device) : null;
-            var headTyped = MixedPrecision.As(head, hidden.dtype);
             var loss = zeros(1, ScalarType.Float32, hidden.device);
             var maskedSum = zeros(1, ScalarType.Float32, hidden.device);
             for (long start = 0; start < n; start += rows)
@@ -122,15 +164,14 @@ public static class ChunkedCrossEntropy
                 var h = hidden.narrow(0, start, count);
                 var y = targets.narrow(0, start, count).unsqueeze(1);
                 var w = weights.narrow(0, start, count);
-                var (logits, lse, nll) = Chunk(h, headTyped, y);
+                var (logits, lse, nll) = Chunk(h, head, y, reported.SliceRows);
                 loss.add_(nll.mul(w).sum(), Scalars.One);
                 maskedSum.add_(nll.mul(mask.narrow(0, start, count)).sum(), Scalars.One);
                 // d loss / d logits = w · (softmax − onehot(y)), in place over the chunk's logits.
                 var dLogits = logits.sub_(lse).exp_();
                 dLogits.scatter_add_(1, y, full(new[] { count, 1L }, Scalars.MinusOne, ScalarType.Float32, hidden.device));
                 dLogits.mul_(w.unsqueeze(1));
-                var dTyped = MixedPrecision.As(dLogits, hidden.dtype);
-                gradHidden.narrow(0, start, count).copy_(dTyped.matmul(headTyped)); // [c, V]·[V, D]
+                gradHidden.narrow(0, start, count).copy_(BackProject(dLogits, head, hidden.dtype, reported.SliceRows)); // [c, V]·[V, D]
                 if (gradHead is not null) gradHead.add_(dLogits.t().matmul(MixedPrecision.As(h, ScalarType.Float32)), Scalars.One); // [V, c]·[c, D]
             }
             // Kept in a plain object: TorchSharp's context wants tensors through save_for_backward, which would version-check them.

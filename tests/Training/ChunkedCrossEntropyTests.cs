@@ -51,6 +51,36 @@ public sealed class ChunkedCrossEntropyTests
         if (headTrains) ourHead!.sub(head.grad!).abs().max().item<float>().Should().BeLessThan(1e-6f);
     }
 
+    /// <summary>
+    /// A 16-bit head beside f32 activations (qlora's embedding on the CPU) is widened a slice at a time: the result is
+    /// the unfused loss with the head widened whole, slices splitting the vocabulary unevenly.
+    /// </summary>
+    [Fact]
+    public void A_sixteen_bit_head_is_widened_by_slices_to_the_same_loss_and_gradients()
+    {
+        using var scope = NewDisposeScope();
+        using var g = new Generator(12);
+        long n = 21, d = 8, vocab = 50;
+        var hidden = randn(new[] { n, d }, generator: g).requires_grad_(true);
+        var head = randn(new[] { vocab, d }, generator: g).to(ScalarType.BFloat16);
+        var targets = randint(0, vocab, new[] { n }, generator: g);
+        var mask = ones(n);
+        var weights = mask.div(n);
+
+        var (loss, _) = ChunkedCrossEntropy.Of(hidden, head, targets, weights, mask, rowsPerChunk: 4, headSliceRows: 7);
+        loss.backward();
+        var ours = hidden.grad!.clone();
+        hidden.grad!.zero_();
+        var wide = head.to(ScalarType.Float32);
+        var reference = nn.functional.log_softmax(hidden.matmul(wide.t()), -1).gather(1, targets.unsqueeze(1)).squeeze(1).neg().mul(weights).sum();
+        reference.backward();
+
+        loss.item<float>().Should().BeApproximately(reference.item<float>(), 1e-5f);
+        ours.sub(hidden.grad!).abs().max().item<float>().Should().BeLessThan(1e-6f);
+        var probeNll = ChunkedCrossEntropy.TokenNll(hidden.detach(), head, targets, rowsPerChunk: 5, headSliceRows: 9);
+        probeNll.mul(weights).sum().item<float>().Should().BeApproximately(reference.item<float>(), 1e-5f);
+    }
+
     [Theory]
     [InlineData("lora")]
     [InlineData("full")]
