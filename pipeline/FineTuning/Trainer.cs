@@ -197,7 +197,7 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
             foreach (var term in terms)
             {
                 if (term.BatchLoss(termBatch) is not { } value) continue;
-                loss = loss is null ? value.Loss : loss.add(value.Loss);
+                loss = loss is null ? value.Loss : loss.add(value.Loss, Model.Scalars.One);
                 values.Add((term.Name, "loss", value.Reported, value.Divisor));
             }
             if (loss is null) throw new InvalidOperationException($"{StageName}: no training term applies to the batch (the objective has no task loss)");
@@ -209,7 +209,7 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
         foreach (var term in terms)
         {
             if (term.StepLoss() is not { } value) continue;
-            penalty = penalty is null ? value.Loss : penalty.add(value.Loss);
+            penalty = penalty is null ? value.Loss : penalty.add(value.Loss, Model.Scalars.One);
             values.Add((term.Name, $"{term.Name} penalty", value.Reported, value.Divisor));
         }
         if (penalty is not null) (scaler.Enabled ? penalty.mul(scaler.Scale) : penalty).backward();

@@ -45,7 +45,7 @@ public static class ChunkedCrossEntropy
     /// <param name="weights">Per-token loss weights [N] f32.</param>
     /// <param name="mask">Per-token 0/1 [N] f32 for the reported sum.</param>
     /// <param name="rowsPerChunk">Rows per chunk (tests); by default <see cref="RowsPerChunk"/> of the vocabulary.</param>
-    /// <param name="headSliceRows">Head rows widened at a time when its type differs (tests); by default <see cref="HeadSliceBytes"/> worth.</param>
+    /// <param name="headSliceRows">Head rows widened at a time when its type differs (tests); by default <see cref="MixedPrecision.SliceBytes"/> worth.</param>
     public static (Tensor Loss, Tensor MaskedNllSum) Of(Tensor hidden, Tensor head, Tensor targets, Tensor weights, Tensor mask, long? rowsPerChunk = null,
         long? headSliceRows = null)
     {
@@ -81,27 +81,10 @@ public static class ChunkedCrossEntropy
         return (logits, lse, lse.sub(logits.gather(1, targets)).squeeze(1));
     }
 
-    /// <summary>
-    /// h · headᵀ → [c, V] f32. A head stored in another type than the activations (qlora's 16-bit embedding beside f32
-    /// activations on the CPU) is widened <see cref="HeadSliceBytes"/> at a time, never whole: a whole f32 copy of
-    /// Qwen2.5's table would be the 0.54 GB that storing it in 16 bits saved.
-    /// </summary>
-    private static Tensor Project(Tensor h, Tensor head, long slice)
-    {
-        if (head.dtype == h.dtype) return MixedPrecision.As(nn.functional.linear(h, head), ScalarType.Float32);
-        long vocab = head.shape[0];
-        var logits = empty(new[] { h.shape[0], vocab }, ScalarType.Float32, h.device);
-        for (long start = 0; start < vocab; start += slice)
-        {
-            long count = Math.Min(slice, vocab - start);
-            using var w = head.narrow(0, start, count).to(h.dtype);
-            using var part = nn.functional.linear(h, w);
-            logits.narrow(1, start, count).copy_(part);
-        }
-        return logits;
-    }
+    /// <summary>h · headᵀ → [c, V] f32; a head of another type than the activations widened a slice at a time (no autograd here).</summary>
+    private static Tensor Project(Tensor h, Tensor head, long slice) => MixedPrecision.As(MixedPrecision.Linear(h, head, slice), ScalarType.Float32);
 
-    /// <summary>d · head → [c, D] in <paramref name="type"/> for d [c, V] f32, the head widened a slice at a time as in <see cref="Project"/>.</summary>
+    /// <summary>d · head → [c, D] in <paramref name="type"/> for d [c, V] f32, a head of another type widened a slice at a time.</summary>
     private static Tensor BackProject(Tensor d, Tensor head, ScalarType type, long slice)
     {
         if (head.dtype == type) return MixedPrecision.As(d, type).matmul(head);
@@ -117,10 +100,7 @@ public static class ChunkedCrossEntropy
         return result;
     }
 
-    /// <summary>A widened slice of a mixed-type head holds at most this many bytes (f32).</summary>
-    public const long HeadSliceBytes = 32L << 20;
-
-    private static long HeadSliceRows(Tensor head) => Math.Max(1, HeadSliceBytes / (4 * head.shape[1]));
+    private static long HeadSliceRows(Tensor head) => Math.Max(1, MixedPrecision.SliceBytes / (4 * head.shape[1]));
 
     /// <summary>
     /// log Σ exp over each row [c, V] → [c, 1], as libtorch computes it (the row's max taken out first); written out because

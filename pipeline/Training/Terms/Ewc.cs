@@ -1,3 +1,4 @@
+using Forgetless.Model;
 using System.Globalization;
 using System.Security.Cryptography;
 using Forgetless.Configuration;
@@ -132,7 +133,7 @@ public sealed class Ewc : TrainingTerm
     {
         using var scope = NewDisposeScope();
         Tensor total = zeros(1, device: Device).squeeze();
-        foreach (var (_, p, f, a) in terms) total = total.add(p.sub(a).square().mul(f).sum());
+        foreach (var (_, p, f, a) in terms) total = total.add(p.sub(a).square().mul(f).sum(), Scalars.One);
         return total.mul(Lambda / 2).MoveToOuterDisposeScope();
     }
 

@@ -1,3 +1,4 @@
+using Forgetless.Model;
 using System.Globalization;
 using Forgetless.Configuration;
 using Forgetless.FineTuning;
@@ -144,7 +145,7 @@ public sealed class Si : TrainingTerm
         using var scope = NewDisposeScope();
         Tensor total = zeros(1, device: Device).squeeze();
         foreach (var (name, p) in parameters)
-            if (importance.TryGetValue(name, out var o)) total = total.add(p.sub(start[name]).square().mul(o).sum());
+            if (importance.TryGetValue(name, out var o)) total = total.add(p.sub(start[name]).square().mul(o).sum(), Scalars.One);
         var penalty = total.mul(c).MoveToOuterDisposeScope();
         return new TermValue(penalty, penalty.detach().MoveToOuterDisposeScope());
     }
@@ -187,7 +188,7 @@ public sealed class Si : TrainingTerm
         {
             var now = p.detach();
             var gained = Consolidate(omega[name], now.sub(start[name]), xi);
-            total[name] = importance is not null && importance.TryGetValue(name, out var o) ? o.add(gained) : gained;
+            total[name] = importance is not null && importance.TryGetValue(name, out var o) ? o.add(gained, Scalars.One) : gained;
             anchors[name] = now;
         }
         Save(Path.Combine(adapterFolder, StateFile), total, anchors);
