@@ -39,8 +39,11 @@ public sealed record CellResult(
     IReadOnlyList<SuiteChange> Learning,
     IReadOnlyList<string> FailedGates);
 
-/// <summary>What a cell cost on the machine that ran it: differs from run to run, so kept out of study.json.</summary>
-public sealed record CellTimings(string Name, double WallSeconds, long PeakRssBytes);
+/// <summary>
+/// What a cell cost on the machine that ran it: differs from run to run, so kept out of study.json.
+/// <see cref="PeakRssBytes"/> is <see cref="CellMemory"/>'s number, null when it is not known (<see cref="PeakUnknown"/> says why).
+/// </summary>
+public sealed record CellTimings(string Name, double WallSeconds, long? PeakRssBytes, string? PeakUnknown = null, string? Allocator = null);
 
 /// <summary>Reads a cell's results from its run root (finetune's summary.json, evaluate's results.json, the manifests).</summary>
 public static class CellResults
@@ -65,9 +68,8 @@ public static class CellResults
         double wall = 0;
         foreach (var stage in new[] { "prepare", "finetune", "distill", "evaluate" })
             if (StageManifest.TryRead(Path.Combine(cellRoot, stage)) is { } manifest) wall += manifest.DurationSeconds;
-        long peak = summary["peak_rss_bytes"]!.GetValue<long>();
-        if (File.Exists(Path.Combine(cellRoot, "distill", "summary.json")))
-            peak = Math.Max(peak, ReadJson(Path.Combine(cellRoot, "distill", "summary.json"))["peak_rss_bytes"]!.GetValue<long>());
+        // Not the stages' own peak_rss_bytes: that is their process's, which counts every cell run before in it.
+        var peak = CellMemory.Read(cellRoot);
 
         var result = new CellResult(
             cell.Name, cell.Settings,
@@ -79,7 +81,7 @@ public static class CellResults
             summary["best_validation_task_loss"]?.GetValue<double>(),
             summary["trainable_parameters"]!.GetValue<long>(),
             forgetting, learning, failed);
-        return (result, new CellTimings(cell.Name, Math.Round(wall, 1), peak));
+        return (result, new CellTimings(cell.Name, Math.Round(wall, 1), peak.Bytes, peak.Unknown, peak.Allocator));
     }
 
     /// <summary>A suite's headline change from results.json's comparison block, scaled into its unit.</summary>

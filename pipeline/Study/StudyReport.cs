@@ -85,7 +85,9 @@ public sealed record StudyReport(double TargetValidationLoss, int StepCap, IRead
         ["cells"] = new JsonArray(Timings.Select(t => (JsonNode)new JsonObject
         {
             ["name"] = t.Name, ["wall_seconds"] = t.WallSeconds, ["peak_rss_bytes"] = t.PeakRssBytes,
+            ["peak_rss_unknown"] = t.PeakUnknown, ["allocator"] = t.Allocator,
         }).ToArray()),
+        ["peak_rss_measured"] = CellMemory.Meaning,
     };
 
     /// <summary>One paragraph: who reached the target, who is on each frontier and why, and the cell to start from.</summary>
@@ -122,7 +124,8 @@ public sealed record StudyReport(double TargetValidationLoss, int StepCap, IRead
         md.AppendLine(I($"Target: validation task loss ≤ {TargetValidationLoss}{(StepCap > 0 ? $" within {StepCap} steps" : "")}. ")
                       + "Forgetting is each old suite's headline metric (positive = worse than the base model), gain each new suite's "
                       + "(positive = better), with the evaluate stage's 95% paired-bootstrap intervals; pts = points of a rate, % = percent of the base value. "
-                      + "L = on the learning frontier, C = on the cost frontier. Wall time and peak memory were measured on a shared machine (timings.json).").AppendLine();
+                      + "L = on the learning frontier, C = on the cost frontier. Wall time and peak memory were measured on a shared machine (timings.json); "
+                      + $"peak MB is the {CellMemory.Meaning}{AllocatorNote()}.").AppendLine();
         var old = Cells.SelectMany(c => c.Forgetting.Select(f => f.Suite)).Distinct().ToList();
         var @new = Cells.SelectMany(c => c.Learning.Select(f => f.Suite)).Distinct().ToList();
         var header = new List<string> { "cell", "method", "settings", "learning reached", "steps", "tokens" };
@@ -144,7 +147,7 @@ public sealed record StudyReport(double TargetValidationLoss, int StepCap, IRead
             row.AddRange(@new.Select(s => c.Learning.FirstOrDefault(f => f.Suite == s) is { } f ? Cell(f) : ""));
             row.Add(c.TrainableParameters.ToString(CultureInfo.InvariantCulture));
             row.Add(t is null ? "" : I($"{t.WallSeconds:0.#}"));
-            row.Add(t is null ? "" : I($"{t.PeakRssBytes / 1048576.0:0}"));
+            row.Add(t is null ? "" : t.PeakRssBytes is { } peak ? I($"{peak / 1048576.0:0}") : $"n/a ({t.PeakUnknown})");
             row.Add((LearningFrontier.Contains(c.Name) ? "L" : "") + (CostFrontier.Contains(c.Name) ? "C" : ""));
             row.Add(c.FailedGates.Count == 0 ? "pass" : "failed: " + string.Join(", ", c.FailedGates));
             md.AppendLine("| " + string.Join(" | ", row) + " |");
@@ -152,6 +155,16 @@ public sealed record StudyReport(double TargetValidationLoss, int StepCap, IRead
         md.AppendLine().AppendLine("## Recommendation").AppendLine().AppendLine(Recommendation()).AppendLine();
         md.AppendLine($"![forgetting against learning and cost]({PngFile})");
         return md.ToString();
+    }
+
+    /// <summary>glibc keeps freed blocks resident by default, so the peak is what the process held, not only its live tensors.</summary>
+    private string AllocatorNote()
+    {
+        var allocators = Timings.Select(t => t.Allocator).OfType<string>().Distinct().ToList();
+        if (allocators.Count == 0) return "";
+        return allocators.Count == 1 && allocators[0] == "default"
+            ? ", with the allocator's default settings (glibc keeps freed memory resident for reuse, so it counts what the process held, not only its live tensors)"
+            : $", allocator settings: {string.Join(", ", allocators)}";
     }
 
     private static string Cell(SuiteChange s) => I($"{Z(s.Value):0.##} [{Z(s.Low):0.##}, {Z(s.High):0.##}] {s.Unit}");

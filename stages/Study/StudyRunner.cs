@@ -51,6 +51,12 @@ public sealed class StudyRunner
     public IReadOnlyList<IStage> CellStages(StudyCell cell, string cellRoot) =>
         StageRegistry.Build(new StageContext(CellConfig(cell, cellRoot))).TakeWhile(s => s.Name != "package").ToList();
 
+    /// <summary>
+    /// Starts a cell that has work in a process of its own (<see cref="CellProcess"/>), so that its peak memory is its
+    /// own. Null: the cells run in this process (tests; and the cell's own process itself), and no peak is recorded.
+    /// </summary>
+    public Func<StudyCell, CancellationToken, Task>? RunElsewhere { get; init; }
+
     /// <summary>Runs the given cells one after another; the first failure stops the study (a rerun resumes it).</summary>
     public async Task RunAsync(IReadOnlyList<StudyCell> cells, CancellationToken cancellationToken)
     {
@@ -60,19 +66,35 @@ public sealed class StudyRunner
         {
             var (cell, stages) = plans[i];
             cancellationToken.ThrowIfCancellationRequested();
-            string cellRoot = Path.Combine(Root, cell.Name);
-            var store = new RunStore(cellRoot, ToolVersion.Current, logger);
-            // The plan always names its target; the stages that will really run are the ones not up to date.
-            var stale = PipelineStatus.Of(store, stages).Where(s => !s.IsUpToDate).Select(s => s.Stage).ToList();
+            var stale = StaleStages(cell, stages);
             logger.LogInformation("study: cell {Index}/{Count} {Cell}: {Work}", i + 1, plans.Count, cell.Name,
                 stale.Count == 0 ? "up to date" : "running " + string.Join(", ", stale));
             if (stale.Count == 0) continue;
-            // Cells share the process: each cell's peak memory counts from its own start, not from the earlier cells'.
-            FineTuning.PeakMemory.CollectManagedGarbage();
-            FineTuning.PeakMemory.Restart();
-            foreach (var stage in PipelineStatus.Plan(store, stages, "evaluate")) await store.RunAsync(stage, force: false, cancellationToken);
+            if (RunElsewhere is { } start) await start(cell, cancellationToken);
+            else await RunHereAsync(cell, stages, recordPeakMemory: false, cancellationToken);
         }
     }
+
+    /// <summary>
+    /// Runs one cell's stale stages in this process. <paramref name="recordPeakMemory"/>: this process is the cell's own,
+    /// so the peak resident set after each training stage is the cell's (<see cref="CellMemory"/>).
+    /// </summary>
+    public async Task RunHereAsync(StudyCell cell, IReadOnlyList<IStage> stages, bool recordPeakMemory, CancellationToken cancellationToken)
+    {
+        string cellRoot = Path.Combine(Root, cell.Name);
+        var store = new RunStore(cellRoot, ToolVersion.Current, logger);
+        foreach (var stage in PipelineStatus.Plan(store, stages, "evaluate"))
+        {
+            var result = await store.RunAsync(stage, force: false, cancellationToken);
+            if (recordPeakMemory && !result.Skipped && CellMemory.TrainingStages.Contains(stage.Name))
+                CellMemory.Record(cellRoot, stage.Name, FineTuning.PeakMemory.PeakRssBytes());
+        }
+    }
+
+    /// <summary>The names of the cell's stages that are not up to date (the plan always names its target).</summary>
+    public IReadOnlyList<string> StaleStages(StudyCell cell, IReadOnlyList<IStage> stages) =>
+        PipelineStatus.Of(new RunStore(Path.Combine(Root, cell.Name), ToolVersion.Current, logger), stages)
+            .Where(s => !s.IsUpToDate).Select(s => s.Stage).ToList();
 
     /// <summary>The report of every cell of the study, read from the cells' run roots under <paramref name="roots"/> (the first root that has the cell).</summary>
     public StudyReport Report(IReadOnlyList<string> roots, bool verify)

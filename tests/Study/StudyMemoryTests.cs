@@ -1,0 +1,82 @@
+using System.Text.Json.Nodes;
+using Forgetless.Model;
+using Forgetless.Study;
+using Forgetless.Tests.FineTuning;
+
+namespace Forgetless.Tests.Study;
+
+/// <summary>A cell's peak memory is its own: each cell runs in a process of its own, and a number that is not the cell's is shown as unknown.</summary>
+public sealed class StudyMemoryTests
+{
+    [Fact]
+    public async Task A_small_cell_after_a_large_one_reports_the_smaller_peak()
+    {
+        using var f = new StudyFixture();
+        // The first cell fine-tunes every weight of a 25M-parameter model (weights, gradients and AdamW's two moments:
+        // about 400 MB); the second trains LoRA on the 2-layer, 32-wide model. A peak that carried over from one cell to
+        // the next would make the second cell's at least the first's.
+        FineTuneFixture.WriteModel(Path.Combine(f.Root, "large-model"), seed: 3,
+            ModelConfig.Llama(vocabSize: 64, hiddenSize: 1024, numLayers: 2, numHeads: 8, maxPositions: 128));
+        File.WriteAllText(Path.Combine(f.Root, "memory-study.json"), """
+            {
+              "study": {
+                "root": "memory-study",
+                "target": { "validationLoss": 0.001 },
+                "stepCap": 2,
+                "settings": { "finetune.evalEvery": "2" },
+                "cells": [
+                  { "name": "large", "set": { "run.baseModel": "large-model", "finetune.method": "full", "finetune.learningRate": "0.0001" } },
+                  { "name": "small", "set": { "finetune.method": "lora" } }
+                ]
+              }
+            }
+            """);
+        var run = await ForgetlessProcess.RunAsync(f.Root, "study", "--study", "memory-study.json");
+        Assert.True(run.ExitCode == 0, run.ToString());
+
+        var cells = JsonNode.Parse(File.ReadAllText(Path.Combine(f.Root, "memory-study", "report", StudyReport.TimingsFile)))!["cells"]!.AsArray();
+        long large = cells[0]!["peak_rss_bytes"]!.GetValue<long>();
+        long small = cells[1]!["peak_rss_bytes"]!.GetValue<long>();
+        Assert.True(small < large, $"small cell's peak {small:N0} B is not below the large cell's {large:N0} B");
+        // The large cell's own trainer state alone is 4 × 25M f32 values; its peak holds at least that.
+        Assert.True(large > 4L * 25_000_000 * 4, $"large cell's peak {large:N0} B");
+        // Each cell's record names its own process's finetune run.
+        foreach (var cell in new[] { "large", "small" })
+        {
+            var record = JsonNode.Parse(File.ReadAllText(Path.Combine(f.Root, "memory-study", cell, CellMemory.FileName)))!;
+            Assert.Equal(cell == "large" ? large : small, record["stages"]!["finetune"]!["peak_rss_bytes"]!.GetValue<long>());
+        }
+        Assert.Contains("| large |", File.ReadAllText(Path.Combine(f.Root, "memory-study", "report", StudyReport.MarkdownFile)));
+    }
+
+    [Fact]
+    public async Task Cells_run_in_the_study_process_have_no_peak_and_say_why()
+    {
+        using var f = new StudyFixture();
+        var runner = f.Runner();
+        await runner.RunAsync(runner.Cells, CancellationToken.None);
+        var report = runner.Report([runner.Root], verify: false);
+        Assert.All(report.Timings, t =>
+        {
+            Assert.Null(t.PeakRssBytes);
+            Assert.Contains("did not run in a process of the cell's own", t.PeakUnknown);
+        });
+        Assert.Contains("n/a (finetune did not run in a process of the cell's own", report.Markdown());
+
+        // A record of another finetune run (the stage ran again since) is not taken for this one's.
+        string cell = Path.Combine(runner.Root, "fast");
+        CellMemory.Record(cell, "finetune", 123_000_000);
+        Assert.Equal(123_000_000, CellMemory.Read(cell).Bytes);
+        var record = JsonNode.Parse(File.ReadAllText(Path.Combine(cell, CellMemory.FileName)))!;
+        record["stages"]!["finetune"]!["started"] = "2000-01-01T00:00:00.0000000+00:00";
+        File.WriteAllText(Path.Combine(cell, CellMemory.FileName), record.ToJsonString());
+        Assert.Null(CellMemory.Read(cell).Bytes);
+    }
+
+    [Fact]
+    public void The_cell_process_gets_the_study_command_line_without_shard_and_diagnostics()
+    {
+        Assert.Equal(["study", "--study", "s.json", "--set", "a.b=1", "--verbose"],
+            Forgetless.Stages.Study.CellProcess.Forwarded(["study", "--study", "s.json", "--shard", "1/2", "--set", "a.b=1", "--diagnostics=d.jsonl", "--verbose"]));
+    }
+}
