@@ -28,6 +28,14 @@ public static class CellMemory
             ? "MALLOC_MMAP_THRESHOLD_=" + threshold
             : "default";
 
+    /// <summary>
+    /// This process's peak resident set: VmHWM from /proc/self/status on Linux, the peak working set on Windows, 0
+    /// where the system keeps none (macOS reports no peak to .NET).
+    /// </summary>
+    public static long ProcessPeakBytes() =>
+        Data.PrepareBenchmark.PeakRss() is > 0 and var vmHwm ? vmHwm
+        : OperatingSystem.IsWindows() ? System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64 : 0;
+
     /// <summary>Records <paramref name="stage"/>'s completed run with the process's peak so far (<paramref name="peakBytes"/>, 0: unknown).</summary>
     public static void Record(string cellRoot, string stage, long peakBytes)
     {

@@ -6,7 +6,7 @@ namespace Forgetless.Study;
 /// <summary>Whether a cell reached the study's target within the step cap.</summary>
 public enum CellStatus
 {
-    /// <summary>The validation task loss reached the target: the cell is compared.</summary>
+    /// <summary>The cell reached the target (validation task loss or held-out task accuracy): it is compared.</summary>
     Reached,
     /// <summary>It trained to the step cap without reaching it: shown, never compared.</summary>
     Missed,
@@ -37,7 +37,8 @@ public sealed record CellResult(
     long TrainableParameters,
     IReadOnlyList<SuiteChange> Forgetting,
     IReadOnlyList<SuiteChange> Learning,
-    IReadOnlyList<string> FailedGates);
+    IReadOnlyList<string> FailedGates,
+    double? BestAccuracy = null);
 
 /// <summary>
 /// What a cell cost on the machine that ran it: differs from run to run, so kept out of study.json.
@@ -74,13 +75,14 @@ public static class CellResults
         var result = new CellResult(
             cell.Name, cell.Settings,
             summary["method"]!.GetValue<string>(),
-            stop == "target_validation_loss" ? CellStatus.Reached : CellStatus.Missed,
+            stop is "target_validation_loss" or "target_accuracy" ? CellStatus.Reached : CellStatus.Missed,
             summary["steps"]!.GetValue<long>(),
             summary["tokens"]!.GetValue<long>(),
             stop,
             summary["best_validation_task_loss"]?.GetValue<double>(),
             summary["trainable_parameters"]!.GetValue<long>(),
-            forgetting, learning, failed);
+            forgetting, learning, failed,
+            summary["best_heldout_task_accuracy"]?.GetValue<double>());
         return (result, new CellTimings(cell.Name, Math.Round(wall, 1), peak.Bytes, peak.Unknown, peak.Allocator));
     }
 

@@ -12,7 +12,7 @@ namespace Forgetless.Study;
 /// (the schema in docs/study.md; identical on rerun), timings.json (wall time and peak memory, which are not),
 /// study.md, junit.xml (one case per cell) and the chart (study.png, study.svg).
 /// </summary>
-public sealed record StudyReport(double TargetValidationLoss, int StepCap, IReadOnlyList<CellResult> Cells, IReadOnlyList<CellTimings> Timings)
+public sealed record StudyReport(StudyLevel Target, int StepCap, IReadOnlyList<CellResult> Cells, IReadOnlyList<CellTimings> Timings)
 {
     public const string JsonFile = "study.json";
     public const string TimingsFile = "timings.json";
@@ -48,7 +48,7 @@ public sealed record StudyReport(double TargetValidationLoss, int StepCap, IRead
     public JsonObject Json() => new()
     {
         ["schema"] = Schema,
-        ["target"] = new JsonObject { ["validation_task_loss"] = TargetValidationLoss, ["step_cap"] = StepCap > 0 ? StepCap : null },
+        ["target"] = Target.Json(StepCap),
         ["cells"] = new JsonArray(Cells.Select(c => (JsonNode)CellJson(c)).ToArray()),
         ["learning_frontier"] = new JsonArray(LearningFrontier.Select(n => (JsonNode)n).ToArray()),
         ["cost_frontier"] = new JsonArray(CostFrontier.Select(n => (JsonNode)n).ToArray()),
@@ -56,7 +56,15 @@ public sealed record StudyReport(double TargetValidationLoss, int StepCap, IRead
         ["recommendation"] = Recommendation(),
     };
 
-    private JsonObject CellJson(CellResult c) => new()
+    private JsonObject CellJson(CellResult c)
+    {
+        var json = CellFields(c);
+        // Only where measured, so that a loss-target study's study.json keeps its bytes.
+        if (c.BestAccuracy is { } accuracy) json.Insert(json.IndexOf("trainable_parameters"), "best_heldout_task_accuracy", accuracy);
+        return json;
+    }
+
+    private JsonObject CellFields(CellResult c) => new()
     {
         ["name"] = c.Name,
         ["settings"] = new JsonObject(c.Settings.Select(s => KeyValuePair.Create(s.Key, (JsonNode?)s.Value))),
@@ -97,7 +105,7 @@ public sealed record StudyReport(double TargetValidationLoss, int StepCap, IRead
         var missed = Cells.Where(c => c.Status == CellStatus.Missed).ToList();
         string cap = StepCap > 0 ? $"{StepCap} steps" : "each cell's finetune.steps";
         var text = new StringBuilder();
-        text.Append(I($"{reached.Count} of {Cells.Count} cells reached a validation task loss of {TargetValidationLoss} within {cap}"));
+        text.Append(I($"{reached.Count} of {Cells.Count} cells reached {Target.Describe} within {cap}"));
         text.Append(missed.Count == 0 ? "." : $"; {string.Join(", ", missed.Select(c => c.Name))} did not and {(missed.Count == 1 ? "is" : "are")} not compared.");
         if (reached.Count == 0)
             return text.Append(" No recommendation: raise study.stepCap or set a target the methods can reach.").ToString();
@@ -121,7 +129,7 @@ public sealed record StudyReport(double TargetValidationLoss, int StepCap, IRead
     {
         var md = new StringBuilder();
         md.AppendLine("# Study: forgetting at equal learning").AppendLine();
-        md.AppendLine(I($"Target: validation task loss ≤ {TargetValidationLoss}{(StepCap > 0 ? $" within {StepCap} steps" : "")}. ")
+        md.AppendLine(I($"Target: {Target.Condition}{(StepCap > 0 ? $" within {StepCap} steps" : "")}. ")
                       + "Forgetting is each old suite's headline metric (positive = worse than the base model), gain each new suite's "
                       + "(positive = better), with the evaluate stage's 95% paired-bootstrap intervals; pts = points of a rate, % = percent of the base value. "
                       + "L = on the learning frontier, C = on the cost frontier. Wall time and peak memory were measured on a shared machine (timings.json); "
@@ -140,7 +148,7 @@ public sealed record StudyReport(double TargetValidationLoss, int StepCap, IRead
             var row = new List<string>
             {
                 c.Name, c.Method, string.Join(", ", c.Settings.Select(s => $"`{s.Key}={s.Value}`")),
-                c.Status == CellStatus.Reached ? I($"yes ({c.BestValidationLoss})") : I($"**no** (best {c.BestValidationLoss})"),
+                c.Status == CellStatus.Reached ? I($"yes ({Target.BestOf(c)})") : I($"**no** (best {Target.BestOf(c)})"),
                 c.Steps.ToString(CultureInfo.InvariantCulture), c.Tokens.ToString(CultureInfo.InvariantCulture),
             };
             row.AddRange(old.Select(s => c.Forgetting.FirstOrDefault(f => f.Suite == s) is { } f ? Cell(f) : ""));
@@ -178,7 +186,7 @@ public sealed record StudyReport(double TargetValidationLoss, int StepCap, IRead
                 new XAttribute("time", I($"{Timings.FirstOrDefault(t => t.Name == c.Name)?.WallSeconds ?? 0}")));
             var problems = new List<string>();
             if (c.Status == CellStatus.Missed)
-                problems.Add(I($"did not reach validation task loss {TargetValidationLoss} in {c.Steps} steps (best {c.BestValidationLoss})"));
+                problems.Add(I($"did not reach {Target.Describe} in {c.Steps} steps (best {Target.BestOf(c)})"));
             if (c.FailedGates.Count > 0) problems.Add("release gates failed: " + string.Join(", ", c.FailedGates));
             if (problems.Count > 0) testcase.Add(new XElement("failure", new XAttribute("message", string.Join("; ", problems))));
             return testcase;

@@ -36,20 +36,31 @@ public sealed class StudyRunner
     /// <summary>A cell's configuration, rooted at <paramref name="cellRoot"/>: the study's target and step cap win over the cell's own settings.</summary>
     public PipelineConfig CellConfig(StudyCell cell, string cellRoot)
     {
-        var enforced = new List<string>
-        {
+        List<string> enforced =
+        [
             "run.root=" + cellRoot,
             // Content-keyed caches shared by the cells: the base model is scored once per study, not once per cell.
             "run.cacheRoot=" + Path.Combine(Root, ".cache"),
-            "finetune.targetValidationLoss=" + Options.Target.ValidationLoss.ToString("R", CultureInfo.InvariantCulture),
-        };
+            .. Options.Target.FineTuneSettings(),
+        ];
         if (Options.StepCap > 0) enforced.Add("finetune.steps=" + Options.StepCap.ToString(CultureInfo.InvariantCulture));
         return config.With([.. cell.Assignments, .. enforced], $"study cell {cell.Name}:");
     }
 
     /// <summary>The cell's stages up to evaluate (a study never packages), in pipeline order.</summary>
-    public IReadOnlyList<IStage> CellStages(StudyCell cell, string cellRoot) =>
-        StageRegistry.Build(new StageContext(CellConfig(cell, cellRoot))).TakeWhile(s => s.Name != "package").ToList();
+    public IReadOnlyList<IStage> CellStages(StudyCell cell, string cellRoot)
+    {
+        var config = CellConfig(cell, cellRoot);
+        try
+        {
+            return StageRegistry.Build(new StageContext(config)).TakeWhile(s => s.Name != "package").ToList();
+        }
+        catch (ConfigException e)
+        {
+            // A setting that is wrong only together with another section (finetune's target accuracy names an evaluate suite).
+            throw new ConfigException($"study cell {cell.Name}: {e.Message}");
+        }
+    }
 
     /// <summary>
     /// Starts a cell that has work in a process of its own (<see cref="CellProcess"/>), so that its peak memory is its
@@ -87,7 +98,7 @@ public sealed class StudyRunner
         {
             var result = await store.RunAsync(stage, force: false, cancellationToken);
             if (recordPeakMemory && !result.Skipped && CellMemory.TrainingStages.Contains(stage.Name))
-                CellMemory.Record(cellRoot, stage.Name, FineTuning.PeakMemory.PeakRssBytes());
+                CellMemory.Record(cellRoot, stage.Name, CellMemory.ProcessPeakBytes());
         }
     }
 
@@ -112,7 +123,7 @@ public sealed class StudyRunner
             results.Add(result);
             timings.Add(timing);
         }
-        return new StudyReport(Options.Target.ValidationLoss, Options.StepCap, results, timings);
+        return new StudyReport(StudyLevel.Of(Options.Target, config.Section<Evaluation.EvaluateOptions>("evaluate")), Options.StepCap, results, timings);
     }
 
     /// <summary>
