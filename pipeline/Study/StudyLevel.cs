@@ -35,6 +35,11 @@ public sealed record StudyLevel(double Value, string? Suite = null, string? Metr
         ? I($"held-out {Suite} {Metric} ≥ {Value} on its first {Items} items")
         : I($"validation task loss ≤ {Value}");
 
+    /// <summary>"validation task loss 0.8" / "held-out postag acc 0.6 (its first 100 items)": what a missed cell did not reach (JUnit).</summary>
+    public string Name => IsAccuracy
+        ? I($"held-out {Suite} {Metric} {Value} (its first {Items} items)")
+        : I($"validation task loss {Value}");
+
     /// <summary>The cell's best value of what the target measures (the table's "learning reached").</summary>
     public double? BestOf(CellResult cell) => IsAccuracy ? cell.BestAccuracy : cell.BestValidationLoss;
 

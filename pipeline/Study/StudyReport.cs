@@ -155,11 +155,14 @@ public sealed record StudyReport(StudyLevel Target, int StepCap, IReadOnlyList<C
             row.AddRange(@new.Select(s => c.Learning.FirstOrDefault(f => f.Suite == s) is { } f ? Cell(f) : ""));
             row.Add(c.TrainableParameters.ToString(CultureInfo.InvariantCulture));
             row.Add(t is null ? "" : I($"{t.WallSeconds:0.#}"));
-            row.Add(t is null ? "" : t.PeakRssBytes is { } peak ? I($"{peak / 1048576.0:0}") : $"n/a ({t.PeakUnknown})");
+            row.Add(t is null ? "" : t.PeakRssBytes is { } peak ? I($"{peak / 1048576.0:0}") : "n/a");
             row.Add((LearningFrontier.Contains(c.Name) ? "L" : "") + (CostFrontier.Contains(c.Name) ? "C" : ""));
             row.Add(c.FailedGates.Count == 0 ? "pass" : "failed: " + string.Join(", ", c.FailedGates));
             md.AppendLine("| " + string.Join(" | ", row) + " |");
         }
+        // Why a peak is not known, once per reason rather than in every row.
+        foreach (var unknown in Timings.Where(t => t.PeakRssBytes is null && t.PeakUnknown is not null).GroupBy(t => t.PeakUnknown!))
+            md.AppendLine().AppendLine($"peak MB n/a for {string.Join(", ", unknown.Select(t => t.Name))}: {unknown.Key}.");
         md.AppendLine().AppendLine("## Recommendation").AppendLine().AppendLine(Recommendation()).AppendLine();
         md.AppendLine($"![forgetting against learning and cost]({PngFile})");
         return md.ToString();
@@ -186,7 +189,7 @@ public sealed record StudyReport(StudyLevel Target, int StepCap, IReadOnlyList<C
                 new XAttribute("time", I($"{Timings.FirstOrDefault(t => t.Name == c.Name)?.WallSeconds ?? 0}")));
             var problems = new List<string>();
             if (c.Status == CellStatus.Missed)
-                problems.Add(I($"did not reach {Target.Describe} in {c.Steps} steps (best {Target.BestOf(c)})"));
+                problems.Add(I($"did not reach {Target.Name} in {c.Steps} steps (best {Target.BestOf(c)})"));
             if (c.FailedGates.Count > 0) problems.Add("release gates failed: " + string.Join(", ", c.FailedGates));
             if (problems.Count > 0) testcase.Add(new XElement("failure", new XAttribute("message", string.Join("; ", problems))));
             return testcase;

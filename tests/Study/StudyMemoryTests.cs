@@ -50,30 +50,6 @@ public sealed class StudyMemoryTests
     }
 
     [Fact]
-    public async Task Cells_run_in_the_study_process_have_no_peak_and_say_why()
-    {
-        using var f = new StudyFixture();
-        var runner = f.Runner();
-        await runner.RunAsync(runner.Cells, CancellationToken.None);
-        var report = runner.Report([runner.Root], verify: false);
-        Assert.All(report.Timings, t =>
-        {
-            Assert.Null(t.PeakRssBytes);
-            Assert.Contains("did not run in a process of the cell's own", t.PeakUnknown);
-        });
-        Assert.Contains("n/a (finetune did not run in a process of the cell's own", report.Markdown());
-
-        // A record of another finetune run (the stage ran again since) is not taken for this one's.
-        string cell = Path.Combine(runner.Root, "fast");
-        CellMemory.Record(cell, "finetune", 123_000_000);
-        Assert.Equal(123_000_000, CellMemory.Read(cell).Bytes);
-        var record = JsonNode.Parse(File.ReadAllText(Path.Combine(cell, CellMemory.FileName)))!;
-        record["stages"]!["finetune"]!["started"] = "2000-01-01T00:00:00.0000000+00:00";
-        File.WriteAllText(Path.Combine(cell, CellMemory.FileName), record.ToJsonString());
-        Assert.Null(CellMemory.Read(cell).Bytes);
-    }
-
-    [Fact]
     public void The_cell_process_gets_the_study_command_line_without_shard_and_diagnostics()
     {
         Assert.Equal(["study", "--study", "s.json", "--set", "a.b=1", "--verbose"],
