@@ -105,3 +105,30 @@ public sealed class StudyAccuracyTargetTests
     private static JsonObject Summary(string studyRoot, string cell) =>
         JsonNode.Parse(File.ReadAllText(Path.Combine(studyRoot, cell, "finetune", "summary.json")))!.AsObject();
 }
+
+/// <summary>Finetune with a target accuracy, stopped and resumed: it stops where an uninterrupted run stops, with the same bytes.</summary>
+[Collection(Forgetless.Tests.Peft.TorchSerial.Name)]
+public sealed class AccuracyTargetResumeTests
+{
+    [Theory]
+    [InlineData("reached", "0.6")] // at step 4 (measured), after the first checkpoint (step 3)
+    [InlineData("missed", "1")]    // never: it trains to the cap, its best accuracy as the uninterrupted run's
+    public async Task A_resumed_run_stops_at_the_step_of_an_uninterrupted_one(string name, string target)
+    {
+        using var f = new StudyFixture();
+        f.AddFormatSuite();
+        string[] overrides = ["finetune.evalEvery=2", "finetune.targetAccuracy=" + target, "finetune.targetAccuracySuite=format", "finetune.targetAccuracyItems=24"];
+        var straight = await f.Pipeline.RunAsync(runRoot: "straight", overrides: overrides);
+        string resumed = await Forgetless.Tests.FineTuning.FirstCheckpointCancellation.RunAsync(f.Root, "resumed", "finetune",
+            (token, root) => f.Pipeline.RunAsync(token, root, overrides));
+        var summary = await f.Pipeline.RunAsync(runRoot: resumed, overrides: overrides);
+
+        Assert.True(summary["resumed_from_step"]!.GetValue<long>() > 0, name);
+        Assert.Equal(straight["stop_reason"]!.GetValue<string>(), summary["stop_reason"]!.GetValue<string>());
+        Assert.Equal(name == "reached" ? "target_accuracy" : "steps", summary["stop_reason"]!.GetValue<string>());
+        Assert.Equal(straight["steps"]!.GetValue<long>(), summary["steps"]!.GetValue<long>());
+        Assert.Equal(straight["best_heldout_task_accuracy"]!.GetValue<double>(), summary["best_heldout_task_accuracy"]!.GetValue<double>());
+        Assert.Equal(File.ReadAllBytes(Path.Combine(f.Root, "straight", "finetune", "adapter", Forgetless.Peft.AdapterTensors.WeightsFile)),
+            File.ReadAllBytes(Path.Combine(f.Root, resumed, "finetune", "adapter", Forgetless.Peft.AdapterTensors.WeightsFile)));
+    }
+}
