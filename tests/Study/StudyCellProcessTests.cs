@@ -5,8 +5,11 @@ using Forgetless.Tests.FineTuning;
 
 namespace Forgetless.Tests.Study;
 
-/// <summary>A cell's peak memory is its own: each cell runs in a process of its own, and a number that is not the cell's is shown as unknown.</summary>
-public sealed class StudyMemoryTests
+/// <summary>
+/// `forgetless study` runs each cell in a process of its own: the cell's peak memory is its own, and stopping the study
+/// stops the cell's process the way Ctrl+C would, leaving a checkpoint the next run resumes from.
+/// </summary>
+public sealed class StudyCellProcessTests
 {
     [Fact]
     public async Task A_small_cell_after_a_large_one_reports_the_smaller_peak()
@@ -48,6 +51,48 @@ public sealed class StudyMemoryTests
         }
         Assert.Contains("| large |", File.ReadAllText(Path.Combine(f.Root, "memory-study", "report", StudyReport.MarkdownFile)));
     }
+
+    [Fact]
+    public async Task A_study_stopped_with_SIGTERM_stops_its_cell_at_a_checkpoint_and_the_rerun_resumes_it()
+    {
+        using var f = new StudyFixture();
+        File.WriteAllText(Path.Combine(f.Root, "long-study.json"), """
+            {
+              "study": {
+                "root": "long-study",
+                "target": { "validationLoss": 0.001 },
+                "stepCap": 400,
+                "settings": { "finetune.evalEvery": "200", "finetune.checkpointEvery": "3" },
+                "cells": [ { "name": "long", "set": { "finetune.learningRate": "0.0002" } } ]
+              }
+            }
+            """);
+        string work = Path.Combine(f.Root, "long-study", "long", ".work");
+        using (var study = ForgetlessProcess.Start(f.Root, ["study", "--study", "long-study.json"]))
+        {
+            var output = ForgetlessProcess.Finish(study, TimeSpan.FromMinutes(3));
+            while (!(Directory.Exists(work) && Directory.EnumerateDirectories(work, "finetune-*")
+                       .Any(d => File.Exists(Path.Combine(d, Forgetless.FineTuning.Trainer.CheckpointFile)))))
+            {
+                Assert.False(study.HasExited, "the study ended before its cell wrote a checkpoint:\n" + (study.HasExited ? (await output).ToString() : ""));
+                await Task.Delay(20);
+            }
+            Assert.Equal(0, Signal(study.Id, 15)); // SIGTERM to the study alone, as a CI runner cancelling a job does
+            var stopped = await output;
+            Assert.True(stopped.ExitCode == Forgetless.Runs.ExitCodes.Cancelled, stopped.ToString());
+            Assert.Contains("checkpoint saved", stopped.Output); // the cell's process saved it on the way out
+        }
+        Assert.False(Directory.Exists(Path.Combine(f.Root, "long-study", "long", "finetune")));
+
+        var rerun = await ForgetlessProcess.RunAsync(f.Root, "study", "--study", "long-study.json");
+        Assert.True(rerun.ExitCode == 0, rerun.ToString());
+        var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(f.Root, "long-study", "long", "finetune", "summary.json")))!;
+        Assert.True(summary["resumed_from_step"]!.GetValue<long>() > 0);
+        Assert.Equal(400, summary["steps"]!.GetValue<long>());
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill")]
+    private static extern int Signal(int pid, int signal);
 
     [Fact]
     public void The_cell_process_gets_the_study_command_line_without_shard_and_diagnostics()
