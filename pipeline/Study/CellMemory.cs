@@ -50,7 +50,7 @@ public static class CellMemory
             ["allocator"] = Allocator(),
         };
         var file = new JsonObject { ["schema"] = Schema, ["measured"] = Meaning, ["stages"] = stages };
-        AtomicFile.WriteAllText(path, file.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        AtomicFile.WriteAllText(path, file.ToJsonString(Indented) + "\n");
     }
 
     /// <summary>The cell's peak: the highest of its training stages' entries, or null with the reason it is not known.</summary>
@@ -73,6 +73,8 @@ public static class CellMemory
         }
         return peak > 0 ? (peak, allocator, null) : (null, null, "the cell has no training stage");
     }
+
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     private static JsonObject? TryRead(string path)
     {

@@ -45,7 +45,7 @@ public sealed class StudyConfigTests
         {
             string root = Path.Combine(Path.GetTempPath(), "unused", cell.Name);
             var finetune = runner.CellConfig(cell, root).Section<Forgetless.FineTuning.FineTuneOptions>("finetune");
-            Assert.Equal(0.3, finetune.TargetAccuracy);
+            Assert.Equal(0.4, finetune.TargetAccuracy);
             Assert.Equal(0, finetune.TargetValidationLoss);
             Assert.Equal("postag", finetune.TargetAccuracySuite);
             runner.CellStages(cell, root); // the suite resolves against evaluate's
