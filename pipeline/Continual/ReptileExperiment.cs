@@ -67,7 +67,7 @@ public sealed class ReptileExperiment(ReptileSetup setup, ContinualOptions optio
         if (meta.Count == 0) throw new Configuration.ConfigException("continual.reptile: needs at least two tasks (one held out, one or more to meta-train on)");
 
         var (model, tokenizer) = setup.LoadBase();
-        using var tuned = setup.Finetune.Apply(model, setup.Seed);
+        using var tuned = setup.Finetune.Apply(model, setup.Seed, placement: setup.Placement);
         var fresh = Snapshot(tuned);
         var metaRows = meta.Select(t => Encode(tokenizer, setup.Resolve(t.Train), t, setup.SeqLen, int.MaxValue)).ToList();
         var heldRows = Encode(tokenizer, setup.Resolve(heldOut.Train), heldOut, setup.SeqLen, int.MaxValue);
@@ -208,6 +208,9 @@ public sealed class ReptileExperiment(ReptileSetup setup, ContinualOptions optio
     }
 }
 
-/// <summary>What the experiment takes from the pipeline: the base model, the finetune method, paths and seed.</summary>
+/// <summary>
+/// What the experiment takes from the pipeline: the base model (loaded on <paramref name="Placement"/>, where the
+/// method's adapters are then made), the finetune method, paths and seed.
+/// </summary>
 public sealed record ReptileSetup(Func<(CausalLM Model, ITokenizer Tokenizer)> LoadBase, FineTuneOptions Finetune, Func<string, string> Resolve,
-    string Heldout, int SeqLen, double LearningRate, int Seed);
+    string Heldout, int SeqLen, double LearningRate, int Seed, Model.Devices.Placement? Placement = null);

@@ -54,7 +54,7 @@ public sealed class TaskRouter
     /// <summary>The mean of the input's token embeddings (the model's input embedding table).</summary>
     public static float[] MeanEmbedding(CausalLM model, ITokenizer tokenizer, string text)
     {
-        var table = model.named_modules().Select(m => m.module).OfType<Embedding>().FirstOrDefault()
+        var table = model.named_modules().Select(m => m.module).OfType<TokenEmbedding>().FirstOrDefault()
             ?? throw new InvalidOperationException($"the {model.Config.ModelType} model has no token embedding to route by");
         var ids = tokenizer.Encode(text);
         if (ids.Length == 0) return new float[model.Config.HiddenSize];

@@ -70,6 +70,13 @@ public sealed class FineTuneOptions : IValidatableOptions, IHasPluginSections
     /// <summary>Recompute each decoder layer in backward instead of keeping its activations (less memory, about 1/3 more compute).</summary>
     public bool GradientCheckpointing { get; set; }
 
+    /// <summary>
+    /// auto | on | off: whether the task loss projects the hidden states to the vocabulary a few positions at a time
+    /// instead of making the whole logits [tokens, vocabulary] (Liger Kernel's fused linear cross-entropy; equal to the
+    /// unfused loss up to float rounding). auto: when a micro-batch's logits would exceed 128 MB and no term (kd) reads them.
+    /// </summary>
+    public global::Forgetless.Training.ChunkedLoss ChunkedLoss { get; set; } = global::Forgetless.Training.ChunkedLoss.Auto;
+
     /// <summary>Start from an earlier adapter folder of the same method (sequential tasks; online EWC, SI).</summary>
     public string? InitAdapter { get; set; }
     /// <summary>Also write <c>merged/</c>: the base model with the adapter folded in (methods that can merge).</summary>
@@ -133,7 +140,7 @@ public sealed class FineTuneOptions : IValidatableOptions, IHasPluginSections
     public TrainingOptions Training => new()
     {
         Steps = Steps, TokensPerBatch = TokensPerBatch, GradientAccumulation = GradientAccumulation, LearningRate = LearningRate,
-        WarmupSteps = WarmupSteps, MinLrRatio = MinLrRatio, WeightDecay = WeightDecay, ClipNorm = ClipNorm, LogEvery = LogEvery,
+        ChunkedLoss = ChunkedLoss, WarmupSteps = WarmupSteps, MinLrRatio = MinLrRatio, WeightDecay = WeightDecay, ClipNorm = ClipNorm, LogEvery = LogEvery,
         EvalEvery = EvalEvery, CheckpointEvery = CheckpointEvery, KeepBest = KeepBest, EarlyStoppingPatience = EarlyStoppingPatience,
         TargetValidationLoss = TargetValidationLoss, TargetAccuracy = TargetAccuracy,
     };

@@ -26,8 +26,11 @@ public sealed class LossProbe
     public int ValidationRows => validation.Count;
     public int HeldoutWindows => heldout.Count;
 
-    public double ValidationLoss(CausalLM model) => MeanLoss(model, validation, batchRows);
-    public double HeldoutLoss(CausalLM model) => MeanLoss(model, heldout, batchRows);
+    /// <summary>Whether the probes' loss may go by chunks (<see cref="Training.ChunkedCrossEntropy"/>): under auto, at a real vocabulary.</summary>
+    public Training.ChunkedLoss ChunkedLoss { get; init; } = Training.ChunkedLoss.Off;
+
+    public double ValidationLoss(CausalLM model) => MeanLoss(model, validation, batchRows, ChunkedLoss);
+    public double HeldoutLoss(CausalLM model) => MeanLoss(model, heldout, batchRows, ChunkedLoss);
 
     /// <summary>The first <paramref name="count"/> task rows of the validation file (all rows when it has no task rows).</summary>
     public static List<PreparedRow> TaskRows(IReadOnlyList<PreparedRow> rows, int count)
@@ -65,10 +68,25 @@ public sealed class LossProbe
         return rows;
     }
 
-    /// <summary>Mean next-token cross-entropy in nats per scored target token.</summary>
-    public static double MeanLoss(CausalLM model, IReadOnlyList<PreparedRow> rows, int batchRows) =>
+    /// <summary>Mean next-token cross-entropy in nats per scored target token (by chunks where <paramref name="chunked"/> applies).</summary>
+    public static double MeanLoss(CausalLM model, IReadOnlyList<PreparedRow> rows, int batchRows, Training.ChunkedLoss chunked = Training.ChunkedLoss.Off) =>
         TargetTokenMean.Of([model], rows, batchRows, batch =>
-            TokenNll(batch.Logits(model), batch.Targets).mul(batch.TargetMask).sum());
+            ByChunks(model, batch, chunked) is { } head ? ChunkedNll(model, batch, head).mul(batch.TargetMask).sum()
+                : TokenNll(batch.Logits(model), batch.Targets).mul(batch.TargetMask).sum());
+
+    private static Tensor? ByChunks(CausalLM model, TokenBatch batch, Training.ChunkedLoss chunked) =>
+        model.PlainOutputWeight is { } head && Training.ChunkedCrossEntropy.Applies(chunked, batch.Inputs.numel(), model.Config.VocabSize, termsReadLogits: false, bareHead: true)
+            ? head : null;
+
+    /// <summary>Per-token nll [B, W − 1] from the hidden states, a few rows at a time.</summary>
+    private static Tensor ChunkedNll(CausalLM model, TokenBatch batch, Tensor head)
+    {
+        using var scope = NewDisposeScope();
+        var hidden = batch.Hidden(model);
+        var scored = hidden.narrow(1, 0, batch.Targets.shape[1]);
+        var nll = Training.ChunkedCrossEntropy.TokenNll(scored.reshape(-1, scored.shape[^1]), head, batch.Targets.reshape(-1));
+        return nll.reshape(batch.Targets.shape).MoveToOuterDisposeScope();
+    }
 
     /// <summary>Per-token negative log-likelihood [B, T − 1] of next-token targets from logits [B, T, V].</summary>
     public static Tensor TokenNll(Tensor logits, Tensor targets)

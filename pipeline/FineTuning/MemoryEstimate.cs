@@ -2,6 +2,7 @@ using System.Globalization;
 using Forgetless.Configuration;
 using Forgetless.Model;
 using Forgetless.Model.Devices;
+using Forgetless.Model.Safetensors;
 using Forgetless.Peft;
 using Microsoft.Extensions.Logging;
 using static TorchSharp.torch;
@@ -39,7 +40,8 @@ public sealed record MemoryEstimate(IReadOnlyList<(string Part, long Bytes)> Par
     /// <paramref name="probeTokens"/> tokens, on <paramref name="placement"/>.
     /// </summary>
     public static MemoryEstimate Of(ModelConfig config, MethodFootprint footprint, int tokensPerBatch, int sequenceLength, int probeTokens,
-        Placement placement, bool gradientCheckpointing, bool trainsBaseProjections)
+        Placement placement, bool gradientCheckpointing, bool trainsBaseProjections, bool chunkedLoss = false,
+        Training.ChunkedLoss chunkedSetting = Training.ChunkedLoss.Off)
     {
         long b = placement.ComputeType == ScalarType.Float32 ? 4 : 2;
         long h = config.HiddenSize, i = config.IntermediateSize, heads = config.NumAttentionHeads, layers = config.NumHiddenLayers;
@@ -47,7 +49,7 @@ public sealed record MemoryEstimate(IReadOnlyList<(string Part, long Bytes)> Par
         long s = Math.Min(sequenceLength, config.MaxPositionEmbeddings);
 
         long frozen = footprint.Total - footprint.Trainable - footprint.Quantized;
-        long weights = frozen * b;
+        long weights = (frozen - footprint.KeptIn16Bit) * b + footprint.KeptIn16Bit * 2;
         long nf4 = footprint.Quantized / 2 + footprint.Quantized / 64 + 4 * (footprint.Quantized / (64 * 256)) + 4 * footprint.QuantizedModules;
         long trainable = footprint.Trainable * 16; // f32 value, gradient, AdamW's m and v
 
@@ -58,10 +60,16 @@ public sealed record MemoryEstimate(IReadOnlyList<(string Part, long Bytes)> Par
         long activations = gradientCheckpointing
             ? tokens * b * (layers * h + perLayer + 2 * heads * s)
             : tokens * b * (layers * perLayer + 2 * heads * s);
-        // logits, their log-softmax (kept for backward) and the gradient flowing back: three f32 [tokens, V] tensors.
-        long logits = 3L * tokens * config.VocabSize * 4;
-        // A probe (validation, held-out loss) has no autograd, but its logits and log-softmax exist at once.
-        long probe = 2L * probeTokens * config.VocabSize * 4 + (long)probeTokens * b * (4 * h + i + 2 * heads * s);
+        // logits, their log-softmax (kept for backward) and the gradient flowing back: three f32 [tokens, V] tensors —
+        // or, with the chunked loss, a chunk's logits and gradient and the hidden states' gradient kept for backward.
+        long logits = chunkedLoss
+            ? 2 * Training.ChunkedCrossEntropy.RowsPerChunk(config.VocabSize) * config.VocabSize * 4 + tokens * h * b
+            : 3L * tokens * config.VocabSize * 4;
+        // A probe (validation, held-out loss) has no autograd, but its logits and log-softmax exist at once (by chunks:
+        // one chunk's logits and their exp).
+        bool probeChunked = Training.ChunkedCrossEntropy.Applies(chunkedSetting, probeTokens, config.VocabSize, termsReadLogits: false, bareHead: true);
+        long probeLogits = probeChunked ? 2 * Training.ChunkedCrossEntropy.RowsPerChunk(config.VocabSize) * config.VocabSize * 4 : 2L * probeTokens * config.VocabSize * 4;
+        long probe = probeLogits + (long)probeTokens * b * (4 * h + i + 2 * heads * s);
         long step = Math.Max(activations + logits, probe);
         return new MemoryEstimate(
         [
@@ -73,7 +81,8 @@ public sealed record MemoryEstimate(IReadOnlyList<(string Part, long Bytes)> Par
 }
 
 /// <summary>Parameters of a base model with a method applied: all of them, those that train, and those stored as NF4.</summary>
-public sealed record MethodFootprint(long Total, long Trainable, long Quantized, long QuantizedModules);
+/// <param name="KeptIn16Bit">Frozen parameters the method's loader keeps in the checkpoint's 16-bit type whatever the compute type (qlora's embeddings).</param>
+public sealed record MethodFootprint(long Total, long Trainable, long Quantized, long QuantizedModules, long KeptIn16Bit = 0);
 
 /// <summary>The estimate printed at the start of a training stage and checked against what the device has.</summary>
 public static class MemoryCheck
@@ -104,9 +113,33 @@ public static class MemoryCheck
         if (!File.Exists(configPath)) throw new UserInputException($"{configPath}: not found; the memory estimate needs the base model's config.json");
         var config = ModelConfig.FromJson(File.ReadAllText(configPath), configPath);
         var footprint = options.MethodPlugin.Footprint(config, options.Plugins);
+        if (options.MethodPlugin.BaseLoader(options.Plugins) is { } loader && CheckpointWeights.ExistIn(baseModel))
+            footprint = footprint with { KeptIn16Bit = KeptIn16Bit(config, CheckpointWeights.Open(baseModel), loader) };
         int seq = sequenceLength ?? Math.Min(options.TokensPerBatch, config.MaxPositionEmbeddings);
+        // Before loading, a bare head is presumed (what every supported architecture has unless an adapter targets lm_head).
+        bool chunked = Training.ChunkedCrossEntropy.Applies(options.ChunkedLoss, options.TokensPerBatch, config.VocabSize,
+            options.Regularizers.Any(r => Training.Terms.TrainingTerms.Find(r)?.ReadsLogits == true), bareHead: true);
         return MemoryEstimate.Of(config, footprint, options.TokensPerBatch, seq, ProbeTokens(options, seq), placement,
-            options.GradientCheckpointing, options.MethodPlugin.TrainsBaseProjections);
+            options.GradientCheckpointing, options.MethodPlugin.TrainsBaseProjections, chunked, options.ChunkedLoss);
+    }
+
+    /// <summary>
+    /// Parameters the loader will keep in 16 bits: asked of it per parameter of a meta skeleton, with the type the
+    /// checkpoint's headers give (no tensor data is read).
+    /// </summary>
+    private static long KeptIn16Bit(ModelConfig config, CheckpointWeights weights, IModuleLoader loader)
+    {
+        using var skeleton = ModelFactory.CreateUninitialized(config, META);
+        long kept = 0;
+        foreach (var (path, module) in skeleton.named_modules().Prepend(("", skeleton)))
+            foreach (var (attr, p) in module.named_parameters(recurse: false))
+            {
+                var name = path.Length == 0 ? attr : path + "." + attr;
+                var key = weights.Contains(name) ? name : name[(name.IndexOf('.') + 1)..];
+                if (!weights.Contains(key) || loader.Claims(path, module)) continue;
+                if (loader.ParameterType(name, module, weights.StoredType(key)) is ScalarType.BFloat16 or ScalarType.Float16) kept += p.numel();
+            }
+        return kept;
     }
 
     /// <summary>Tokens in one probe batch (<see cref="ProbeRows"/> rows).</summary>

@@ -112,6 +112,9 @@ public sealed class TokenBatch(Tensor inputs, Tensor targets, Tensor targetMask,
     /// </summary>
     public Tensor Logits(CausalLM model) => model.Forward(Inputs, layout: Layout);
 
+    /// <summary>The model's final hidden states [B, W, D] for this batch, laid out as <see cref="Logits"/>.</summary>
+    public Tensor Hidden(CausalLM model) => model.ForwardHidden(Inputs, Layout);
+
     public void Dispose()
     {
         Inputs.Dispose(); Targets.Dispose(); TargetMask.Dispose(); IsReplay.Dispose(); Layout?.Dispose();

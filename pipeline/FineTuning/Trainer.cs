@@ -100,8 +100,10 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
             }
             metrics.Append(first);
             Tensorboard?.Write(StageName, 0, first);
-            logger.LogInformation("{Stage}: before training — validation task loss {Val:F4}, held-out loss {Heldout:F4}", StageName,
-                state.ValidationBefore, state.HeldoutBefore);
+            // A loop with nothing to probe (Reptile's inner loops, benchmarks) has no "before" to tell.
+            if (probe.ValidationRows + probe.HeldoutWindows > 0)
+                logger.LogInformation("{Stage}: before training — validation task loss {Val:F4}, held-out loss {Heldout:F4}", StageName,
+                    state.ValidationBefore, state.HeldoutBefore);
         }
 
         string stop = "steps";
@@ -208,11 +210,7 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
         {
             var batch = micro[m];
             tokens += batch.Tokens;
-            var termBatch = new TermBatch
-            {
-                Rows = microRows[m], Tokens = batch, Logits = batch.Logits(model),
-                StepTargetTokens = targetTokens, MicroBatches = micro.Count,
-            };
+            var termBatch = NewTermBatch(model, microRows[m], batch, targetTokens, micro.Count);
             Tensor? loss = null;
             foreach (var term in terms)
             {
@@ -264,6 +262,24 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
         double taskLoss = reported.GetValueOrDefault(TaskLoss.LoggedName, double.NaN);
         return new StepNumbers(taskLoss, terms.Where(t => t.Name != TaskLoss.LoggedName && reported.ContainsKey(t.Name))
             .Select(t => (t.Name, reported[t.Name])).ToList(), tokens);
+    }
+
+    /// <summary>
+    /// A micro-batch for the terms: with the whole logits, or — when the task loss may project a chunk at a time
+    /// (<see cref="ChunkedCrossEntropy.Applies"/>) — with the hidden states and the output weight, the logits made only
+    /// if a term asks for them after all.
+    /// </summary>
+    private TermBatch NewTermBatch(Model.CausalLM model, IReadOnlyList<PreparedRow> rows, TokenBatch batch, double targetTokens, int microBatches)
+    {
+        var head = model.PlainOutputWeight;
+        if (!ChunkedCrossEntropy.Applies(options.ChunkedLoss, batch.Inputs.numel(), model.Config.VocabSize, terms.Any(t => t.ReadsLogits), head is not null))
+            return new TermBatch { Rows = rows, Tokens = batch, Logits = batch.Logits(model), StepTargetTokens = targetTokens, MicroBatches = microBatches };
+        var hidden = batch.Hidden(model);
+        return new TermBatch
+        {
+            Rows = rows, Tokens = batch, Hidden = hidden, OutputWeight = head, LogitsSource = () => model.LogitsOf(hidden),
+            StepTargetTokens = targetTokens, MicroBatches = microBatches,
+        };
     }
 
     private static NonFiniteLossException NonFinite(long step, string what, string checkpoint) => new(

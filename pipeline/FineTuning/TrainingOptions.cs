@@ -29,4 +29,6 @@ public sealed record TrainingOptions
     public double TargetAccuracy { get; init; }
     /// <summary>Dynamic loss scaling (<see cref="Training.LossScaler"/>): on for f16 activations, which underflow without it.</summary>
     public bool LossScaling { get; init; }
+    /// <summary>Whether the task loss projects hidden states a chunk at a time instead of making the whole logits.</summary>
+    public Training.ChunkedLoss ChunkedLoss { get; init; }
 }

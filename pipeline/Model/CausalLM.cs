@@ -63,17 +63,48 @@ public abstract class CausalLM : nn.Module
         if (attentionMask is not null && !attentionMask.shape.SequenceEqual(inputIds.shape))
             throw new ArgumentException($"attentionMask shape [{string.Join(", ", attentionMask.shape)}] differs from inputIds [{string.Join(", ", inputIds.shape)}]");
         using var scope = NewDisposeScope();
-        var checkpoint = GradientCheckpointing && training && cache is null && torch.is_grad_enabled() ? new LayerCheckpoint() : null;
-        int before = scope.DisposablesCount;
-        var context = AttentionContext.Create(inputIds, attentionMask, cache, PrefixKeyValues, layout);
-        checkpoint?.Keep(scope, before);
-        CheckSequenceLength((PrefixKeyValues?.Length ?? 0) + (int)(layout?.PositionCount ?? (cache?.Length ?? 0) + inputIds.shape[1]));
-        var hidden = HiddenStates(inputIds, context, checkpoint);
+        var (hidden, context) = RunLayers(scope, inputIds, attentionMask, cache, layout);
         if (logitsAt is not null) hidden = DeviceOps.Rows(hidden.reshape(-1, hidden.shape[^1]), logitsAt);
         var logits = OutputLogits(hidden);
         if (logits.dtype != ScalarType.Float32) logits = logits.to(ScalarType.Float32);
         if (cache is not null) cache.Advance(context.FullMask!);
         return logits.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The final hidden states [B, T, D] (after the last norm, in <see cref="ComputeType"/>) that <see cref="Forward"/>
+    /// projects to logits — for a loss that projects them itself, a few positions at a time (<see cref="PlainOutputWeight"/>).
+    /// </summary>
+    public Tensor ForwardHidden(Tensor inputIds, TokenLayout? layout = null)
+    {
+        using var scope = NewDisposeScope();
+        return RunLayers(scope, inputIds, null, null, layout).Hidden.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The output projection as a bare matrix [V, D] when that is all it is — a tied input embedding, or an lm_head
+    /// without bias or adapter — so that logits = hidden · Wᵀ; null when the head is anything else.
+    /// </summary>
+    public Tensor? PlainOutputWeight => PlainHeadWeight;
+
+    /// <summary>Logits [..., V] f32 of hidden states from <see cref="ForwardHidden"/>.</summary>
+    public Tensor LogitsOf(Tensor hidden)
+    {
+        var logits = OutputLogits(hidden);
+        if (logits.dtype == ScalarType.Float32) return logits;
+        using (logits) return logits.to(ScalarType.Float32);
+    }
+
+    private protected abstract Tensor? PlainHeadWeight { get; }
+
+    private (Tensor Hidden, AttentionContext Context) RunLayers(DisposeScope scope, Tensor inputIds, Tensor? attentionMask, KvCache? cache, TokenLayout? layout)
+    {
+        var checkpoint = GradientCheckpointing && training && cache is null && torch.is_grad_enabled() ? new LayerCheckpoint() : null;
+        int before = scope.DisposablesCount;
+        var context = AttentionContext.Create(inputIds, attentionMask, cache, PrefixKeyValues, layout);
+        checkpoint?.Keep(scope, before);
+        CheckSequenceLength((PrefixKeyValues?.Length ?? 0) + (int)(layout?.PositionCount ?? (cache?.Length ?? 0) + inputIds.shape[1]));
+        return (HiddenStates(inputIds, context, checkpoint), context);
     }
 
     public KvCache NewCache() => new(Config.NumHiddenLayers);
@@ -180,7 +211,7 @@ public abstract class CausalLM : nn.Module
             {
                 var name = path.Length == 0 ? attr : path + "." + attr;
                 if (built.Contains(name)) continue;
-                var value = Read(name, placement.LoadType(ScalarType.Float32), placement.Device);
+                var value = Read(name, loader?.ParameterType(name, module, weights.StoredType(keyOf[name].Key)) ?? placement.LoadType(ScalarType.Float32), placement.Device);
                 SetParameter(module, attr, new Parameter(value, requires_grad: p.requires_grad), name);
             }
         }

@@ -18,4 +18,11 @@ public interface IModuleLoader
     /// the CPU and owned by the caller.
     /// </summary>
     nn.Module<Tensor, Tensor> Build(string path, Tensor weight, Tensor? bias, Placement placement);
+
+    /// <summary>
+    /// The type a parameter this loader does not build is loaded in, given the type the checkpoint stores it in; null:
+    /// the placement's compute type, as for every other loader. (qlora keeps its frozen embeddings in the checkpoint's
+    /// 16-bit type, as transformers loads a bitsandbytes model with torch_dtype = bfloat16.)
+    /// </summary>
+    ScalarType? ParameterType(string name, nn.Module owner, ScalarType stored) => null;
 }

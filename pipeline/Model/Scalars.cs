@@ -18,6 +18,7 @@ public static class Scalars
 {
     public static readonly Scalar Zero = 0.ToScalar();
     public static readonly Scalar One = 1.ToScalar();
+    public static readonly Scalar MinusOne = (-1).ToScalar();
     public static readonly Scalar Two = 2.ToScalar();
     public static readonly Scalar Half = 0.5.ToScalar();
 }

@@ -21,7 +21,7 @@ public static class Freezing
         if (frozenLayers < 0) throw new ArgumentOutOfRangeException(nameof(frozenLayers), "must be >= 0");
         Full(model);
         foreach (var (_, module) in model.named_modules())
-            if (module is Embedding)
+            if (module is Model.TokenEmbedding)
                 foreach (var p in module.parameters()) p.requires_grad = false;
         foreach (var (name, p) in model.named_parameters())
             if (ModuleTargets.LayerIndexOf(name) is int layer && layer < frozenLayers)

@@ -43,8 +43,9 @@ public static class ContinualVerb
                 // The sequence's own settings (continual.settings) decide the method, as for every strategy's steps.
                 var withSettings = context.Config.With(Configuration.PipelineConfig.ParseOverrides(options.Settings, "continual.settings"));
                 var finetune = withSettings.Section<FineTuning.FineTuneOptions>("finetune");
-                var setup = new ReptileSetup(() => StageContext.LoadWithTokenizer(pipeline.BaseModel, "the reptile experiment"), finetune, pipeline.Resolve,
-                    pipeline.Resolve(finetune.Heldout), withSettings.Section<Data.PrepareOptions>("prepare").SeqLen, finetune.LearningRate, pipeline.Seed);
+                var placement = pipeline.Placement(logger);
+                var setup = new ReptileSetup(() => StageContext.LoadWithTokenizer(pipeline.BaseModel, "the reptile experiment", placement), finetune, pipeline.Resolve,
+                    pipeline.Resolve(finetune.Heldout), withSettings.Section<Data.PrepareOptions>("prepare").SeqLen, finetune.LearningRate, pipeline.Seed, placement);
                 var reptileResult = new ReptileExperiment(setup, options, logger, Path.Combine(runner.Root, "reptile")).Run(ct);
                 Console.Out.Write(reptileResult.Describe());
                 OutputJson.Write(Path.Combine(runner.Root, "reptile.json"), reptileResult);

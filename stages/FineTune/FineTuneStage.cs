@@ -75,7 +75,8 @@ public sealed class FineTuneStage(StageContext context, FineTuneOptions options)
         TrainingResult result;
         try
         {
-            result = new Trainer(options.Training with { LossScaling = placement.LossScaling }, tuned, batches, new LossProbe(data.Validation, heldout, MemoryCheck.ProbeRows(options.TokensPerBatch, seqLen)), terms, log)
+            var probe = new LossProbe(data.Validation, heldout, MemoryCheck.ProbeRows(options.TokensPerBatch, seqLen)) { ChunkedLoss = options.ChunkedLoss };
+            result = new Trainer(options.Training with { LossScaling = placement.LossScaling }, tuned, batches, probe, terms, log)
                 {
                     Tensorboard = context.Tensorboard(Name),
                     HeldoutAccuracy = accuracyTarget is { } target ? m => target.Measure(m, tokenizer, cancellationToken) : null,

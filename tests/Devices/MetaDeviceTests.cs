@@ -71,12 +71,22 @@ public sealed class MetaDeviceTests : IDisposable
         return data;
     }
 
-    private void OneStep(string method, Placement placement)
+    /// <summary>
+    /// The task loss by chunks (the whole logits never made) takes the hidden states and the output weight: with every
+    /// term that does not read the logits (kd does, and would turn the chunks off), on meta in f32 and bf16.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(MethodsAndPrecisions))]
+    public void One_training_step_with_the_chunked_task_loss_runs_on_the_meta_device(string method, string precision) =>
+        OneStep(method, Meta with { ComputeType = Placement.TypeOf(precision == "bf16" ? Precision.Bf16 : Precision.Fp32) }, chunkedLoss: true);
+
+    private void OneStep(string method, Placement placement, bool chunkedLoss = false)
     {
         var device = placement.Device.type;
         // Every term that the method can carry (O-LoRA's orthogonality term needs O-LoRA's stacked blocks).
-        var termNames = TrainingTerms.Names.Where(t => t != "orthogonality" || method == "olora");
+        var termNames = TrainingTerms.All.Where(t => (t.Name != "orthogonality" || method == "olora") && !(chunkedLoss && t.ReadsLogits)).Select(t => t.Name);
         var options = fixture.Options("finetune.method=" + method, "finetune.regularizers=[" + string.Join(",", termNames) + "]",
+            "finetune.chunkedLoss=" + (chunkedLoss ? "on" : "off"),
             "finetune.ewc.samples=2", "finetune.ewc.tokensPerRow=2", "finetune.si.pathSteps=1", "finetune.si.pathRows=2", "finetune.freeze.layers=1",
             "finetune.gradientCheckpointing=true");
         var loaded = options.LoadBase(fixture.ModelDirectory, placement);
@@ -94,12 +104,14 @@ public sealed class MetaDeviceTests : IDisposable
         tuned.Trainable.Should().OnlyContain(t => t.parameter.dtype == ScalarType.Float32, "trainable parameters stay f32 beside frozen weights in the compute type");
 
         var rows = Rows(12);
-        var terms = TrainingTerms.Compose(options.Regularizers, term => new TermContext
+        var composed = TrainingTerms.Compose(options.Regularizers, term => new TermContext
         {
             Tuned = tuned, Options = options.Plugins[term.Name], BaseModelDirectory = fixture.ModelDirectory,
             ReplayRows = rows.Where(r => r.IsReplay).ToList(), HeldoutRows = rows.Take(2).ToList(),
             CacheDirectory = Path.Combine(fixture.Root, "cache"), Logger = NullLogger.Instance, Placement = placement,
         });
+        var probe = new Forgetless.Tests.Training.ChunkedPathProbe();
+        var terms = chunkedLoss ? [.. composed, probe] : composed;
         try
         {
             var training = options.Training with { Steps = 1, WarmupSteps = 0, TokensPerBatch = 64, EvalEvery = 1, CheckpointEvery = 100, LossScaling = placement.LossScaling };
@@ -120,6 +132,7 @@ public sealed class MetaDeviceTests : IDisposable
             var result = trainer.Run(Directory.CreateDirectory(Path.Combine(fixture.Root, "work-" + method + placement.ComputeType)).FullName, CancellationToken.None);
             result.Steps.Should().Be(1);
             stepsSeen.Should().Be(1);
+            probe.SawChunked.Should().Be(chunkedLoss, "the chunked task loss is taken exactly when asked for");
             AllOn(tuned, device);
             if (device == DeviceType.CPU) double.IsFinite(result.ValidationLossAfter).Should().BeTrue();
         }

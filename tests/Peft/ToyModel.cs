@@ -63,13 +63,14 @@ internal sealed class ToyLayer : nn.Module<Tensor, Tensor>
 
 internal sealed class ToyBody : nn.Module<Tensor, Tensor>
 {
-    public Embedding embed_tokens;
+    public Forgetless.Model.TokenEmbedding embed_tokens;
     public ModuleList<ToyLayer> layers;
     public LayerNorm norm;
 
     public ToyBody(long vocab, long d, int nLayers) : base(nameof(ToyBody))
     {
-        embed_tokens = nn.Embedding(vocab, d);
+        embed_tokens = new Forgetless.Model.TokenEmbedding(vocab, d);
+        using (no_grad()) embed_tokens.weight.normal_(); // N(0, 1), as nn.Embedding initialises its table
         layers = nn.ModuleList(Enumerable.Range(0, nLayers).Select(_ => new ToyLayer(d)).ToArray());
         norm = nn.LayerNorm(d);
         RegisterComponents();

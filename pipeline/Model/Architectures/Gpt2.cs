@@ -45,6 +45,9 @@ public sealed class GPT2LMHeadModel : CausalLM
     private protected override Tensor OutputLogits(Tensor hidden) =>
         lm_head is null ? MixedPrecision.Linear(hidden, transformer.wte.weight!) : MixedPrecision.Project(lm_head, hidden);
 
+    private protected override Tensor? PlainHeadWeight =>
+        lm_head is null ? transformer.wte.weight : lm_head is Linear { bias: null } linear ? linear.weight : null;
+
     // HF's causal-mask buffers, present in older checkpoints.
     protected override bool IsIgnorableCheckpointKey(string key) =>
         base.IsIgnorableCheckpointKey(key)
@@ -63,15 +66,15 @@ public sealed class GPT2LMHeadModel : CausalLM
 
 internal sealed class Gpt2Model : nn.Module
 {
-    internal readonly Embedding wte;
-    private readonly Embedding wpe;
+    internal readonly TokenEmbedding wte;
+    private readonly TokenEmbedding wpe;
     private readonly ModuleList<Gpt2Block> h;
     private readonly LayerNorm ln_f;
 
     public Gpt2Model(ModelConfig config, Device? device) : base(nameof(Gpt2Model))
     {
-        wte = nn.Embedding(config.VocabSize, config.HiddenSize, device: device);
-        wpe = nn.Embedding(config.MaxPositionEmbeddings, config.HiddenSize, device: device);
+        wte = new TokenEmbedding(config.VocabSize, config.HiddenSize, device);
+        wpe = new TokenEmbedding(config.MaxPositionEmbeddings, config.HiddenSize, device);
         h = nn.ModuleList(Enumerable.Range(0, config.NumHiddenLayers).Select(i => new Gpt2Block(config, i, device)).ToArray());
         ln_f = nn.LayerNorm(config.HiddenSize, config.NormEps, device: device);
         RegisterComponents();
@@ -79,7 +82,7 @@ internal sealed class Gpt2Model : nn.Module
 
     public Tensor Forward(Tensor inputIds, AttentionContext context, ScalarType computeType, LayerCheckpoint? checkpoint)
     {
-        var x = MixedPrecision.As(DeviceOps.Embed(wte, inputIds) + DeviceOps.Embed(wpe, context.Positions), computeType);
+        var x = MixedPrecision.As(wte.forward(inputIds) + wpe.forward(context.Positions), computeType);
         foreach (var block in h)
         {
             // Frees each block's intermediates when it is done (see LlamaModel.Forward).

@@ -36,19 +36,22 @@ public class LlamaForCausalLM : CausalLM
     private protected override Tensor OutputLogits(Tensor hidden) =>
         lm_head is null ? MixedPrecision.Linear(hidden, model.embed_tokens.weight!) : MixedPrecision.Project(lm_head, hidden);
 
+    private protected override Tensor? PlainHeadWeight =>
+        lm_head is null ? model.embed_tokens.weight : lm_head is Linear { bias: null } linear ? linear.weight : null;
+
     protected override bool IsNormParameter(string name) => name.EndsWith("norm.weight", StringComparison.Ordinal);
 }
 
 internal sealed class LlamaModel : nn.Module
 {
-    internal readonly Embedding embed_tokens;
+    internal readonly TokenEmbedding embed_tokens;
     private readonly ModuleList<LlamaDecoderLayer> layers;
     private readonly RmsNorm norm;
     private readonly RotaryEmbedding rotary;
 
     public LlamaModel(ModelConfig config, Device? device) : base(nameof(LlamaModel))
     {
-        embed_tokens = nn.Embedding(config.VocabSize, config.HiddenSize, device: device);
+        embed_tokens = new TokenEmbedding(config.VocabSize, config.HiddenSize, device);
         layers = nn.ModuleList(Enumerable.Range(0, config.NumHiddenLayers).Select(i => new LlamaDecoderLayer(config, i, device)).ToArray());
         norm = new RmsNorm(config.HiddenSize, config.NormEps, device);
         rotary = new RotaryEmbedding(config);
@@ -59,7 +62,7 @@ internal sealed class LlamaModel : nn.Module
     {
         var (cos, sin) = rotary.At(context.Positions, computeType);
         checkpoint?.Keep(cos, sin);
-        var x = MixedPrecision.As(DeviceOps.Embed(embed_tokens, inputIds), computeType);
+        var x = MixedPrecision.As(embed_tokens.forward(inputIds), computeType);
         foreach (var layer in layers)
         {
             // A scope per layer frees the layer's intermediates as soon as it is done (without autograd,

@@ -21,10 +21,6 @@ public static class DeviceOps
         return rows.reshape([.. indices.shape, .. table.shape.Skip(1)]);
     }
 
-    /// <summary>An embedding module's rows for <paramref name="ids"/> (libtorch's embedding op, or advanced indexing on meta).</summary>
-    public static Tensor Embed(TorchSharp.Modules.Embedding embedding, Tensor ids) =>
-        HostValues.IsMeta(embedding.weight!) ? embedding.weight!.index(ids) : embedding.call(ids);
-
     /// <summary>
     /// One draw from the categorical distribution <paramref name="probs"/> [V] (unnormalised weights allowed), on the
     /// device: argmax(p / q) for q ~ Exp(1) from <paramref name="generator"/> — exactly what libtorch's

@@ -32,6 +32,9 @@ public sealed class CheckpointWeights
 
     public string FileOf(string key) => Path.GetFileName(fileOfKey[key].Path);
 
+    /// <summary>The type the checkpoint stores <paramref name="key"/> in.</summary>
+    public ScalarType StoredType(string key) => fileOfKey[key].StoredType(key);
+
     public Tensor ReadFloat32(string key) => fileOfKey[key].ReadFloat32(key);
 
     /// <summary>A tensor in <paramref name="type"/> on <paramref name="device"/>, read from its (memory-mapped) shard.</summary>

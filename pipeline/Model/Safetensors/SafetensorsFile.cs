@@ -194,6 +194,9 @@ public sealed class SafetensorsFile
     private SafetensorsEntry EntryOf(string name) =>
         Entries.TryGetValue(name, out var e) ? e : throw new KeyNotFoundException($"{FileName}: no tensor '{name}'");
 
+    /// <summary>The type the file stores <paramref name="name"/> in.</summary>
+    public ScalarType StoredType(string name) => StoredType(EntryOf(name));
+
     private ScalarType StoredType(SafetensorsEntry e) => e.DType switch
     {
         "F32" => ScalarType.Float32,

@@ -88,6 +88,7 @@ public sealed class Ewc : TrainingTerm
     }
 
     public override string Name => "ewc";
+    public override bool ReadsLogits => false;
 
     private Device Device => terms[0].p.device;
 

@@ -45,6 +45,7 @@ public sealed class L2Sp : TrainingTerm
     }
 
     public override string Name => "l2sp";
+    public override bool ReadsLogits => false;
 
     private Device Device => terms[0].p.device;
 

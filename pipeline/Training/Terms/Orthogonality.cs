@@ -25,6 +25,7 @@ public sealed class OrthogonalitySection : IValidatableOptions
 public sealed class Orthogonality(IReadOnlyList<OLoraLinear> layers, double lambda) : TrainingTerm
 {
     public override string Name => "orthogonality";
+    public override bool ReadsLogits => false;
 
     public static Orthogonality Create(TermContext context)
     {

@@ -16,13 +16,15 @@ public static class TrainingTerms
     /// A registered term: its name in <c>finetune.regularizers</c>, its section type, how to build it, and the method its
     /// benchmark case trains with (a term that needs a particular method names it).
     /// </summary>
-    public sealed record Entry(string Name, string Summary, Type Section, Func<TermContext, TrainingTerm> Create, string BenchmarkMethod = "lora");
+    /// <param name="ReadsLogits">Whether the term reads the whole logits (as <see cref="TrainingTerm.ReadsLogits"/>), known before loading for the memory estimate.</param>
+    public sealed record Entry(string Name, string Summary, Type Section, Func<TermContext, TrainingTerm> Create, string BenchmarkMethod = "lora",
+        bool ReadsLogits = false);
 
     public static IReadOnlyList<Entry> All { get; } =
     [
         new("ewc", "elastic weight consolidation: λ/2·Σ F (θ − θ*)², diagonal Fisher per token on replay rows; online across runs", typeof(EwcSection), Ewc.Create),
         new("l2sp", "L2-SP: λ·Σ ‖θ − θ₀‖² toward the starting values (base weights) or zero (adapter tensors)", typeof(L2SpSection), L2Sp.Create),
-        new("kd", "distillation against the live base model on replay rows: (1 − w)·CE + w·KL·T²", typeof(KdSection), Kd.Create),
+        new("kd", "distillation against the live base model on replay rows: (1 − w)·CE + w·KL·T²", typeof(KdSection), Kd.Create, ReadsLogits: true),
         new("si", "synaptic intelligence: c·Σ Ω (θ − θ*)², importance Ω accumulated along the training path", typeof(SiSection), Si.Create),
         new("orthogonality", "O-LoRA: λ·Σ ‖A_prev·Aᵀ‖², the new LoRA block kept out of earlier tasks' subspace (method olora)", typeof(OrthogonalitySection), Orthogonality.Create,
             BenchmarkMethod: "olora"),

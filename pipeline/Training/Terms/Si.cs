@@ -87,6 +87,7 @@ public sealed class Si : TrainingTerm
     }
 
     public override string Name => "si";
+    public override bool ReadsLogits => false;
 
     private Device Device => parameters[0].p.device;
 

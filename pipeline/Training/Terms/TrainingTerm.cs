@@ -27,6 +27,13 @@ public abstract class TrainingTerm : IDisposable
     public virtual double ReplayCrossEntropyShare => 0;
 
     /// <summary>
+    /// Whether <see cref="BatchLoss"/> reads the whole <see cref="TermBatch.Logits"/> [B, W, V]. When no term does, the
+    /// Trainer hands the task loss the hidden states instead and the full logits are never made (a large share of the
+    /// memory at a real vocabulary). True unless a term says otherwise, so a new term that reads them is never wrong.
+    /// </summary>
+    public virtual bool ReadsLogits => true;
+
+    /// <summary>
     /// This term's loss on one micro-batch, scaled so that the sum over a step's micro-batches is the step's term, or
     /// null where it does not apply (e.g. no replay rows in the batch).
     /// </summary>
@@ -66,8 +73,30 @@ public sealed class TermBatch
 {
     public required IReadOnlyList<PreparedRow> Rows { get; init; }
     public required TokenBatch Tokens { get; init; }
-    /// <summary>Logits [B, W, V] of the model in training for <see cref="Tokens"/>.</summary>
-    public required Tensor Logits { get; init; }
+    private Tensor? logits;
+    private readonly Func<Tensor>? logitsSource;
+
+    /// <summary>Logits [B, W, V] of the model in training for <see cref="Tokens"/> (made on first use when the Trainer gave <see cref="Hidden"/>).</summary>
+    public Tensor Logits
+    {
+        get => logits ??= logitsSource?.Invoke() ?? throw new InvalidOperationException("the batch has neither logits nor a way to make them");
+        init => logits = value;
+    }
+
+    /// <summary>Makes <see cref="Logits"/> on first use (from <see cref="Hidden"/>).</summary>
+    public Func<Tensor> LogitsSource { init => logitsSource = value; }
+
+    /// <summary>
+    /// The final hidden states [B, W, D], set when no term needs the whole logits and the output projection is the bare
+    /// matrix <see cref="OutputWeight"/>: the task loss then projects a few positions at a time (<see cref="ChunkedCrossEntropy"/>).
+    /// </summary>
+    public Tensor? Hidden { get; init; }
+
+    /// <summary>The output projection [V, D] beside <see cref="Hidden"/>.</summary>
+    public Tensor? OutputWeight { get; init; }
+
+    /// <summary>Whether the whole logits exist (some term asked for them): the task loss then reads them too.</summary>
+    public bool HasLogits => logits is not null;
     /// <summary>Scored target tokens of the whole step (every micro-batch): the denominator of token means.</summary>
     public required double StepTargetTokens { get; init; }
     /// <summary>Micro-batches in the step: a per-batch mean divided by this sums to the step's mean.</summary>
