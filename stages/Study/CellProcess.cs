@@ -32,7 +32,7 @@ public static class CellProcess
             await SelfProcess.StopAsync(child, TimeSpan.FromMinutes(2)); // time to checkpoint, as the host allows itself
             throw;
         }
-        if (child.ExitCode == ExitCodes.Cancelled) throw new OperationCanceledException($"study: cell '{cell.Name}' was stopped");
+        // Stopped (130: the cell saved its checkpoint), failed or killed: the study ends with the cell's exit code.
         if (child.ExitCode != ExitCodes.Ok) throw new CellFailedException(cell.Name, child.ExitCode);
     }
 
@@ -56,7 +56,8 @@ public static class CellProcess
 }
 
 /// <summary>A cell's process ended with an error; it has said why on the console, and the study ends with its exit code.</summary>
-public sealed class CellFailedException(string cell, int exitCode) : Exception($"study: cell '{cell}' failed (exit {exitCode}); rerun the study to resume it")
+public sealed class CellFailedException(string cell, int exitCode)
+    : Exception($"study: cell '{cell}' {(exitCode == ExitCodes.Cancelled ? "was stopped" : "failed")} (exit {exitCode}); rerun the study to resume it")
 {
     public int ExitCode { get; } = exitCode;
 }

@@ -65,7 +65,7 @@ public static class StudyVerb
             }
             catch (CellFailedException failed)
             {
-                logger.LogError("{Message}", failed.Message);
+                logger.Log(failed.ExitCode == ExitCodes.Cancelled ? LogLevel.Warning : LogLevel.Error, "{Message}", failed.Message);
                 return failed.ExitCode;
             }
             if (shard is { } part)
