@@ -47,6 +47,23 @@ public sealed class FineTuneOptions : IValidatableOptions, IHasPluginSections
     public int EarlyStoppingPatience { get; set; }
     /// <summary>Stop as soon as the validation task loss is at or below this (0: off) — compare methods at equal learning.</summary>
     public double TargetValidationLoss { get; set; }
+    /// <summary>
+    /// Stop as soon as the held-out task accuracy is at or above this (0: off): <see cref="TargetAccuracyMetric"/> of the
+    /// evaluate suite <see cref="TargetAccuracySuite"/> on its first <see cref="TargetAccuracyItems"/> items, at every evaluation.
+    /// Left out of the fingerprint while unset (as are the three keys after it), so runs without it keep theirs.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public double TargetAccuracy { get; set; }
+    /// <summary>The evaluate suite whose accuracy <see cref="TargetAccuracy"/> is (unset: the first suite of role new that has one).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? TargetAccuracySuite { get; set; }
+    /// <summary>The suite's rate metric (unset: <c>acc</c>).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? TargetAccuracyMetric { get; set; }
+    /// <summary>How many of the suite's first items are scored at each evaluation (unset: 100).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? TargetAccuracyItems { get; set; }
+
     /// <summary>Write the adapter of the evaluation with the best validation task loss instead of the last step's.</summary>
     public bool KeepBest { get; set; } = true;
 
@@ -125,7 +142,7 @@ public sealed class FineTuneOptions : IValidatableOptions, IHasPluginSections
         Steps = Steps, TokensPerBatch = TokensPerBatch, GradientAccumulation = GradientAccumulation, LearningRate = LearningRate,
         ChunkedLoss = ChunkedLoss, WarmupSteps = WarmupSteps, MinLrRatio = MinLrRatio, WeightDecay = WeightDecay, ClipNorm = ClipNorm, LogEvery = LogEvery,
         EvalEvery = EvalEvery, CheckpointEvery = CheckpointEvery, KeepBest = KeepBest, EarlyStoppingPatience = EarlyStoppingPatience,
-        TargetValidationLoss = TargetValidationLoss,
+        TargetValidationLoss = TargetValidationLoss, TargetAccuracy = TargetAccuracy,
     };
 
     public IEnumerable<string> Validate()
@@ -144,6 +161,10 @@ public sealed class FineTuneOptions : IValidatableOptions, IHasPluginSections
         if (!(ClipNorm > 0)) yield return $"clipNorm = {F(ClipNorm)}: must be greater than 0";
         if (EarlyStoppingPatience < 0) yield return $"earlyStoppingPatience = {EarlyStoppingPatience}: must be 0 (off) or more";
         if (TargetValidationLoss < 0 || double.IsNaN(TargetValidationLoss)) yield return $"targetValidationLoss = {F(TargetValidationLoss)}: must be 0 (off) or more";
+        if (TargetAccuracy is < 0 or > 1 || double.IsNaN(TargetAccuracy)) yield return $"targetAccuracy = {F(TargetAccuracy)}: must be 0 (off) or a rate in (0, 1]";
+        if (TargetAccuracyItems <= 0) yield return $"targetAccuracyItems = {TargetAccuracyItems}: must be a positive whole number";
+        if (TargetAccuracyMetric is not null && !AccuracyTarget.AllRates.Contains(TargetAccuracyMetric))
+            yield return $"targetAccuracyMetric = '{TargetAccuracyMetric}': must be one of {string.Join(", ", AccuracyTarget.AllRates)}";
         if (string.IsNullOrWhiteSpace(Heldout)) yield return "heldout: must name a text file of general text";
 
         if (!PeftMethods.Exists(Method))

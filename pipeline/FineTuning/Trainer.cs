@@ -18,6 +18,8 @@ public sealed record TrainingResult
     public long Steps { get; init; }
     public long Tokens { get; init; }
     public double BestValidationLoss { get; init; }
+    /// <summary>The best held-out task accuracy of the evaluations (NaN when <see cref="Trainer.HeldoutAccuracy"/> is not set).</summary>
+    public double BestAccuracy { get; init; } = double.NaN;
     public long BestStep { get; init; }
     public double ValidationLossBefore { get; init; }
     public double ValidationLossAfter { get; init; }
@@ -52,6 +54,12 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
     /// <summary>Where the metrics also go as TensorBoard scalars (<c>run.tensorboard</c>); null: only metrics.jsonl.</summary>
     public Runs.TensorboardLog? Tensorboard { get; init; }
 
+    /// <summary>
+    /// The held-out task accuracy of the model (<see cref="AccuracyTarget"/>), measured with the losses at every
+    /// evaluation when set; <see cref="TrainingOptions.TargetAccuracy"/> stops at it. Null: not measured.
+    /// </summary>
+    public Func<Model.CausalLM, double>? HeldoutAccuracy { get; init; }
+
     /// <summary>Test seam: runs after every completed step with its number.</summary>
     internal Action<long>? AfterStep { get; init; }
 
@@ -85,6 +93,11 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
             state.ValidationBefore = probe.ValidationLoss(model);
             state.HeldoutBefore = probe.HeldoutLoss(model);
             var first = new Dictionary<string, object?> { ["step"] = 0L, ["tokens"] = 0L, ["val_task_loss"] = R(state.ValidationBefore), ["heldout_loss"] = R(state.HeldoutBefore) };
+            if (HeldoutAccuracy is { } accuracy)
+            {
+                first[AccuracyLogName] = R(accuracy(model));
+                logger.LogInformation("{Stage}: before training — held-out task accuracy {Acc:F4}", StageName, first[AccuracyLogName]);
+            }
             metrics.Append(first);
             Tensorboard?.Write(StageName, 0, first);
             // A loop with nothing to probe (Reptile's inner loops, benchmarks) has no "before" to tell.
@@ -94,7 +107,7 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
         }
 
         string stop = "steps";
-        double lastVal = double.NaN, lastHeldout = double.NaN;
+        double lastVal = double.NaN, lastHeldout = double.NaN, lastAccuracy = double.NaN;
         using (var progress = new ProgressBar(StageName, options.Steps, "steps", alreadyDone: state.Step))
         {
             var window = Stopwatch.StartNew();
@@ -119,9 +132,11 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
                 {
                     lastVal = probe.ValidationLoss(model);
                     lastHeldout = probe.HeldoutLoss(model);
-                    Judge(state, lastVal, trainable);
-                    logger.LogInformation("{Stage}: step {Step} — train loss {Loss:F4}, validation task loss {Val:F4}, held-out loss {Heldout:F4}", StageName,
-                        state.Step, step.Loss, lastVal, lastHeldout);
+                    if (HeldoutAccuracy is { } accuracy) lastAccuracy = accuracy(model);
+                    Judge(state, lastVal, lastAccuracy, trainable);
+                    logger.LogInformation("{Stage}: step {Step} — train loss {Loss:F4}, validation task loss {Val:F4}, held-out loss {Heldout:F4}{Accuracy}", StageName,
+                        state.Step, step.Loss, lastVal, lastHeldout,
+                        double.IsNaN(lastAccuracy) ? "" : string.Create(CultureInfo.InvariantCulture, $", held-out task accuracy {lastAccuracy:F4}"));
                 }
                 if (state.Step % options.LogEvery == 0 || evaluate || state.Stop is not null)
                 {
@@ -132,6 +147,7 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
                     };
                     foreach (var (name, value) in step.Terms) entry[name] = R(value);
                     if (evaluate) { entry["val_task_loss"] = R(lastVal); entry["heldout_loss"] = R(lastHeldout); }
+                    if (evaluate && !double.IsNaN(lastAccuracy)) entry[AccuracyLogName] = R(lastAccuracy);
                     metrics.Append(entry);
                     Tensorboard?.Write(StageName, state.Step, entry);
                     window.Restart();
@@ -145,7 +161,8 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
             stop = state.Stop ?? "steps";
         }
 
-        bool restore = options.KeepBest && best.Count > 0 && state.BestStep != state.Step;
+        // Reaching the target accuracy keeps the weights that reached it, whatever the validation loss did.
+        bool restore = options.KeepBest && best.Count > 0 && state.BestStep != state.Step && stop != TargetAccuracyReason;
         if (restore)
         {
             using var _ = no_grad();
@@ -162,6 +179,7 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
             Steps = state.Step,
             Tokens = state.Tokens,
             BestValidationLoss = double.IsInfinity(state.BestLoss) ? valAfter : state.BestLoss,
+            BestAccuracy = state.BestAccuracy,
             BestStep = state.BestStep,
             ValidationLossBefore = state.ValidationBefore,
             ValidationLossAfter = valAfter,
@@ -269,9 +287,23 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
         (File.Exists(checkpoint) ? $"The last good checkpoint is kept in {checkpoint}. " : "No checkpoint had been written yet. ") +
         "Lower the learning rate (or the terms' weights), or check the data.");
 
-    /// <summary>Best-weights bookkeeping, early stopping and the target loss after an evaluation.</summary>
-    private void Judge(LoopState state, double validation, IReadOnlyList<(string name, Parameter parameter)> trainable)
+    /// <summary>What metrics.jsonl calls the held-out task accuracy.</summary>
+    public const string AccuracyLogName = "heldout_task_acc";
+    /// <summary>The stop reason when <see cref="TrainingOptions.TargetAccuracy"/> was reached.</summary>
+    public const string TargetAccuracyReason = "target_accuracy";
+
+    /// <summary>Best-weights bookkeeping, early stopping and the targets (loss, accuracy) after an evaluation.</summary>
+    private void Judge(LoopState state, double validation, double accuracy, IReadOnlyList<(string name, Parameter parameter)> trainable)
     {
+        if (!double.IsNaN(accuracy))
+        {
+            if (double.IsNaN(state.BestAccuracy) || accuracy > state.BestAccuracy) state.BestAccuracy = accuracy;
+            if (options.TargetAccuracy > 0 && accuracy >= options.TargetAccuracy)
+            {
+                state.Stop = TargetAccuracyReason;
+                logger.LogInformation("{Stage}: held-out task accuracy {Acc:F4} reached the target {Target} at step {Step}", StageName, accuracy, options.TargetAccuracy, state.Step);
+            }
+        }
         if (double.IsNaN(validation)) return; // no validation rows: nothing to judge by
         if (validation < state.BestLoss)
         {
@@ -289,6 +321,7 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
         {
             state.EvalsWithoutImprovement++;
         }
+        if (state.Stop is not null) return;
         if (options.TargetValidationLoss > 0 && validation <= options.TargetValidationLoss)
         {
             state.Stop = "target_validation_loss";
@@ -348,6 +381,7 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
         public int EvalsWithoutImprovement;
         public double ValidationBefore = double.NaN;
         public double HeldoutBefore = double.NaN;
+        public double BestAccuracy = double.NaN;
         public string? Stop;
 
         public Dictionary<string, string> ToMetadata() => new()
@@ -358,6 +392,7 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
             ["finetune.evals_without_improvement"] = EvalsWithoutImprovement.ToString(CultureInfo.InvariantCulture),
             ["finetune.validation_before"] = ValidationBefore.ToString("R", CultureInfo.InvariantCulture),
             ["finetune.heldout_before"] = HeldoutBefore.ToString("R", CultureInfo.InvariantCulture),
+            ["finetune.best_accuracy"] = BestAccuracy.ToString("R", CultureInfo.InvariantCulture),
         };
 
         public static LoopState From(TrainingCheckpoint.Restored restored)
@@ -374,6 +409,7 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
                 EvalsWithoutImprovement = (int)L("finetune.evals_without_improvement"),
                 ValidationBefore = D("finetune.validation_before"),
                 HeldoutBefore = D("finetune.heldout_before"),
+                BestAccuracy = D("finetune.best_accuracy"),
             };
         }
     }

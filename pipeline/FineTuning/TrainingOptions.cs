@@ -25,6 +25,8 @@ public sealed record TrainingOptions
     public int EarlyStoppingPatience { get; init; }
     /// <summary>Stop as soon as the validation task loss is at or below this (0: off).</summary>
     public double TargetValidationLoss { get; init; }
+    /// <summary>Stop as soon as the held-out task accuracy (<see cref="Trainer.HeldoutAccuracy"/>) is at or above this (0: off).</summary>
+    public double TargetAccuracy { get; init; }
     /// <summary>Dynamic loss scaling (<see cref="Training.LossScaler"/>): on for f16 activations, which underflow without it.</summary>
     public bool LossScaling { get; init; }
     /// <summary>Whether the task loss projects hidden states a chunk at a time instead of making the whole logits.</summary>

@@ -57,6 +57,9 @@ public sealed record FineTuneSummary : TrainingSummary
     public IReadOnlyList<string> Regularizers { get; init; } = [];
     public string StopReason { get; init; } = "";
     public double? BestValidationTaskLoss { get; init; }
+    /// <summary>The best held-out task accuracy of the evaluations (finetune.targetAccuracy's metric); left out when not measured.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? BestHeldoutTaskAccuracy { get; init; }
     public long BestStep { get; init; }
     public long TotalParameters { get; init; }
     /// <summary>Seconds the base model took to load (and, for qlora, to quantize).</summary>

@@ -6,7 +6,7 @@ namespace Forgetless.Study;
 /// <summary>Whether a cell reached the study's target within the step cap.</summary>
 public enum CellStatus
 {
-    /// <summary>The validation task loss reached the target: the cell is compared.</summary>
+    /// <summary>The cell reached the target (validation task loss or held-out task accuracy): it is compared.</summary>
     Reached,
     /// <summary>It trained to the step cap without reaching it: shown, never compared.</summary>
     Missed,
@@ -37,10 +37,14 @@ public sealed record CellResult(
     long TrainableParameters,
     IReadOnlyList<SuiteChange> Forgetting,
     IReadOnlyList<SuiteChange> Learning,
-    IReadOnlyList<string> FailedGates);
+    IReadOnlyList<string> FailedGates,
+    double? BestAccuracy = null);
 
-/// <summary>What a cell cost on the machine that ran it: differs from run to run, so kept out of study.json.</summary>
-public sealed record CellTimings(string Name, double WallSeconds, long PeakRssBytes);
+/// <summary>
+/// What a cell cost on the machine that ran it: differs from run to run, so kept out of study.json.
+/// <see cref="PeakRssBytes"/> is <see cref="CellMemory"/>'s number, null when it is not known (<see cref="PeakUnknown"/> says why).
+/// </summary>
+public sealed record CellTimings(string Name, double WallSeconds, long? PeakRssBytes, string? PeakUnknown = null, string? Allocator = null);
 
 /// <summary>Reads a cell's results from its run root (finetune's summary.json, evaluate's results.json, the manifests).</summary>
 public static class CellResults
@@ -65,21 +69,21 @@ public static class CellResults
         double wall = 0;
         foreach (var stage in new[] { "prepare", "finetune", "distill", "evaluate" })
             if (StageManifest.TryRead(Path.Combine(cellRoot, stage)) is { } manifest) wall += manifest.DurationSeconds;
-        long peak = summary["peak_rss_bytes"]!.GetValue<long>();
-        if (File.Exists(Path.Combine(cellRoot, "distill", "summary.json")))
-            peak = Math.Max(peak, ReadJson(Path.Combine(cellRoot, "distill", "summary.json"))["peak_rss_bytes"]!.GetValue<long>());
+        // Not the stages' own peak_rss_bytes: that is their process's, which counts every cell run before in it.
+        var peak = CellMemory.Read(cellRoot);
 
         var result = new CellResult(
             cell.Name, cell.Settings,
             summary["method"]!.GetValue<string>(),
-            stop == "target_validation_loss" ? CellStatus.Reached : CellStatus.Missed,
+            stop is "target_validation_loss" or "target_accuracy" ? CellStatus.Reached : CellStatus.Missed,
             summary["steps"]!.GetValue<long>(),
             summary["tokens"]!.GetValue<long>(),
             stop,
             summary["best_validation_task_loss"]?.GetValue<double>(),
             summary["trainable_parameters"]!.GetValue<long>(),
-            forgetting, learning, failed);
-        return (result, new CellTimings(cell.Name, Math.Round(wall, 1), peak));
+            forgetting, learning, failed,
+            summary["best_heldout_task_accuracy"]?.GetValue<double>());
+        return (result, new CellTimings(cell.Name, Math.Round(wall, 1), peak.Bytes, peak.Unknown, peak.Allocator));
     }
 
     /// <summary>A suite's headline change from results.json's comparison block, scaled into its unit.</summary>

@@ -33,9 +33,7 @@ public sealed class StudyOptions : IValidatableOptions
         // A pipeline file without a study is valid; `forgetless study` then says that it names no cells.
         if (Grid.Count == 0 && Cells.Count == 0) yield break;
         if (string.IsNullOrWhiteSpace(Root)) yield return "root: must name a folder for the cells' run roots";
-        if (!(Target.ValidationLoss > 0))
-            yield return $"target.validationLoss = {Target.ValidationLoss.ToString(CultureInfo.InvariantCulture)}: must be greater than 0 " +
-                         "(the validation task loss every cell trains to)";
+        foreach (var error in Target.Validate()) yield return "target" + error;
         if (StepCap < 0) yield return $"stepCap = {StepCap}: must be 0 (the file's finetune.steps) or more";
         for (int i = 0; i < Grid.Count; i++)
         {
@@ -48,11 +46,62 @@ public sealed class StudyOptions : IValidatableOptions
     }
 }
 
-/// <summary>The learning a cell must reach: the validation task loss at one of finetune's evaluations.</summary>
+/// <summary>
+/// The learning a cell must reach at one of finetune's evaluations: a validation task loss, or a held-out task
+/// accuracy (one of the two kinds).
+/// </summary>
 public sealed class StudyTarget
 {
+    /// <summary>The kinds of target, as the keys that set them.</summary>
+    public static readonly string[] Kinds = ["validationLoss", "heldoutAccuracy"];
+
     /// <summary>Nats per target token on the validation task rows (finetune.targetValidationLoss of every cell).</summary>
     public double ValidationLoss { get; set; }
+
+    /// <summary>A rate in (0, 1] of an evaluate suite's accuracy metric (finetune.targetAccuracy of every cell).</summary>
+    public double HeldoutAccuracy { get; set; }
+    /// <summary>With heldoutAccuracy: the evaluate suite (finetune.targetAccuracySuite; unset: the first suite of role new that has an accuracy).</summary>
+    public string? Suite { get; set; }
+    /// <summary>With heldoutAccuracy: the suite's metric (finetune.targetAccuracyMetric; unset: acc).</summary>
+    public string? Metric { get; set; }
+    /// <summary>With heldoutAccuracy: the suite's first items scored at each evaluation (finetune.targetAccuracyItems; unset: 100).</summary>
+    public int? Items { get; set; }
+
+    public bool IsAccuracy => HeldoutAccuracy != 0;
+
+    /// <summary>The finetune settings that make every cell train to this target.</summary>
+    public IEnumerable<string> FineTuneSettings()
+    {
+        if (!IsAccuracy)
+        {
+            yield return "finetune.targetValidationLoss=" + F(ValidationLoss);
+            yield break;
+        }
+        yield return "finetune.targetAccuracy=" + F(HeldoutAccuracy);
+        if (Suite is not null) yield return "finetune.targetAccuracySuite=" + Suite;
+        if (Metric is not null) yield return "finetune.targetAccuracyMetric=" + Metric;
+        if (Items is { } items) yield return "finetune.targetAccuracyItems=" + items.ToString(CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Errors after "target" (".validationLoss = …", ": set one of …").</summary>
+    public IEnumerable<string> Validate()
+    {
+        string kinds = "validationLoss (a validation task loss in nats per token, greater than 0) or heldoutAccuracy (a rate in (0, 1])";
+        bool loss = ValidationLoss != 0, accuracy = HeldoutAccuracy != 0;
+        if (loss && accuracy)
+            yield return $": sets both validationLoss and heldoutAccuracy; set one kind of target: {kinds}";
+        else if (!loss && !accuracy)
+            yield return $": names no target; set one kind of target: {kinds}";
+        else if (loss && !(ValidationLoss > 0))
+            yield return $".validationLoss = {F(ValidationLoss)}: must be greater than 0 (the validation task loss every cell trains to)";
+        else if (accuracy && !(HeldoutAccuracy is > 0 and <= 1))
+            yield return $".heldoutAccuracy = {F(HeldoutAccuracy)}: must be a rate in (0, 1] (the held-out task accuracy every cell trains to)";
+        if (!accuracy)
+            foreach (var (key, set) in new[] { ("suite", Suite is not null), ("metric", Metric is not null), ("items", Items is not null) })
+                if (set) yield return $".{key}: belongs to a heldoutAccuracy target; this study's target is validationLoss";
+    }
+
+    private static string F(double v) => v.ToString("R", CultureInfo.InvariantCulture);
 }
 
 /// <summary>One axis of the grid: a setting and its values; <see cref="Label"/> names it in cell names (default: the key's last part).</summary>

@@ -12,7 +12,7 @@ namespace Forgetless.Study;
 /// (the schema in docs/study.md; identical on rerun), timings.json (wall time and peak memory, which are not),
 /// study.md, junit.xml (one case per cell) and the chart (study.png, study.svg).
 /// </summary>
-public sealed record StudyReport(double TargetValidationLoss, int StepCap, IReadOnlyList<CellResult> Cells, IReadOnlyList<CellTimings> Timings)
+public sealed record StudyReport(StudyLevel Target, int StepCap, IReadOnlyList<CellResult> Cells, IReadOnlyList<CellTimings> Timings)
 {
     public const string JsonFile = "study.json";
     public const string TimingsFile = "timings.json";
@@ -48,7 +48,7 @@ public sealed record StudyReport(double TargetValidationLoss, int StepCap, IRead
     public JsonObject Json() => new()
     {
         ["schema"] = Schema,
-        ["target"] = new JsonObject { ["validation_task_loss"] = TargetValidationLoss, ["step_cap"] = StepCap > 0 ? StepCap : null },
+        ["target"] = Target.Json(StepCap),
         ["cells"] = new JsonArray(Cells.Select(c => (JsonNode)CellJson(c)).ToArray()),
         ["learning_frontier"] = new JsonArray(LearningFrontier.Select(n => (JsonNode)n).ToArray()),
         ["cost_frontier"] = new JsonArray(CostFrontier.Select(n => (JsonNode)n).ToArray()),
@@ -56,7 +56,15 @@ public sealed record StudyReport(double TargetValidationLoss, int StepCap, IRead
         ["recommendation"] = Recommendation(),
     };
 
-    private JsonObject CellJson(CellResult c) => new()
+    private JsonObject CellJson(CellResult c)
+    {
+        var json = CellFields(c);
+        // Only where measured, so that a loss-target study's study.json keeps its bytes.
+        if (c.BestAccuracy is { } accuracy) json.Insert(json.IndexOf("trainable_parameters"), "best_heldout_task_accuracy", accuracy);
+        return json;
+    }
+
+    private JsonObject CellFields(CellResult c) => new()
     {
         ["name"] = c.Name,
         ["settings"] = new JsonObject(c.Settings.Select(s => KeyValuePair.Create(s.Key, (JsonNode?)s.Value))),
@@ -85,7 +93,9 @@ public sealed record StudyReport(double TargetValidationLoss, int StepCap, IRead
         ["cells"] = new JsonArray(Timings.Select(t => (JsonNode)new JsonObject
         {
             ["name"] = t.Name, ["wall_seconds"] = t.WallSeconds, ["peak_rss_bytes"] = t.PeakRssBytes,
+            ["peak_rss_unknown"] = t.PeakUnknown, ["allocator"] = t.Allocator,
         }).ToArray()),
+        ["peak_rss_measured"] = CellMemory.Meaning,
     };
 
     /// <summary>One paragraph: who reached the target, who is on each frontier and why, and the cell to start from.</summary>
@@ -95,7 +105,7 @@ public sealed record StudyReport(double TargetValidationLoss, int StepCap, IRead
         var missed = Cells.Where(c => c.Status == CellStatus.Missed).ToList();
         string cap = StepCap > 0 ? $"{StepCap} steps" : "each cell's finetune.steps";
         var text = new StringBuilder();
-        text.Append(I($"{reached.Count} of {Cells.Count} cells reached a validation task loss of {TargetValidationLoss} within {cap}"));
+        text.Append(I($"{reached.Count} of {Cells.Count} cells reached {Target.Describe} within {cap}"));
         text.Append(missed.Count == 0 ? "." : $"; {string.Join(", ", missed.Select(c => c.Name))} did not and {(missed.Count == 1 ? "is" : "are")} not compared.");
         if (reached.Count == 0)
             return text.Append(" No recommendation: raise study.stepCap or set a target the methods can reach.").ToString();
@@ -119,10 +129,11 @@ public sealed record StudyReport(double TargetValidationLoss, int StepCap, IRead
     {
         var md = new StringBuilder();
         md.AppendLine("# Study: forgetting at equal learning").AppendLine();
-        md.AppendLine(I($"Target: validation task loss ≤ {TargetValidationLoss}{(StepCap > 0 ? $" within {StepCap} steps" : "")}. ")
+        md.AppendLine(I($"Target: {Target.Condition}{(StepCap > 0 ? $" within {StepCap} steps" : "")}. ")
                       + "Forgetting is each old suite's headline metric (positive = worse than the base model), gain each new suite's "
                       + "(positive = better), with the evaluate stage's 95% paired-bootstrap intervals; pts = points of a rate, % = percent of the base value. "
-                      + "L = on the learning frontier, C = on the cost frontier. Wall time and peak memory were measured on a shared machine (timings.json).").AppendLine();
+                      + "L = on the learning frontier, C = on the cost frontier. Wall time and peak memory were measured on a shared machine (timings.json); "
+                      + $"peak MB is the {CellMemory.Meaning}{AllocatorNote()}.").AppendLine();
         var old = Cells.SelectMany(c => c.Forgetting.Select(f => f.Suite)).Distinct().ToList();
         var @new = Cells.SelectMany(c => c.Learning.Select(f => f.Suite)).Distinct().ToList();
         var header = new List<string> { "cell", "method", "settings", "learning reached", "steps", "tokens" };
@@ -137,21 +148,34 @@ public sealed record StudyReport(double TargetValidationLoss, int StepCap, IRead
             var row = new List<string>
             {
                 c.Name, c.Method, string.Join(", ", c.Settings.Select(s => $"`{s.Key}={s.Value}`")),
-                c.Status == CellStatus.Reached ? I($"yes ({c.BestValidationLoss})") : I($"**no** (best {c.BestValidationLoss})"),
+                c.Status == CellStatus.Reached ? I($"yes ({Target.BestOf(c)})") : I($"**no** (best {Target.BestOf(c)})"),
                 c.Steps.ToString(CultureInfo.InvariantCulture), c.Tokens.ToString(CultureInfo.InvariantCulture),
             };
             row.AddRange(old.Select(s => c.Forgetting.FirstOrDefault(f => f.Suite == s) is { } f ? Cell(f) : ""));
             row.AddRange(@new.Select(s => c.Learning.FirstOrDefault(f => f.Suite == s) is { } f ? Cell(f) : ""));
             row.Add(c.TrainableParameters.ToString(CultureInfo.InvariantCulture));
             row.Add(t is null ? "" : I($"{t.WallSeconds:0.#}"));
-            row.Add(t is null ? "" : I($"{t.PeakRssBytes / 1048576.0:0}"));
+            row.Add(t is null ? "" : t.PeakRssBytes is { } peak ? I($"{peak / 1048576.0:0}") : "n/a");
             row.Add((LearningFrontier.Contains(c.Name) ? "L" : "") + (CostFrontier.Contains(c.Name) ? "C" : ""));
             row.Add(c.FailedGates.Count == 0 ? "pass" : "failed: " + string.Join(", ", c.FailedGates));
             md.AppendLine("| " + string.Join(" | ", row) + " |");
         }
+        // Why a peak is not known, once per reason rather than in every row.
+        foreach (var unknown in Timings.Where(t => t.PeakRssBytes is null && t.PeakUnknown is not null).GroupBy(t => t.PeakUnknown!))
+            md.AppendLine().AppendLine($"peak MB n/a for {string.Join(", ", unknown.Select(t => t.Name))}: {unknown.Key}.");
         md.AppendLine().AppendLine("## Recommendation").AppendLine().AppendLine(Recommendation()).AppendLine();
         md.AppendLine($"![forgetting against learning and cost]({PngFile})");
         return md.ToString();
+    }
+
+    /// <summary>glibc keeps freed blocks resident by default, so the peak is what the process held, not only its live tensors.</summary>
+    private string AllocatorNote()
+    {
+        var allocators = Timings.Select(t => t.Allocator).OfType<string>().Distinct().ToList();
+        if (allocators.Count == 0) return "";
+        return allocators.Count == 1 && allocators[0] == "default"
+            ? ", with the allocator's default settings (glibc keeps freed memory resident for reuse, so it counts what the process held, not only its live tensors)"
+            : $", allocator settings: {string.Join(", ", allocators)}";
     }
 
     private static string Cell(SuiteChange s) => I($"{Z(s.Value):0.##} [{Z(s.Low):0.##}, {Z(s.High):0.##}] {s.Unit}");
@@ -165,7 +189,7 @@ public sealed record StudyReport(double TargetValidationLoss, int StepCap, IRead
                 new XAttribute("time", I($"{Timings.FirstOrDefault(t => t.Name == c.Name)?.WallSeconds ?? 0}")));
             var problems = new List<string>();
             if (c.Status == CellStatus.Missed)
-                problems.Add(I($"did not reach validation task loss {TargetValidationLoss} in {c.Steps} steps (best {c.BestValidationLoss})"));
+                problems.Add(I($"did not reach {Target.Name} in {c.Steps} steps (best {Target.BestOf(c)})"));
             if (c.FailedGates.Count > 0) problems.Add("release gates failed: " + string.Join(", ", c.FailedGates));
             if (problems.Count > 0) testcase.Add(new XElement("failure", new XAttribute("message", string.Join("; ", problems))));
             return testcase;

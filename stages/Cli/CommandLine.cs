@@ -12,6 +12,8 @@ public sealed class CommandLine
 
     public string Verb { get; private init; } = "";
     public IReadOnlyList<string> Positional { get; private init; } = [];
+    /// <summary>The command line as given, verb first (to start this command again, e.g. a study's cell in a process of its own).</summary>
+    public IReadOnlyList<string> Arguments { get; private init; } = [];
 
     /// <summary>Options that never take a value.</summary>
     private static readonly HashSet<string> KnownFlags = ["force", "check", "help", "verbose", "greedy", "merged", "rerun-gates", "all", "wait"];
@@ -20,7 +22,7 @@ public sealed class CommandLine
     {
         bool hasVerb = args.Count > 0 && !args[0].StartsWith('-');
         var positional = new List<string>();
-        var result = new CommandLine { Verb = hasVerb ? args[0] : "help", Positional = positional };
+        var result = new CommandLine { Verb = hasVerb ? args[0] : "help", Positional = positional, Arguments = args.ToArray() };
         for (int i = hasVerb ? 1 : 0; i < args.Count; i++)
         {
             string arg = args[i] == "-h" ? "--help" : args[i];

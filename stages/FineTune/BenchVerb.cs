@@ -89,7 +89,7 @@ public static class BenchVerb
              double.Parse((await RunSelf(["bench", "scoring"], ct)).Trim().Split('\n')[^1], CultureInfo.InvariantCulture));
         var alone = await Both();
         (double Training, double Scoring) beside;
-        using (var busy = Process.Start(SelfStart(["bench", "busy"]))!)
+        using (var busy = Process.Start(Hosting.SelfProcess.StartInfo(["bench", "busy"], redirect: true))!)
         {
             try
             {
@@ -120,19 +120,9 @@ public static class BenchVerb
     private static string Row(string work, double alone, double beside) =>
         string.Create(CultureInfo.InvariantCulture, $"| {work} | {alone:F3} | {beside:F3} | {beside / alone:F2} |");
 
-    private static ProcessStartInfo SelfStart(IEnumerable<string> arguments)
-    {
-        var host = Environment.ProcessPath ?? "dotnet";
-        var start = new ProcessStartInfo(host) { RedirectStandardOutput = true, RedirectStandardError = true };
-        // Under `dotnet forgetless.dll` the host needs the assembly; the `forgetless` apphost is the program itself.
-        if (Path.GetFileNameWithoutExtension(host) == "dotnet") start.ArgumentList.Add(typeof(BenchVerb).Assembly.Location);
-        foreach (var a in arguments) start.ArgumentList.Add(a);
-        return start;
-    }
-
     private static async Task<string> RunSelf(IEnumerable<string> arguments, CancellationToken ct)
     {
-        using var child = Process.Start(SelfStart(arguments))!;
+        using var child = Process.Start(Hosting.SelfProcess.StartInfo(arguments, redirect: true))!;
         var stdout = child.StandardOutput.ReadToEndAsync(ct);
         var stderr = child.StandardError.ReadToEndAsync(ct);
         await child.WaitForExitAsync(ct);

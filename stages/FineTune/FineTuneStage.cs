@@ -22,6 +22,9 @@ public sealed class FineTuneStage(StageContext context, FineTuneOptions options)
     private string Heldout => context.Resolve(options.Heldout);
     private string? InitAdapter => options.InitAdapter is { Length: > 0 } init ? context.Resolve(init) : null;
 
+    /// <summary>The held-out accuracy to stop at (finetune.targetAccuracy over an evaluate suite); checked when the stage is built.</summary>
+    private readonly AccuracyTarget? accuracyTarget = AccuracyTarget.Of(options, context.Section<Evaluation.EvaluateOptions>("evaluate"), context.Resolve);
+
     public void DeclareInputs(StageInputs inputs)
     {
         inputs.Upstream("prepare")
@@ -29,6 +32,8 @@ public sealed class FineTuneStage(StageContext context, FineTuneOptions options)
             .File("finetune.heldout", Heldout);
         context.DeclareTraining(inputs);
         if (InitAdapter is { } init) inputs.Directory("finetune.initAdapter", init);
+        if (accuracyTarget is { } target)
+            inputs.File("finetune.targetAccuracySuite", target.Path).Value("config.finetune.targetAccuracySuite", PipelineConfig.Canonical(target.Suite));
         foreach (var section in options.ActiveSections.Values.OfType<IDeclaresInputFolders>())
             foreach (var (key, folder) in section.InputFolders(context.Resolve))
                 inputs.Directory(key, folder);
@@ -70,8 +75,12 @@ public sealed class FineTuneStage(StageContext context, FineTuneOptions options)
         TrainingResult result;
         try
         {
-            result = new Trainer(options.Training with { LossScaling = placement.LossScaling }, tuned, batches, new LossProbe(data.Validation, heldout, MemoryCheck.ProbeRows(options.TokensPerBatch, seqLen)) { ChunkedLoss = options.ChunkedLoss }, terms, log)
-                { Tensorboard = context.Tensorboard(Name) }.Run(run.WorkDirectory, cancellationToken);
+            var probe = new LossProbe(data.Validation, heldout, MemoryCheck.ProbeRows(options.TokensPerBatch, seqLen)) { ChunkedLoss = options.ChunkedLoss };
+            result = new Trainer(options.Training with { LossScaling = placement.LossScaling }, tuned, batches, probe, terms, log)
+                {
+                    Tensorboard = context.Tensorboard(Name),
+                    HeldoutAccuracy = accuracyTarget is { } target ? m => target.Measure(m, tokenizer, cancellationToken) : null,
+                }.Run(run.WorkDirectory, cancellationToken);
             tuned.Method.Save(tuned, adapter, context.BaseModel);
             foreach (var term in terms) term.WriteArtifacts(adapter);
         }
@@ -87,6 +96,7 @@ public sealed class FineTuneStage(StageContext context, FineTuneOptions options)
             Regularizers = options.Regularizers,
             StopReason = result.StopReason,
             BestValidationTaskLoss = TrainingSummary.Loss(result.BestValidationLoss),
+            BestHeldoutTaskAccuracy = double.IsNaN(result.BestAccuracy) ? null : Math.Round(result.BestAccuracy, 5),
             BestStep = result.BestStep,
             TotalParameters = tuned.TotalParameters,
             LoadSeconds = Math.Round(loadSeconds, 2),

@@ -36,20 +36,37 @@ public sealed class StudyRunner
     /// <summary>A cell's configuration, rooted at <paramref name="cellRoot"/>: the study's target and step cap win over the cell's own settings.</summary>
     public PipelineConfig CellConfig(StudyCell cell, string cellRoot)
     {
-        var enforced = new List<string>
-        {
+        List<string> enforced =
+        [
             "run.root=" + cellRoot,
             // Content-keyed caches shared by the cells: the base model is scored once per study, not once per cell.
             "run.cacheRoot=" + Path.Combine(Root, ".cache"),
-            "finetune.targetValidationLoss=" + Options.Target.ValidationLoss.ToString("R", CultureInfo.InvariantCulture),
-        };
+            .. Options.Target.FineTuneSettings(),
+        ];
         if (Options.StepCap > 0) enforced.Add("finetune.steps=" + Options.StepCap.ToString(CultureInfo.InvariantCulture));
         return config.With([.. cell.Assignments, .. enforced], $"study cell {cell.Name}:");
     }
 
     /// <summary>The cell's stages up to evaluate (a study never packages), in pipeline order.</summary>
-    public IReadOnlyList<IStage> CellStages(StudyCell cell, string cellRoot) =>
-        StageRegistry.Build(new StageContext(CellConfig(cell, cellRoot))).TakeWhile(s => s.Name != "package").ToList();
+    public IReadOnlyList<IStage> CellStages(StudyCell cell, string cellRoot)
+    {
+        var config = CellConfig(cell, cellRoot);
+        try
+        {
+            return StageRegistry.Build(new StageContext(config)).TakeWhile(s => s.Name != "package").ToList();
+        }
+        catch (ConfigException e)
+        {
+            // A setting that is wrong only together with another section (finetune's target accuracy names an evaluate suite).
+            throw new ConfigException($"study cell {cell.Name}: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// Starts a cell that has work in a process of its own (<see cref="CellProcess"/>), so that its peak memory is its
+    /// own. Null: the cells run in this process (tests; and the cell's own process itself), and no peak is recorded.
+    /// </summary>
+    public Func<StudyCell, CancellationToken, Task>? RunElsewhere { get; init; }
 
     /// <summary>Runs the given cells one after another; the first failure stops the study (a rerun resumes it).</summary>
     public async Task RunAsync(IReadOnlyList<StudyCell> cells, CancellationToken cancellationToken)
@@ -60,19 +77,35 @@ public sealed class StudyRunner
         {
             var (cell, stages) = plans[i];
             cancellationToken.ThrowIfCancellationRequested();
-            string cellRoot = Path.Combine(Root, cell.Name);
-            var store = new RunStore(cellRoot, ToolVersion.Current, logger);
-            // The plan always names its target; the stages that will really run are the ones not up to date.
-            var stale = PipelineStatus.Of(store, stages).Where(s => !s.IsUpToDate).Select(s => s.Stage).ToList();
+            var stale = StaleStages(cell, stages);
             logger.LogInformation("study: cell {Index}/{Count} {Cell}: {Work}", i + 1, plans.Count, cell.Name,
                 stale.Count == 0 ? "up to date" : "running " + string.Join(", ", stale));
             if (stale.Count == 0) continue;
-            // Cells share the process: each cell's peak memory counts from its own start, not from the earlier cells'.
-            FineTuning.PeakMemory.CollectManagedGarbage();
-            FineTuning.PeakMemory.Restart();
-            foreach (var stage in PipelineStatus.Plan(store, stages, "evaluate")) await store.RunAsync(stage, force: false, cancellationToken);
+            if (RunElsewhere is { } start) await start(cell, cancellationToken);
+            else await RunHereAsync(cell, stages, recordPeakMemory: false, cancellationToken);
         }
     }
+
+    /// <summary>
+    /// Runs one cell's stale stages in this process. <paramref name="recordPeakMemory"/>: this process is the cell's own,
+    /// so the peak resident set after each training stage is the cell's (<see cref="CellMemory"/>).
+    /// </summary>
+    public async Task RunHereAsync(StudyCell cell, IReadOnlyList<IStage> stages, bool recordPeakMemory, CancellationToken cancellationToken)
+    {
+        string cellRoot = Path.Combine(Root, cell.Name);
+        var store = new RunStore(cellRoot, ToolVersion.Current, logger);
+        foreach (var stage in PipelineStatus.Plan(store, stages, "evaluate"))
+        {
+            var result = await store.RunAsync(stage, force: false, cancellationToken);
+            if (recordPeakMemory && !result.Skipped && CellMemory.TrainingStages.Contains(stage.Name))
+                CellMemory.Record(cellRoot, stage.Name, CellMemory.ProcessPeakBytes());
+        }
+    }
+
+    /// <summary>The names of the cell's stages that are not up to date (the plan always names its target).</summary>
+    public IReadOnlyList<string> StaleStages(StudyCell cell, IReadOnlyList<IStage> stages) =>
+        PipelineStatus.Of(new RunStore(Path.Combine(Root, cell.Name), ToolVersion.Current, logger), stages)
+            .Where(s => !s.IsUpToDate).Select(s => s.Stage).ToList();
 
     /// <summary>The report of every cell of the study, read from the cells' run roots under <paramref name="roots"/> (the first root that has the cell).</summary>
     public StudyReport Report(IReadOnlyList<string> roots, bool verify)
@@ -90,7 +123,7 @@ public sealed class StudyRunner
             results.Add(result);
             timings.Add(timing);
         }
-        return new StudyReport(Options.Target.ValidationLoss, Options.StepCap, results, timings);
+        return new StudyReport(StudyLevel.Of(Options.Target, config.Section<Evaluation.EvaluateOptions>("evaluate")), Options.StepCap, results, timings);
     }
 
     /// <summary>

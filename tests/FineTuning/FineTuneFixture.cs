@@ -49,11 +49,14 @@ public sealed class FineTuneFixture : IDisposable
 
     public static ModelConfig TinyConfig => ModelConfig.Llama(vocabSize: 64, hiddenSize: 32, numLayers: 2, numHeads: 4, numKvHeads: 2, maxPositions: 128);
 
-    /// <summary>A tiny model folder: random weights for <paramref name="seed"/> and a letters + space + newline byte-level tokenizer.</summary>
-    public static void WriteModel(string directory, int seed)
+    /// <summary>
+    /// A tiny model folder: random weights for <paramref name="seed"/> and a letters + space + newline byte-level tokenizer;
+    /// <paramref name="shape"/> (vocabulary 64) replaces <see cref="TinyConfig"/>.
+    /// </summary>
+    public static void WriteModel(string directory, int seed, ModelConfig? shape = null)
     {
         Directory.CreateDirectory(directory);
-        using (var model = ModelFactory.Create(TinyConfig with { BosTokenId = 28, EosTokenIds = [28], PadTokenId = 28 }, seed))
+        using (var model = ModelFactory.Create((shape ?? TinyConfig) with { BosTokenId = 28, EosTokenIds = [28], PadTokenId = 28 }, seed))
             ModelFolder.Save(model, directory);
         var vocab = new Dictionary<string, int>();
         for (char c = 'a'; c <= 'z'; c++) vocab[c.ToString()] = vocab.Count;

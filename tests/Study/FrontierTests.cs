@@ -52,7 +52,7 @@ public sealed class FrontierTests
         };
         Assert.Equal(["reached", "worse"], Frontier.OfLearning(cells));
         Assert.Equal(["reached", "worse"], Frontier.OfCost(cells));
-        var report = new StudyReport(1.5, 40, cells, []);
+        var report = new StudyReport(new StudyLevel(1.5), 40, cells, []);
         // Neither reached cell's forgetting interval lies above zero ([−1, 5] and [0, 6]), so tokens decide: 50 < 100.
         Assert.Equal("worse", report.Recommended!.Name);
         Assert.Contains("missed did not and is not compared", report.Recommendation());
@@ -75,7 +75,7 @@ public sealed class FrontierTests
     [Fact]
     public void No_cell_reached_gives_no_recommendation()
     {
-        var report = new StudyReport(0.5, 10, [Cell("m", CellStatus.Missed, 1, 1, 1)], []);
+        var report = new StudyReport(new StudyLevel(0.5), 10, [Cell("m", CellStatus.Missed, 1, 1, 1)], []);
         Assert.Null(report.Recommended);
         Assert.Empty(report.LearningFrontier);
         Assert.Contains("No recommendation", report.Recommendation());

@@ -32,6 +32,24 @@ public sealed class StudyConfigTests
         Assert.Equal(["ewc"], byName["lora-ewc"].Section<Forgetless.FineTuning.FineTuneOptions>("finetune").Regularizers);
         Assert.Equal(0.5, byName["lora-replay50"].Section<Forgetless.Data.PrepareOptions>("prepare").ReplayShare);
         Assert.True(((Forgetless.Peft.LoraSection)byName["dora"].Section<Forgetless.FineTuning.FineTuneOptions>("finetune").Plugins["lora"]).UseDora);
+        foreach (var cell in runner.Cells) runner.CellStages(cell, Path.Combine(Path.GetTempPath(), "unused", cell.Name));
+    }
+
+    [Fact]
+    public void The_smoke_study_trains_to_the_word_class_accuracy_and_each_cell_builds()
+    {
+        var config = PipelineConfig.Load(Path.Combine(RepoData.Root, "forgetless.json"), StageRegistry.Sections, useEnvironment: false)
+            .WithFile(Path.Combine(RepoData.Root, "studies", "demo.json"));
+        var runner = new StudyRunner(config, NullLogger.Instance);
+        foreach (var cell in runner.Cells)
+        {
+            string root = Path.Combine(Path.GetTempPath(), "unused", cell.Name);
+            var finetune = runner.CellConfig(cell, root).Section<Forgetless.FineTuning.FineTuneOptions>("finetune");
+            Assert.Equal(0.4, finetune.TargetAccuracy);
+            Assert.Equal(0, finetune.TargetValidationLoss);
+            Assert.Equal("postag", finetune.TargetAccuracySuite);
+            runner.CellStages(cell, root); // the suite resolves against evaluate's
+        }
     }
 
     [Fact]
@@ -59,7 +77,10 @@ public sealed class StudyConfigTests
         File.WriteAllText(Path.Combine(f.Root, "no-target.json"), """{ "study": { "cells": [ { "name": "a" } ] } }""");
         var noTarget = await ForgetlessProcess.RunAsync(f.Root, "study", "--study", "no-target.json");
         Assert.Equal(2, noTarget.ExitCode);
-        Assert.Contains("study.target.validationLoss = 0", noTarget.Output);
+        // The key and the allowed kinds of target.
+        Assert.Contains("study.target: names no target; set one kind of target: validationLoss", noTarget.Output);
+        Assert.Contains("or heldoutAccuracy (a rate in (0, 1])", noTarget.Output);
+        Assert.False(noTarget.HasStackTrace);
         var merge = await ForgetlessProcess.RunAsync(f.Root, "study", "merge", "--study", "study.json");
         Assert.Equal(2, merge.ExitCode);
         Assert.Contains("study merge: name the study roots", merge.Output);

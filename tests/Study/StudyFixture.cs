@@ -62,6 +62,42 @@ public sealed class StudyFixture : IDisposable
 
     public string StudyFile => Path.Combine(Root, "study.json");
 
+    /// <summary>Measured on this fixture: "fast" (lr 0.02) has format acc 0.417, 0.417, 0.625 at steps 0, 2, 4; "slow" stays at 0.417.</summary>
+    public const double TargetAccuracy = 0.6;
+
+    /// <summary>
+    /// A second new suite, "format": for 24 task prompts, the answer in the task's form (" c a t") against the same
+    /// letters in capitals, which never occur in training. Learning the task's form shows in its accuracy within a few steps.
+    /// </summary>
+    public void AddFormatSuite()
+    {
+        var rows = File.ReadAllLines(Path.Combine(Root, "task.jsonl")).Take(24).Select(l => JsonNode.Parse(l)!);
+        File.WriteAllLines(Path.Combine(Root, "format.jsonl"), rows.Select(r =>
+        {
+            string answer = r["response"]!.GetValue<string>();
+            return JsonSerializer.Serialize(new { query = r["prompt"]!.GetValue<string>(), choices = new[] { answer, answer.ToUpperInvariant() }, gold = 0 });
+        }));
+        var config = JsonNode.Parse(File.ReadAllText(Pipeline.ConfigPath))!.AsObject();
+        config["evaluate"]!["suites"]!.AsArray().Add(JsonNode.Parse("""{ "name": "format", "type": "multipleChoice", "role": "new", "path": "format.jsonl" }"""));
+        File.WriteAllText(Pipeline.ConfigPath, config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    /// <summary>The study file with <paramref name="target"/> (JSON) as its target: "fast" (lr 0.02) and "slow" (lr 0.0002), 12 steps, evaluations every 2.</summary>
+    public void WriteStudyWithTarget(string target) => File.WriteAllText(StudyFile, $$"""
+        {
+          "study": {
+            "root": "study",
+            "target": {{target}},
+            "stepCap": 12,
+            "settings": { "finetune.evalEvery": "2" },
+            "cells": [
+              { "name": "fast", "set": { "finetune.learningRate": "0.02" } },
+              { "name": "slow", "set": { "finetune.learningRate": "0.0002" } }
+            ]
+          }
+        }
+        """);
+
     /// <summary>The runner of the study file over the pipeline file, with the study root moved to <paramref name="studyRoot"/>.</summary>
     public StudyRunner Runner(string studyRoot = "study")
     {

@@ -42,6 +42,22 @@ public sealed class StudyRunTests
         double expected = bpb["forgetting"]!.GetValue<double>() * 100 / Math.Abs(bpb["base"]!.GetValue<double>());
         Assert.Equal(expected, cells[0]!["forgetting"]!["heldout"]!["value"]!.GetValue<double>(), 3);
 
+        // Cells run in this process (not each in its own, as `forgetless study` runs them) have no peak of their own.
+        Assert.All(report.Timings, t =>
+        {
+            Assert.Null(t.PeakRssBytes);
+            Assert.Contains("did not run in a process of the cell's own", t.PeakUnknown);
+        });
+        Assert.Contains("peak MB n/a for fast, slow: finetune did not run in a process of the cell's own", report.Markdown());
+        // A record that names another run of the stage than the one in place is not taken for it.
+        string fastRoot = Path.Combine(runner.Root, "fast");
+        CellMemory.Record(fastRoot, "finetune", 123_000_000);
+        Assert.Equal(123_000_000, CellMemory.Read(fastRoot).Bytes);
+        var record = JsonNode.Parse(File.ReadAllText(Path.Combine(fastRoot, CellMemory.FileName)))!;
+        record["stages"]!["finetune"]!["started"] = "2000-01-01T00:00:00.0000000+00:00";
+        File.WriteAllText(Path.Combine(fastRoot, CellMemory.FileName), record.ToJsonString());
+        Assert.Null(CellMemory.Read(fastRoot).Bytes);
+
         var junit = System.Xml.Linq.XDocument.Load(Path.Combine(runner.ReportDirectory, StudyReport.JUnitFile));
         var cases = junit.Descendants("testcase").ToList();
         Assert.Equal(2, cases.Count);
