@@ -5,33 +5,16 @@ using static TorchSharp.torch;
 namespace Forgetless.Model;
 
 /// <summary>Root-mean-square norm (Llama): x / sqrt(mean(x^2) + eps) * weight, no mean subtraction, no bias.</summary>
-public sealed class RmsNorm : nn.Module<Tensor, Tensor>
+public sealed class RmsNorm : SingleWeightModule
 {
-    private Parameter _weight;
-
     // Held for the module's life: a Scalar made on the fly for `variance + eps` is a temporary whose finalizer may free
     // its native value while libtorch still reads it (the JIT may end its lifetime once its handle is passed), which
     // showed up as a rare "Scalar::toFloat: Expected false to be true" inside add.
     private readonly Scalar eps;
 
-    public RmsNorm(long size, double eps, Device? device = null) : base(nameof(RmsNorm))
+    public RmsNorm(long size, double eps, Device? device = null) : base(nameof(RmsNorm), ones(size, device: device))
     {
         this.eps = eps.ToScalar();
-        _weight = new Parameter(ones(size, device: device));
-        ConditionallyRegisterParameter(nameof(weight), _weight);
-    }
-
-    /// <summary>The scale, settable like TorchSharp's own modules' parameters (a model loads into a meta skeleton).</summary>
-    public Parameter weight
-    {
-        get => _weight;
-        set
-        {
-            if (ReferenceEquals(value, _weight)) return;
-            _weight.Dispose();
-            _weight = (Parameter)value.DetachFromDisposeScope();
-            ConditionallyRegisterParameter(nameof(weight), _weight);
-        }
     }
 
     /// <summary>Computed in f32 and returned in the input's type, as HF's LlamaRMSNorm does.</summary>

@@ -10,30 +10,13 @@ namespace Forgetless.Model;
 /// device — 545 MB allocated and initialised for Qwen2.5's 151,936 × 896 table, for a skeleton that a checkpoint then
 /// fills. The table keeps the type it is given (a frozen table may stay in the checkpoint's bf16); rows come out in it.
 /// </summary>
-public sealed class TokenEmbedding : nn.Module<Tensor, Tensor>
+public sealed class TokenEmbedding : SingleWeightModule
 {
-    private Parameter _weight;
-
-    public TokenEmbedding(long count, long dim, Device? device = null) : base(nameof(TokenEmbedding))
+    // Uninitialised: a loader or CausalLM.InitializeWeights gives every row its value.
+    public TokenEmbedding(long count, long dim, Device? device = null) : base(nameof(TokenEmbedding), empty(count, dim, device: device))
     {
-        // Uninitialised: a loader or CausalLM.InitializeWeights gives every row its value.
-        _weight = new Parameter(empty(count, dim, device: device));
-        ConditionallyRegisterParameter(nameof(weight), _weight);
-    }
-
-    /// <summary>The table, settable like TorchSharp's own modules' parameters (a model loads into a meta skeleton).</summary>
-    public Parameter weight
-    {
-        get => _weight;
-        set
-        {
-            if (ReferenceEquals(value, _weight)) return;
-            _weight.Dispose();
-            _weight = (Parameter)value.DetachFromDisposeScope();
-            ConditionallyRegisterParameter(nameof(weight), _weight);
-        }
     }
 
     /// <summary>Rows [.., dim] for ids [..] (index_select; advanced indexing on the meta device, which has no index_select kernel).</summary>
-    public override Tensor forward(Tensor ids) => Devices.DeviceOps.Rows(_weight, ids);
+    public override Tensor forward(Tensor ids) => Devices.DeviceOps.Rows(weight, ids);
 }
