@@ -272,7 +272,8 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
     private TermBatch NewTermBatch(Model.CausalLM model, IReadOnlyList<PreparedRow> rows, TokenBatch batch, double targetTokens, int microBatches)
     {
         var head = model.PlainOutputWeight;
-        if (!ChunkedCrossEntropy.Applies(options.ChunkedLoss, batch.Inputs.numel(), model.Config.VocabSize, terms.Any(t => t.ReadsLogits), head is not null))
+        if (!ChunkedCrossEntropy.Applies(options.ChunkedLoss, batch.Inputs.numel(), model.Config.VocabSize, terms.Any(t => t.ReadsLogits), head is not null,
+                headWidens: head is not null && head.dtype != model.ComputeType))
             return new TermBatch { Rows = rows, Tokens = batch, Logits = batch.Logits(model), StepTargetTokens = targetTokens, MicroBatches = microBatches };
         var hidden = batch.Hidden(model);
         return new TermBatch

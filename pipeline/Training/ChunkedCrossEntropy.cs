@@ -25,12 +25,15 @@ public static class ChunkedCrossEntropy
 
     /// <summary>
     /// Whether the task loss goes by chunks: never when a term reads the whole logits or the head is more than a bare
-    /// matrix; under auto only when the logits of <paramref name="tokens"/> over <paramref name="vocab"/> exceed
+    /// matrix; under auto when the logits of <paramref name="tokens"/> over <paramref name="vocab"/> exceed
     /// <see cref="AutoAboveBytes"/> — real vocabularies (Qwen2.5's 151,936 at 256 tokens: 155 MB), not the embedded
-    /// default's 8,192, whose path and numbers stay as they were.
+    /// default's 8,192, whose path and numbers stay as they were — or when the head is stored in another type than the
+    /// activations (<paramref name="headWidens"/>: qlora's 16-bit table), which unchunked autograd would keep a whole
+    /// widened copy of, whatever the batch.
     /// </summary>
-    public static bool Applies(ChunkedLoss setting, long tokens, long vocab, bool termsReadLogits, bool bareHead) =>
-        setting != ChunkedLoss.Off && !termsReadLogits && bareHead && (setting == ChunkedLoss.On || 4 * tokens * vocab > AutoAboveBytes);
+    public static bool Applies(ChunkedLoss setting, long tokens, long vocab, bool termsReadLogits, bool bareHead, bool headWidens = false) =>
+        setting != ChunkedLoss.Off && !termsReadLogits && bareHead
+        && (setting == ChunkedLoss.On || headWidens || 4 * tokens * vocab > AutoAboveBytes);
 
     /// <summary>Rows per chunk for a vocabulary of <paramref name="vocab"/>: as many as fit <see cref="ChunkBytes"/>, at least one.</summary>
     public static long RowsPerChunk(long vocab) => Math.Max(1, ChunkBytes / (4 * vocab));
