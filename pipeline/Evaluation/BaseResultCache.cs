@@ -13,7 +13,7 @@ namespace Forgetless.Evaluation;
 public sealed class BaseResultCache(string directory)
 {
     /// <summary>Bump when scoring changes meaning (tokenisation, windows, metric inputs).</summary>
-    public const int ScoringVersion = 4; // 3: fused attention (float rounding differs from the hand-written path); 4: shared contexts cut as lm-eval cuts each pair, batched scoring and generation
+    public const int ScoringVersion = 5; // 3: fused attention (float rounding differs from the hand-written path); 4: shared contexts cut as lm-eval cuts each pair, batched scoring and generation; 5: a trunk shorter than its branch is not shared (a text's first rolling window is a plain row again)
 
     public string Directory { get; } = directory;
 

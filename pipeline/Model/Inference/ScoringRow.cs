@@ -46,8 +46,11 @@ internal sealed class ScoringRow
     /// Lays out (context, continuation) pairs as rows. Each pair's input is lm-eval's: context and continuation minus
     /// its last token, cut from the left to <paramref name="maxLength"/>; what comes before the continuation is its
     /// trunk. Pairs with the same trunk share rows, as many branches per row as fit in twice <paramref name="maxLength"/>
-    /// tokens (positions never pass <paramref name="maxLength"/>: each branch is numbered as it would be alone). A pair
-    /// alone with its trunk is a plain row. Pairs with nothing to score get no row.
+    /// tokens (positions never pass <paramref name="maxLength"/>: each branch is numbered as it would be alone), when
+    /// the trunk is at least as long as the branch: sharing saves the trunk's tokens but costs a row-wide visibility mask
+    /// and a wider row, which a short trunk does not pay for (a text's first rolling window shares nothing but the BOS
+    /// token with other texts' first windows). A pair alone with its trunk is a plain row. Pairs with nothing to score
+    /// get no row.
     /// </summary>
     public static List<ScoringRow> Plan(IReadOnlyList<(int[] Context, int[] Target)> pairs, int maxLength)
     {
@@ -59,7 +62,8 @@ internal sealed class ScoringRow
             if (target.Length == 0) continue;
             if (context.Length == 0) throw new ArgumentException("a continuation needs at least one context token to be predicted from");
             var trunk = context.Length + target.Length - 1 > maxLength ? context[^(maxLength - target.Length + 1)..] : context;
-            string key = string.Join(',', trunk);
+            // A pair whose branch outweighs its trunk gets a group of its own (a plain row).
+            string key = trunk.Length >= target.Length - 1 ? string.Join(',', trunk) : "pair " + i;
             if (!groups.TryGetValue(key, out var members))
             {
                 groups[key] = members = [];
