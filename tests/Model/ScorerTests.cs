@@ -38,6 +38,22 @@ public sealed class ScorerTests
     }
 
     [Fact]
+    public void Logits_over_the_budget_are_made_a_slice_of_positions_at_a_time_with_the_same_scores()
+    {
+        using var model = TinyLlama();
+        var tokenizer = new IdTokenizer(11);
+        var whole = new Scorer(model, tokenizer, batchSize: 3).Score(Rows);
+        // A budget of one byte: every scored position is projected alone.
+        var sliced = new Scorer(model, tokenizer, batchSize: 3, logitsBudgetBytes: 1).Score(Rows);
+        for (var i = 0; i < Rows.Length; i++)
+        {
+            sliced[i].TokenIds.Should().Equal(whole[i].TokenIds);
+            sliced[i].IsGreedy.Should().Be(whole[i].IsGreedy);
+            sliced[i].LogProbs.Zip(whole[i].LogProbs).Should().AllSatisfy(p => p.First.Should().BeApproximately(p.Second, 1e-5));
+        }
+    }
+
+    [Fact]
     public void Scores_are_log_softmax_of_the_forward_logits()
     {
         using var model = TinyLlama();

@@ -16,7 +16,7 @@ namespace Forgetless.Model.Inference;
 /// tokens from the left, as lm-eval's; a continuation longer than the context is an error.
 /// Rows are batched with right padding; each row's result equals scoring it alone (up to float rounding).
 /// </summary>
-public sealed class Scorer(CausalLM model, ITokenizer tokenizer, int batchSize = 8)
+public sealed class Scorer(CausalLM model, ITokenizer tokenizer, int batchSize = 8, long logitsBudgetBytes = Scorer.LogitsBudgetBytes)
 {
     public CausalLM Model => model;
     public ITokenizer Tokenizer => tokenizer;
@@ -136,11 +136,15 @@ public sealed class Scorer(CausalLM model, ITokenizer tokenizer, int batchSize =
         }
         // Plain rows need no layout: right padding is invisible to real tokens under causal attention.
         using var layout = batch.Any(r => r.HasBranches) ? Layout(batch, width, device) : null;
-        var logits = model.Forward(tensor(ids, [batch.Count, width], device: device), layout: layout, logitsAt: tensor(at.ToArray(), device: device));
+        var input = tensor(ids, [batch.Count, width], device: device);
+        var positions = tensor(at.ToArray(), device: device);
         var targetIds = tensor(targets.ToArray(), device: device);
+        var (logProbsOnDevice, greedyOnDevice) = (long)at.Count * model.Config.VocabSize * 4 <= logitsBudgetBytes
+            ? ScoreLogits(model.Forward(input, layout: layout, logitsAt: positions), targetIds)
+            : ScoreBySlices(model.ForwardHidden(input, layout), positions, targetIds);
         // Values leave the device through HostValues (zeros on meta, where nothing computed is a result).
-        var scores = HostValues.Doubles(TargetLogProbs(logits, targetIds));
-        var greedy = HostValues.Longs(logits.argmax(-1));
+        var scores = HostValues.Doubles(logProbsOnDevice);
+        var greedy = HostValues.Longs(greedyOnDevice);
         int k = 0;
         foreach (var row in batch)
             foreach (var (pair, predictors) in row.Scored)
@@ -150,6 +154,34 @@ public sealed class Scorer(CausalLM model, ITokenizer tokenizer, int batchSize =
                 results[pair] = new ScoreResult(target, logProbs, logProbs.Sum(), greedy[k..(k + predictors.Length)].SequenceEqual(target.Select(t => (long)t)));
                 k += predictors.Length;
             }
+    }
+
+    /// <summary>
+    /// The most the logits of one forward's scored positions may take (f32) before they are made a slice of positions at
+    /// a time: 256 MB. At a real vocabulary a long held-out text is thousands of scored positions — 5,000 × 151,936 × 4 B
+    /// is 3 GB. Below it (every batch of the embedded default) the projection is one matmul, as before.
+    /// </summary>
+    public const long LogitsBudgetBytes = 256L << 20;
+
+    private static (Tensor LogProbs, Tensor Greedy) ScoreLogits(Tensor logits, Tensor targetIds) => (TargetLogProbs(logits, targetIds), logits.argmax(-1));
+
+    /// <summary>The scored positions' log-probabilities and argmax from the hidden states, projecting a slice of positions at a time.</summary>
+    private (Tensor LogProbs, Tensor Greedy) ScoreBySlices(Tensor hidden, Tensor positions, Tensor targetIds)
+    {
+        var flat = hidden.reshape(-1, hidden.shape[^1]);
+        long n = positions.shape[0], slice = Math.Max(1, logitsBudgetBytes / (4L * model.Config.VocabSize));
+        var logProbs = new List<Tensor>();
+        var greedy = new List<Tensor>();
+        for (long first = 0; first < n; first += slice)
+        {
+            long count = Math.Min(slice, n - first);
+            using var rows = Devices.DeviceOps.Rows(flat, positions.narrow(0, first, count));
+            using var logits = model.LogitsOf(rows);
+            var (p, g) = ScoreLogits(logits, targetIds.narrow(0, first, count));
+            logProbs.Add(p);
+            greedy.Add(g);
+        }
+        return (cat(logProbs, 0), cat(greedy, 0));
     }
 
     /// <summary>Rows normalised at once: 256 rows of an 8,192-token vocabulary are 8 MB of f32.</summary>
