@@ -11,14 +11,8 @@ namespace Forgetless.Model;
 /// </summary>
 public static class SwiGlu
 {
-    public static Tensor Of(Tensor gate, Tensor up)
-    {
-        if (!is_grad_enabled() || !(gate.requires_grad || up.requires_grad)) return nn.functional.silu(gate).mul(up);
-        // TorchSharp keeps an uninitialised copy of each output to materialise missing gradients — as large as what the
-        // function saves. The scope frees it at once; missing gradients are passed on as missing (see Nf4MatMul).
-        using var scope = NewDisposeScope();
-        return Function.apply(gate, up).MoveToOuterDisposeScope();
-    }
+    public static Tensor Of(Tensor gate, Tensor up) =>
+        is_grad_enabled() && (gate.requires_grad || up.requires_grad) ? Function.apply(gate, up) : nn.functional.silu(gate).mul(up);
 
     private sealed class Function : autograd.SingleTensorFunction<Function>
     {
@@ -28,7 +22,6 @@ public static class SwiGlu
         {
             var (gate, up) = ((Tensor)vars[0], (Tensor)vars[1]);
             ctx.save_for_backward([gate, up]);
-            ctx.set_materialize_grads(false);
             using var _ = no_grad();
             using var silu = nn.functional.silu(gate);
             return silu.mul(up);
@@ -36,7 +29,6 @@ public static class SwiGlu
 
         public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad)
         {
-            if (grad is null || grad.IsInvalid) return [null!, null!];
             var saved = ctx.get_saved_variables();
             var (gate, up) = (saved[0], saved[1]);
             using var scope = NewDisposeScope();
