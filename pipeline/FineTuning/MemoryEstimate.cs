@@ -18,7 +18,7 @@ namespace Forgetless.FineTuning;
 /// <remarks>
 /// Activations per token and decoder layer are counted from the tensors autograd saves in our Llama layer (RMSNorm
 /// inputs and outputs, rotated q and k, repeated k and v, the attention probabilities of every head over the sequence,
-/// the MLP's gate and up outputs — SwiGLU recomputes the SiLU in backward; the inputs of trained projections besides) — see docs/gpu.md. With gradient
+/// the MLP's gate, up and SiLU outputs; the inputs of trained projections besides) — see docs/gpu.md. With gradient
 /// checkpointing only each layer's input is kept, plus one layer's activations while it is recomputed.
 /// </remarks>
 public sealed record MemoryEstimate(IReadOnlyList<(string Part, long Bytes)> Parts)
@@ -53,9 +53,9 @@ public sealed record MemoryEstimate(IReadOnlyList<(string Part, long Bytes)> Par
         long nf4 = footprint.Quantized / 2 + footprint.Quantized / 64 + 4 * (footprint.Quantized / (64 * 256)) + 4 * footprint.QuantizedModules;
         long trainable = footprint.Trainable * 16; // f32 value, gradient, AdamW's m and v
 
-        // Per token and layer, in elements: 9·H + 2·I + heads·S kept by autograd (the MLP's gate and up outputs, the
+        // Per token and layer, in elements: 9·H + 3·I + heads·S kept by autograd (the MLP's 3 intermediates, the
         // attention probabilities), and when the base projections train their inputs too (o_proj's H, down_proj's I).
-        long perLayer = 9 * h + 2 * kv + 2 * i + heads * s + (trainsBaseProjections ? h + i : 0);
+        long perLayer = 9 * h + 2 * kv + 3 * i + heads * s + (trainsBaseProjections ? h + i : 0);
         long tokens = tokensPerBatch;
         long activations = gradientCheckpointing
             ? tokens * b * (layers * h + perLayer + 2 * heads * s)

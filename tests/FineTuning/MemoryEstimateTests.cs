@@ -27,16 +27,16 @@ public sealed class MemoryEstimateTests
 
         Part(e, "weights").Should().Be(198_000 * 4);          // frozen weights in f32
         Part(e, "trainable + adam").Should().Be(2_000 * 16);  // value, gradient, two AdamW moments, f32
-        // Per token and layer: 9·64 + 2·32 (k, v) + 2·128 (SwiGLU's gate and up) + 4·32 (attention probabilities) = 1024 elements;
+        // Per token and layer: 9·64 + 2·32 (k, v) + 3·128 (MLP) + 4·32 (attention probabilities) = 1152 elements;
         // 64 tokens · 4 bytes · 2 layers, plus the softmax's input and output over the last layer's heads (2·4·32).
-        Part(e, "activations").Should().Be(64 * 4 * (2 * 1024 + 2 * 4 * 32));
+        Part(e, "activations").Should().Be(64 * 4 * (2 * 1152 + 2 * 4 * 32));
         Part(e, "logits").Should().Be(3 * 64 * 1000 * 4);     // logits, log-softmax, gradient
         Part(e, "runtime").Should().Be(MemoryEstimate.RuntimeBytes);
-        e.TotalBytes.Should().Be(792_000 + 32_000 + 64 * 4 * (2 * 1024 + 2 * 4 * 32) + 768_000 + MemoryEstimate.RuntimeBytes);
+        e.TotalBytes.Should().Be(792_000 + 32_000 + 655_360 + 768_000 + MemoryEstimate.RuntimeBytes);
 
         var checkpointed = MemoryEstimate.Of(Config, footprint, 64, 32, 64, Placement.Cpu, gradientCheckpointing: true, trainsBaseProjections: false);
         // Each layer's input (64 per token) for both layers, one layer's activations while it is recomputed.
-        Part(checkpointed, "activations (checkpointed)").Should().Be(64 * 4 * (2 * 64 + 1024 + 2 * 4 * 32));
+        Part(checkpointed, "activations (checkpointed)").Should().Be(64 * 4 * (2 * 64 + 1152 + 2 * 4 * 32));
     }
 
     [Fact]
