@@ -144,5 +144,5 @@ internal sealed class LlamaMlp : nn.Module<Tensor, Tensor>
 
     // SwiGLU: silu(gate) * up, projected back down.
     public override Tensor forward(Tensor x) =>
-        MixedPrecision.Project(down_proj, SwiGlu.Of(MixedPrecision.Project(gate_proj, x), MixedPrecision.Project(up_proj, x)));
+        MixedPrecision.Project(down_proj, nn.functional.silu(MixedPrecision.Project(gate_proj, x)) * MixedPrecision.Project(up_proj, x));
 }
