@@ -75,6 +75,9 @@ public sealed class FineTuneOptions : IValidatableOptions, IHasPluginSections
     /// instead of making the whole logits [tokens, vocabulary] (Liger Kernel's fused linear cross-entropy; equal to the
     /// unfused loss up to float rounding). auto: when a micro-batch's logits would exceed 128 MB and no term (kd) reads them.
     /// </summary>
+    // Left out of the stage's fingerprint while auto: on the embedded default auto is the unchunked path runs had before the
+    // key existed, so they stay up to date.
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public global::Forgetless.Training.ChunkedLoss ChunkedLoss { get; set; } = global::Forgetless.Training.ChunkedLoss.Auto;
 
     /// <summary>Start from an earlier adapter folder of the same method (sequential tasks; online EWC, SI).</summary>
