@@ -135,8 +135,7 @@ public static class MemoryCheck
             foreach (var (attr, p) in module.named_parameters(recurse: false))
             {
                 var name = path.Length == 0 ? attr : path + "." + attr;
-                var key = weights.Contains(name) ? name : name[(name.IndexOf('.') + 1)..];
-                if (!weights.Contains(key) || loader.Claims(path, module)) continue;
+                if (skeleton.CheckpointKeyOf(name, weights) is not { } key || loader.Claims(path, module)) continue;
                 if (loader.ParameterType(name, module, weights.StoredType(key)) is ScalarType.BFloat16 or ScalarType.Float16) kept += p.numel();
             }
         return kept;

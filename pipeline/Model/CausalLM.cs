@@ -85,7 +85,12 @@ public abstract class CausalLM : nn.Module
     /// The output projection as a bare matrix [V, D] when that is all it is — a tied input embedding, or an lm_head
     /// without bias or adapter — so that logits = hidden · Wᵀ; null when the head is anything else.
     /// </summary>
-    public Tensor? PlainOutputWeight => PlainHeadWeight;
+    public Tensor? PlainOutputWeight => OutputHead switch
+    {
+        null => InputEmbedding.weight,
+        Linear { bias: null } linear => linear.weight,
+        _ => null,
+    };
 
     /// <summary>Logits [..., V] f32 of hidden states from <see cref="ForwardHidden"/>.</summary>
     public Tensor LogitsOf(Tensor hidden)
@@ -94,8 +99,6 @@ public abstract class CausalLM : nn.Module
         if (logits.dtype == ScalarType.Float32) return logits;
         using (logits) return logits.to(ScalarType.Float32);
     }
-
-    private protected abstract Tensor? PlainHeadWeight { get; }
 
     private (Tensor Hidden, AttentionContext Context) RunLayers(DisposeScope scope, Tensor inputIds, Tensor? attentionMask, KvCache? cache, TokenLayout? layout)
     {
@@ -124,8 +127,18 @@ public abstract class CausalLM : nn.Module
     /// <param name="checkpoint">Non-null when each decoder layer is to be recomputed in backward (see <see cref="LayerCheckpoint"/>).</param>
     private protected abstract Tensor HiddenStates(Tensor inputIds, AttentionContext context, LayerCheckpoint? checkpoint);
 
+    /// <summary>The token embedding table [V, D] (the output projection too when the embeddings are tied).</summary>
+    private protected abstract TokenEmbedding InputEmbedding { get; }
+
+    /// <summary>
+    /// The output projection module (lm_head, or an adapter that replaced it); null when the embeddings are tied: there is
+    /// then no lm_head module (a second Parameter for the same storage would be updated twice by an optimizer).
+    /// </summary>
+    private protected abstract nn.Module<Tensor, Tensor>? OutputHead { get; }
+
     /// <summary>The vocabulary projection of hidden states [..., D] to logits [..., V].</summary>
-    private protected abstract Tensor OutputLogits(Tensor hidden);
+    private Tensor OutputLogits(Tensor hidden) =>
+        OutputHead is { } head ? MixedPrecision.Project(head, hidden) : MixedPrecision.Linear(hidden, InputEmbedding.weight);
 
     /// <summary>Checkpoint keys that HF writes but that hold no weights we need (e.g. causal-mask buffers).</summary>
     protected virtual bool IsIgnorableCheckpointKey(string key) =>
@@ -143,6 +156,16 @@ public abstract class CausalLM : nn.Module
         name.EndsWith(".weight", StringComparison.Ordinal) && FanInFanOutModules.Contains(name[..^".weight".Length]);
 
     /// <summary>
+    /// The checkpoint's key for parameter <paramref name="name"/>: the name itself, or the name without
+    /// <see cref="BaseModelPrefix"/> (checkpoints of the bare base model); null when the checkpoint has neither.
+    /// </summary>
+    internal string? CheckpointKeyOf(string name, CheckpointWeights weights) =>
+        weights.Contains(name) ? name
+        : name.StartsWith(BaseModelPrefix + ".", StringComparison.Ordinal) && weights.Contains(name[(BaseModelPrefix.Length + 1)..])
+            ? name[(BaseModelPrefix.Length + 1)..]
+            : null;
+
+    /// <summary>
     /// Fills a skeleton built on the meta device (<see cref="ModelFactory.CreateUninitialized"/>) from
     /// <paramref name="weights"/>, checking every name and shape first: each parameter is read from the (memory-mapped)
     /// checkpoint straight into its own tensor in the placement's type on its device, one tensor at a time, so the model
@@ -156,10 +179,8 @@ public abstract class CausalLM : nn.Module
         var plan = new List<(string Name, string Key, bool Transpose)>();
         foreach (var (name, p) in named_parameters())
         {
-            var key = weights.Contains(name) ? name
-                : name.StartsWith(BaseModelPrefix + ".", StringComparison.Ordinal) && weights.Contains(name[(BaseModelPrefix.Length + 1)..])
-                    ? name[(BaseModelPrefix.Length + 1)..]
-                    : throw new InvalidDataException($"{weights.Description}: missing required tensor '{name}' for model_type '{Config.ModelType}'");
+            var key = CheckpointKeyOf(name, weights)
+                ?? throw new InvalidDataException($"{weights.Description}: missing required tensor '{name}' for model_type '{Config.ModelType}'");
             var transpose = IsFanInFanOutWeight(name);
             var expected = transpose ? p.shape.Reverse().ToArray() : p.shape;
             var entry = weights.Entry(key);

@@ -52,7 +52,7 @@ public static class ChunkedCrossEntropy
     public static (Tensor Loss, Tensor MaskedNllSum) Of(Tensor hidden, Tensor head, Tensor targets, Tensor weights, Tensor mask, long? rowsPerChunk = null,
         long? headSliceRows = null)
     {
-        var reported = new Reported { Rows = rowsPerChunk ?? RowsPerChunk(head.shape[0]), SliceRows = headSliceRows ?? HeadSliceRows(head) };
+        var reported = new Reported { Rows = rowsPerChunk ?? RowsPerChunk(head.shape[0]), SliceRows = headSliceRows ?? MixedPrecision.SliceRows(head) };
         var loss = Function.apply(hidden, head, targets, weights, mask, reported);
         return (loss, reported.MaskedNllSum!);
     }
@@ -65,13 +65,13 @@ public static class ChunkedCrossEntropy
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        long n = hidden.shape[0], rows = rowsPerChunk ?? RowsPerChunk(head.shape[0]);
+        long n = hidden.shape[0], rows = rowsPerChunk ?? RowsPerChunk(head.shape[0]), slice = headSliceRows ?? MixedPrecision.SliceRows(head);
         var nll = empty(n, ScalarType.Float32, hidden.device);
         for (long start = 0; start < n; start += rows)
         {
             using var chunk = NewDisposeScope();
             long count = Math.Min(rows, n - start);
-            nll.narrow(0, start, count).copy_(Chunk(hidden.narrow(0, start, count), head, targets.narrow(0, start, count).unsqueeze(1), headSliceRows ?? HeadSliceRows(head)).Nll);
+            nll.narrow(0, start, count).copy_(Chunk(hidden.narrow(0, start, count), head, targets.narrow(0, start, count).unsqueeze(1), slice).Nll);
         }
         return nll.MoveToOuterDisposeScope();
     }
@@ -102,8 +102,6 @@ public static class ChunkedCrossEntropy
         }
         return result;
     }
-
-    private static long HeadSliceRows(Tensor head) => Math.Max(1, MixedPrecision.SliceBytes / (4 * head.shape[1]));
 
     /// <summary>
     /// log Σ exp over each row [c, V] → [c, 1], as libtorch computes it (the row's max taken out first); written out because

@@ -42,11 +42,9 @@ public sealed class GPT2LMHeadModel : CausalLM
     private protected override Tensor HiddenStates(Tensor inputIds, AttentionContext context, LayerCheckpoint? checkpoint) =>
         transformer.Forward(inputIds, context, ComputeType, checkpoint);
 
-    private protected override Tensor OutputLogits(Tensor hidden) =>
-        lm_head is null ? MixedPrecision.Linear(hidden, transformer.wte.weight!) : MixedPrecision.Project(lm_head, hidden);
+    private protected override TokenEmbedding InputEmbedding => transformer.wte;
 
-    private protected override Tensor? PlainHeadWeight =>
-        lm_head is null ? transformer.wte.weight : lm_head is Linear { bias: null } linear ? linear.weight : null;
+    private protected override nn.Module<Tensor, Tensor>? OutputHead => lm_head;
 
     // HF's causal-mask buffers, present in older checkpoints.
     protected override bool IsIgnorableCheckpointKey(string key) =>

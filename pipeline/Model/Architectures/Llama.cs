@@ -33,11 +33,9 @@ public class LlamaForCausalLM : CausalLM
     private protected override Tensor HiddenStates(Tensor inputIds, AttentionContext context, LayerCheckpoint? checkpoint) =>
         model.Forward(inputIds, context, ComputeType, checkpoint);
 
-    private protected override Tensor OutputLogits(Tensor hidden) =>
-        lm_head is null ? MixedPrecision.Linear(hidden, model.embed_tokens.weight!) : MixedPrecision.Project(lm_head, hidden);
+    private protected override TokenEmbedding InputEmbedding => model.embed_tokens;
 
-    private protected override Tensor? PlainHeadWeight =>
-        lm_head is null ? model.embed_tokens.weight : lm_head is Linear { bias: null } linear ? linear.weight : null;
+    private protected override nn.Module<Tensor, Tensor>? OutputHead => lm_head;
 
     protected override bool IsNormParameter(string name) => name.EndsWith("norm.weight", StringComparison.Ordinal);
 }

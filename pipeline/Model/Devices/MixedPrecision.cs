@@ -39,7 +39,7 @@ public static class MixedPrecision
             using var whole = weight.to(x.dtype);
             return nn.functional.linear(x, whole);
         }
-        long rows = weight.shape[0], slice = sliceRows ?? Math.Max(1, SliceBytes / (4 * weight.shape[1]));
+        long rows = weight.shape[0], slice = sliceRows ?? SliceRows(weight);
         var result = empty([.. x.shape.SkipLast(1), rows], x.dtype, x.device);
         for (long start = 0; start < rows; start += slice)
         {
@@ -53,6 +53,9 @@ public static class MixedPrecision
 
     /// <summary>A widened slice of a weight holds at most this many bytes (f32).</summary>
     public const long SliceBytes = 32L << 20;
+
+    /// <summary>Rows of <paramref name="weight"/> [rows, columns] widened at a time: <see cref="SliceBytes"/> worth, at least one.</summary>
+    public static long SliceRows(Tensor weight) => Math.Max(1, SliceBytes / (4 * weight.shape[1]));
 
     /// <summary><paramref name="t"/> in <paramref name="type"/> (itself when it already is).</summary>
     public static Tensor As(Tensor t, ScalarType type) => t.dtype == type ? t : t.to(type);
