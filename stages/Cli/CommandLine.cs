@@ -16,7 +16,7 @@ public sealed class CommandLine
     public IReadOnlyList<string> Arguments { get; private init; } = [];
 
     /// <summary>Options that never take a value.</summary>
-    private static readonly HashSet<string> KnownFlags = ["force", "check", "help", "verbose", "greedy", "merged", "rerun-gates", "all", "wait"];
+    private static readonly HashSet<string> KnownFlags = ["force", "check", "help", "verbose", "greedy", "merged", "rerun-gates", "all", "wait", "memory"];
 
     public static CommandLine Parse(IReadOnlyList<string> args)
     {

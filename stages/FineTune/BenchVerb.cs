@@ -13,15 +13,17 @@ namespace Forgetless.Stages.FineTune;
 /// <summary>
 /// `forgetless bench finetune [--steps N] [--output FILE]`: the machine's f32 matmul peak, then tokens/s, MFU, the
 /// matmul-only lower bound of each step at that peak, trainable parameters and peak RSS (the whole process's, and while
-/// training) of every method on the base model's shape and a larger one. Each case runs in its own child process so
-/// that its peak RSS is its own. `forgetless bench contention [--steps N] [--output FILE]`: a training step and a
+/// training) of every method on the base model's shape and a larger one. Each case runs in two child processes of its
+/// own: one timed with the allocator as every run has it, one measuring peak RSS with freed blocks handed back to the
+/// OS (<see cref="PeakMemory.ReturnFreedBlocks"/>), which makes peaks repeatable but costs every large allocation its
+/// page faults again (measured: a large full step 0.8 s with glibc's default, 1.15 s with it), so it must not be timed. `forgetless bench contention [--steps N] [--output FILE]`: a training step and a
 /// scoring batch alone, then beside one busy process (a child spinning one core), and the ratio.
 /// </summary>
 public static class BenchVerb
 {
     public static Verb Definition { get; } = new(
         "bench",
-        "forgetless bench finetune|contention [--steps N] [--output FILE.md]",
+        "forgetless bench finetune|contention [--steps N] [--output FILE.md] [--case \"MODEL|METHOD\" [--memory]]",
         "measure training throughput, MFU and memory of every fine-tuning method; or the slowdown beside a busy process",
         Register);
 
@@ -34,6 +36,7 @@ public static class BenchVerb
         int steps = ScoreVerb.IntOption(cli, "steps", 2);
         string? output = cli.Option("output");
         string? oneCase = cli.Option("case");
+        bool memory = cli.Flag("memory");
         double? peak = cli.Option("peak") is { } p ? double.Parse(p, CultureInfo.InvariantCulture) : null;
         context.AddCommand(async (sp, ct) =>
         {
@@ -47,8 +50,9 @@ public static class BenchVerb
             if (what == "contention") return await Contention(sp, steps, output, ct);
             if (oneCase is not null)
             {
-                // A case has its process to itself: let its resident set follow its live tensors (see PeakMemory).
-                PeakMemory.ReturnFreedBlocks();
+                // Measuring memory: the case has its process to itself, so let the resident set follow its live tensors
+                // (see PeakMemory). Timing: the allocator as a run has it.
+                if (memory) PeakMemory.ReturnFreedBlocks();
                 var parts = oneCase.Split('|');
                 var placement = Forgetless.Configuration.DeviceSelector.Place(context.Run, sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless"));
                 Console.Out.WriteLine(FineTuneBenchmark.Measure(parts[0], parts[1], peak ?? FineTuneBenchmark.MatmulPeakGflops(), steps: steps, placement: placement).ToJson());
@@ -130,10 +134,21 @@ public static class BenchVerb
         return await stdout;
     }
 
+    /// <summary>A case's time from one child and its memory from another (see the class remarks).</summary>
     private static async Task<BenchmarkResult> RunChild(string model, string method, double peak, int steps, CancellationToken ct)
     {
+        var timed = await RunCase(model, method, peak, steps, memory: false, ct);
+        var measured = await RunCase(model, method, peak, MemorySteps, memory: true, ct);
+        return timed with { PeakRssBytes = measured.PeakRssBytes, TrainingPeakRssBytes = measured.TrainingPeakRssBytes };
+    }
+
+    /// <summary>Steps of a memory child: the first builds the optimizer state, the second is a step as every later one.</summary>
+    private const int MemorySteps = 2;
+
+    private static async Task<BenchmarkResult> RunCase(string model, string method, double peak, int steps, bool memory, CancellationToken ct)
+    {
         var stdout = await RunSelf(["bench", "finetune", "--case", model + "|" + method, "--peak", peak.ToString("R", CultureInfo.InvariantCulture),
-            "--steps", steps.ToString(CultureInfo.InvariantCulture)], ct);
+            "--steps", steps.ToString(CultureInfo.InvariantCulture), .. memory ? ["--memory"] : Array.Empty<string>()], ct);
         var line = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault(l => l.StartsWith('{'))
                    ?? throw new InvalidOperationException($"bench case {model} / {method} printed no result");
         return BenchmarkResult.FromJson(line);
