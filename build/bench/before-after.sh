@@ -21,7 +21,8 @@ dotnet build stages/Forgetless.Stages.csproj -c Release -v q -nologo
 declare -A dll=([before]="$before_dir/stages/bin/Release/net10.0/forgetless.dll" [after]="$PWD/stages/bin/Release/net10.0/forgetless.dll")
 out=artifacts/bench; mkdir -p "$out"; tsv="$out/before-after.tsv"
 printf 'build\tround\tcase\ttokens_per_s\n' > "$tsv"
-cases=("base 4L d256|lora" "base 4L d256|full" "large 8L d512|qlora")
+# CASES="MODEL|METHOD;MODEL|METHOD" replaces the default cases.
+IFS=';' read -ra cases <<< "${CASES:-base 4L d256|lora;base 4L d256|full;large 8L d512|qlora}"
 for round in $(seq 1 "$rounds"); do
   for build in before after; do
     for c in "${cases[@]}"; do
