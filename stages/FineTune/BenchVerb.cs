@@ -108,7 +108,7 @@ public static class BenchVerb
         }
         string table = string.Join("\n",
         [
-            $"{TorchSharp.torch.get_num_threads()} torch threads, OMP_WAIT_POLICY={Environment.GetEnvironmentVariable("OMP_WAIT_POLICY")}; f32 matmul peak {peak.ToString("F1", CultureInfo.InvariantCulture)} GFLOP/s.",
+            $"{TorchSharp.torch.get_num_threads()} torch threads; each process's OpenMP wait as it decided at start (alone: {TorchThreads.Current}); f32 matmul peak {peak.ToString("F1", CultureInfo.InvariantCulture)} GFLOP/s.",
             "",
             "| work | alone s | beside one busy process s | ratio |",
             "|---|---:|---:|---:|",

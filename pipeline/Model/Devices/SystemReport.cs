@@ -34,7 +34,7 @@ public static class SystemReport
                 lines.Add(("cuda driver api", banner[(at + "CUDA Version:".Length)..].Split('|', 2)[0].Trim()));
         }
         lines.Add(("threads", string.Create(CultureInfo.InvariantCulture,
-            $"{torch.get_num_threads()} torch threads, {Environment.ProcessorCount} processors, OMP_WAIT_POLICY={Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "(unset: spinning threads)"}")));
+            $"{torch.get_num_threads()} torch threads, {Environment.ProcessorCount} processors, {Configuration.TorchThreads.Current?.ToString() ?? $"OMP_WAIT_POLICY={Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "(unset: spinning threads)"}"}")));
         lines.Add(("memory", string.Create(CultureInfo.InvariantCulture,
             $"{Gb(MemTotal())} total, {Gb(DeviceMemory.CpuAvailable())} available to this process (cgroup limit included)")));
         lines.Add(("process", string.Create(CultureInfo.InvariantCulture, $"{Gb(Environment.WorkingSet)} resident after loading libtorch")));
