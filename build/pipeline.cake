@@ -73,6 +73,11 @@ Task("RealSize")
     });
 
 Task("Benchmark")
-    .Description("Measure tokens/s, MFU and memory of every fine-tuning method (--steps, default 6; writes docs/benchmarks/finetune.table.md)")
+    .Description("Measure tokens/s, MFU and memory of every fine-tuning method (--steps, default 6; writes docs/benchmarks/finetune.table.md), then where a full step's time goes on each shape (finetune.profile-*.md)")
     .IsDependentOn("Build")
-    .Does<BuildParameters>((context, p) => Forgetless(p, "bench", new[] { "finetune", "--steps", p.BenchmarkSteps.ToString(), "--output", "docs/benchmarks/finetune.table.md" }));
+    .Does<BuildParameters>((context, p) =>
+    {
+        Forgetless(p, "bench", new[] { "finetune", "--steps", p.BenchmarkSteps.ToString(), "--output", "docs/benchmarks/finetune.table.md" });
+        Forgetless(p, "bench", new[] { "profile", "--model", "large 8L d512", "--steps", p.BenchmarkSteps.ToString(), "--output", "docs/benchmarks/finetune.profile-large.md" });
+        Forgetless(p, "bench", new[] { "profile", "--model", "base 4L d256", "--steps", p.BenchmarkSteps.ToString(), "--output", "docs/benchmarks/finetune.profile-base.md" });
+    });

@@ -23,21 +23,24 @@ public static class BenchVerb
 {
     public static Verb Definition { get; } = new(
         "bench",
-        "forgetless bench finetune|contention [--steps N] [--output FILE.md] [--case \"MODEL|METHOD\" [--memory]]",
-        "measure training throughput, MFU and memory of every fine-tuning method; or the slowdown beside a busy process",
+        "forgetless bench finetune|contention|profile [--steps N] [--output FILE.md] [--case \"MODEL|METHOD\" [--memory]] [--model NAME]",
+        "measure training throughput, MFU and memory of every fine-tuning method; the slowdown beside a busy process; or where a full step's time goes",
         Register);
 
     private static void Register(VerbContext context)
     {
         var cli = context.Cli;
-        if (cli.Positional.Count != 1 || cli.Positional[0] is not ("finetune" or "contention" or "busy" or "scoring"))
-            throw new UsageException("bench: expected `forgetless bench finetune` or `forgetless bench contention`");
+        if (cli.Positional.Count != 1 || cli.Positional[0] is not ("finetune" or "contention" or "profile" or "busy" or "scoring"))
+            throw new UsageException("bench: expected `forgetless bench finetune`, `forgetless bench contention` or `forgetless bench profile`");
         string what = cli.Positional[0];
         int steps = ScoreVerb.IntOption(cli, "steps", 2);
         string? output = cli.Option("output");
         string? oneCase = cli.Option("case");
         bool memory = cli.Flag("memory");
         double? peak = cli.Option("peak") is { } p ? double.Parse(p, CultureInfo.InvariantCulture) : null;
+        string profiled = cli.Option("model") ?? "large 8L d512";
+        if (what == "profile" && !FineTuneBenchmark.Models.ContainsKey(profiled))
+            throw new UsageException($"bench profile: unknown --model '{profiled}'; models: {string.Join(", ", FineTuneBenchmark.Models.Keys)}");
         context.AddCommand(async (sp, ct) =>
         {
             if (what == "busy") return Spin(ct);
@@ -48,6 +51,14 @@ public static class BenchVerb
                 return ExitCodes.Ok;
             }
             if (what == "contention") return await Contention(sp, steps, output, ct);
+            if (what == "profile")
+            {
+                double measured = peak ?? FineTuneBenchmark.MatmulPeakGflops();
+                var profile = StepProfile.Table(profiled, measured, StepProfile.Measure(profiled, measured, Math.Max(steps, 4)));
+                Console.Out.Write(profile);
+                if (output is not null) AtomicFile.WriteAllText(output, profile);
+                return ExitCodes.Ok;
+            }
             if (oneCase is not null)
             {
                 // Measuring memory: the case has its process to itself, so let the resident set follow its live tensors

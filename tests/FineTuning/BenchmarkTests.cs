@@ -63,3 +63,38 @@ public sealed class BenchmarkTests
         full.BoundSecondsPerStep.Should().BeApproximately(32 * (6.0 * 32768 + 12288) / 10e9, 1e-15);
     }
 }
+
+/// <summary>`forgetless bench profile`: the step in phases and each kind of work of the step, with the products' bound.</summary>
+public sealed class StepProfileTests
+{
+    private static readonly ModelConfig Tiny = ModelConfig.Llama(64, 32, 2, 4, 2, maxPositions: 64, tieWordEmbeddings: true);
+
+    [Fact]
+    public void The_profile_times_every_phase_and_every_kind_of_work_with_the_bound_of_its_products()
+    {
+        var lines = StepProfile.Measure(Tiny, batch: 2, seqLen: 16, peakGflops: 10, steps: 1);
+
+        lines.Select(l => l.Work).Should().StartWith(["step: forward and loss", "step: backward", "step: gradient norm and clipping", "step: AdamW", "step: zero gradients", "step: total"]);
+        lines.Should().OnlyContain(l => l.Seconds > 0);
+        lines.Single(l => l.Work == "step: total").Seconds.Should().BeApproximately(lines.Take(5).Sum(l => l.Seconds), 1e-12);
+        // Tiny, 32 tokens: q and o are 32·32 (2 per layer, 2 layers), k and v 32·16 (2 kv heads of 8); forward, input and
+        // weight gradient: 3 · 2 · 32 tokens · in · out.
+        var qo = lines.Single(l => l.Work.StartsWith("matmul: q and o", StringComparison.Ordinal));
+        qo.Count.Should().Be("4");
+        qo.BoundSeconds.Should().BeApproximately(4 * 3 * 2.0 * 32 * 32 * 32 / 10e9, 1e-15);
+        lines.Single(l => l.Work.StartsWith("matmul: k and v", StringComparison.Ordinal)).BoundSeconds
+            .Should().BeApproximately(4 * 3 * 2.0 * 32 * 32 * 16 / 10e9, 1e-15);
+        // The products together are the benchmark's 6·N per token (N = 32768, see BenchmarkTests).
+        lines.Where(l => l.Work.StartsWith("matmul:", StringComparison.Ordinal)).Sum(l => l.BoundSeconds!.Value)
+            .Should().BeApproximately(32 * 6.0 * 32768 / 10e9, 1e-12);
+        lines.Single(l => l.Work.StartsWith("matmul: output head", StringComparison.Ordinal)).BoundSeconds
+            .Should().BeApproximately(3 * 2.0 * 32 * 32 * 64 / 10e9, 1e-15);
+        lines.Single(l => l.Work.StartsWith("step: total", StringComparison.Ordinal)).BoundSeconds
+            .Should().BeApproximately(FineTuneBenchmark.MatmulBoundFlops(Tiny, 2, 16, trainedShare: 1) / 10e9, 1e-15);
+        lines.Select(l => l.Work).Should().Contain(w => w.StartsWith("attention")).And.Contain(w => w.StartsWith("RMSNorm"))
+            .And.Contain(w => w.StartsWith("RoPE")).And.Contain(w => w.StartsWith("SwiGLU")).And.Contain(w => w.StartsWith("cross-entropy"));
+
+        var table = StepProfile.Table("tiny", 10, lines);
+        table.Should().Contain("| work | per step | ms per step | matmul bound ms | × bound |").And.Contain("| step: total | 1 |");
+    }
+}
