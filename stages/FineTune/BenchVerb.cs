@@ -37,6 +37,11 @@ public static class BenchVerb
         string? output = cli.Option("output");
         string? oneCase = cli.Option("case");
         bool memory = cli.Flag("memory");
+        // The pipeline file and overrides (Cake passes them to every verb): they place the cases (run.device), and every
+        // child process gets them too.
+        var pipeline = new List<string>();
+        if (cli.Option("config") is { } configFile) pipeline.AddRange(["--config", configFile]);
+        foreach (var setting in cli.Options("set")) pipeline.AddRange(["--set", setting]);
         double? peak = cli.Option("peak") is { } p ? double.Parse(p, CultureInfo.InvariantCulture) : null;
         string profiled = cli.Option("model") ?? "large 8L d512";
         if (what == "profile" && !FineTuneBenchmark.Models.ContainsKey(profiled))
@@ -50,7 +55,7 @@ public static class BenchVerb
                 Console.Out.WriteLine(FineTuneBenchmark.MeasureScoring("base 4L d256").ToString("R", CultureInfo.InvariantCulture));
                 return ExitCodes.Ok;
             }
-            if (what == "contention") return await Contention(sp, steps, output, ct);
+            if (what == "contention") return await Contention(sp, steps, output, pipeline, ct);
             if (what == "profile")
             {
                 double measured = peak ?? FineTuneBenchmark.MatmulPeakGflops();
@@ -77,7 +82,7 @@ public static class BenchVerb
                 foreach (var method in FineTuneBenchmark.Cases)
                 {
                     ct.ThrowIfCancellationRequested();
-                    var c = await RunChild(model, method, measuredPeak, steps, ct);
+                    var c = await RunChild(model, method, measuredPeak, steps, pipeline, ct);
                     logger.LogInformation("bench: {Model} {Method}: {Tps:F0} tokens/s, MFU {Mfu:P1}", model, method, c.TokensPerSecond, c.Mfu);
                     cases.Add(c);
                 }
@@ -95,12 +100,12 @@ public static class BenchVerb
         return ExitCodes.Ok;
     }
 
-    private static async Task<int> Contention(IServiceProvider sp, int steps, string? output, CancellationToken ct)
+    private static async Task<int> Contention(IServiceProvider sp, int steps, string? output, IReadOnlyList<string> pipeline, CancellationToken ct)
     {
         var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless");
         double peak = FineTuneBenchmark.MatmulPeakGflops();
         async Task<(double Training, double Scoring)> Both() =>
-            ((await RunChild("base 4L d256", "full", peak, steps, ct)).SecondsPerStep,
+            ((await RunChild("base 4L d256", "full", peak, steps, pipeline, ct)).SecondsPerStep,
              double.Parse((await RunSelf(["bench", "scoring"], ct)).Trim().Split('\n')[^1], CultureInfo.InvariantCulture));
         var alone = await Both();
         (double Training, double Scoring) beside;
@@ -146,20 +151,21 @@ public static class BenchVerb
     }
 
     /// <summary>A case's time from one child and its memory from another (see the class remarks).</summary>
-    private static async Task<BenchmarkResult> RunChild(string model, string method, double peak, int steps, CancellationToken ct)
+    private static async Task<BenchmarkResult> RunChild(string model, string method, double peak, int steps, IReadOnlyList<string> pipeline, CancellationToken ct)
     {
-        var timed = await RunCase(model, method, peak, steps, memory: false, ct);
-        var measured = await RunCase(model, method, peak, MemorySteps, memory: true, ct);
+        var timed = await RunCase(model, method, peak, steps, memory: false, pipeline, ct);
+        var measured = await RunCase(model, method, peak, MemorySteps, memory: true, pipeline, ct);
         return timed with { PeakRssBytes = measured.PeakRssBytes, TrainingPeakRssBytes = measured.TrainingPeakRssBytes };
     }
 
     /// <summary>Steps of a memory child: the first builds the optimizer state, the second is a step as every later one.</summary>
     private const int MemorySteps = 2;
 
-    private static async Task<BenchmarkResult> RunCase(string model, string method, double peak, int steps, bool memory, CancellationToken ct)
+    private static async Task<BenchmarkResult> RunCase(string model, string method, double peak, int steps, bool memory, IReadOnlyList<string> pipeline,
+        CancellationToken ct)
     {
         var stdout = await RunSelf(["bench", "finetune", "--case", model + "|" + method, "--peak", peak.ToString("R", CultureInfo.InvariantCulture),
-            "--steps", steps.ToString(CultureInfo.InvariantCulture), .. memory ? ["--memory"] : Array.Empty<string>()], ct);
+            "--steps", steps.ToString(CultureInfo.InvariantCulture), .. pipeline, .. memory ? ["--memory"] : Array.Empty<string>()], ct);
         var line = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault(l => l.StartsWith('{'))
                    ?? throw new InvalidOperationException($"bench case {model} / {method} printed no result");
         return BenchmarkResult.FromJson(line);
