@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 base=${1:-main}; rounds=${2:-3}
-export OMP_WAIT_POLICY=PASSIVE
+# No OMP_WAIT_POLICY here: each build sets its OpenMP wait itself, as it does for a user.
 before_dir="${TMPDIR:-/tmp}/forgetless-before-${base//\//-}"
 if [ ! -f "$before_dir/stages/bin/Release/net10.0/forgetless.dll" ]; then
   rm -rf "$before_dir"; mkdir -p "$before_dir"
