@@ -11,8 +11,9 @@ namespace Forgetless.Configuration;
 /// there first burns its time slice waiting for the one that is descheduled — measured: scoring 3.9× slower beside one
 /// busy process, 1.4× with passive waiting.</item>
 /// <item>On idle cores they spin briefly (<c>GOMP_SPINCOUNT</c>=<see cref="IdleSpinCount"/>, some microseconds) before
-/// they sleep: waking a sleeping thread at each of the thousands of parallel regions of a step cost 10–15% alone
-/// (measured: a large full step 0.85 s passive, 0.73 s with 3,000 spins; Evaluate 45 s and 39 s). Whether the cores are
+/// they sleep: waking a sleeping thread at each of the thousands of parallel regions of a step costs time alone
+/// (measured alternately against passive waiting: Evaluate 41 → 38 s with the base cached, 75.5 → 68 s cold; the base
+/// full step 0.42 → 0.34 s; docs/benchmarks/cpu-before-after.md). Whether the cores are
 /// idle is sampled once, as the process starts (<see cref="CpuIdle"/>), and each forgetless process decides for itself:
 /// what is set here goes to the C library's environment only, not to child processes.</item>
 /// <item>libgomp reads its environment once, when libtorch loads it, so this must be in the process environment (the
