@@ -21,9 +21,9 @@ public static class CpuIdle
             // USER_HZ is 100 on every Linux ABI .NET runs on.
             return Math.Max(0, (busy1 - busy0) - (own1 - own0)) / 100.0 / clock.Elapsed.TotalSeconds;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or OverflowException)
         {
-            return null;
+            return null; // a /proc this code does not know: decide as if the load were unknown (passive)
         }
     }
 
@@ -43,8 +43,10 @@ public static class CpuIdle
     /// <summary>utime + stime of a /proc/PID/stat line (fields 14 and 15; the command name may hold spaces, so count after its ')').</summary>
     public static long OwnTicks(string procSelfStat)
     {
-        var after = procSelfStat[(procSelfStat.LastIndexOf(')') + 2)..].Split(' ');
+        int close = procSelfStat.LastIndexOf(')');
+        var after = close < 0 || close + 2 > procSelfStat.Length ? [] : procSelfStat[(close + 2)..].Split(' ');
         // after[0] is field 3 (state): utime is field 14, stime field 15.
+        if (after.Length < 13) throw new FormatException($"/proc/self/stat: expected at least 15 fields, got '{procSelfStat}'");
         return long.Parse(after[11], CultureInfo.InvariantCulture) + long.Parse(after[12], CultureInfo.InvariantCulture);
     }
 }

@@ -116,6 +116,8 @@ public sealed class TorchThreadsTests
         const string self = "4242 (dotnet (x) y) S 1 4242 4242 0 -1 4194560 2000 0 0 0 31 7 0 0 20 0 12 0 900 0 0";
         CpuIdle.OwnTicks(self).Should().Be(38);
         FluentActions.Invoking(() => CpuIdle.MachineBusyTicks("intr 1 2 3\n")).Should().Throw<FormatException>().WithMessage("*expected a 'cpu' line*");
+        FluentActions.Invoking(() => CpuIdle.OwnTicks("4242 (dotnet) S 1 2")).Should().Throw<FormatException>().WithMessage("*at least 15 fields*");
+        FluentActions.Invoking(() => CpuIdle.OwnTicks("no parenthesis")).Should().Throw<FormatException>();
     }
 
     [Fact]
