@@ -104,33 +104,42 @@ public static class StepProfile
             // Causal: half of the T×T products, forward (2) and backward (4).
             double flops = 6.0 * 2 * batch * heads * seqLen * (double)seqLen * headDim / 2;
             yield return new Line("attention (fused, causal), forward + backward", L(layers),
-                layers * Median(() => nn.functional.scaled_dot_product_attention(q, k, v, null, 0, true).backward([g])), layers * Bound(flops));
+                layers * Backward(() => nn.functional.scaled_dot_product_attention(q, k, v, null, 0, true).backward([g]), q, k, v), layers * Bound(flops));
             using var cos = randn(batch, 1, seqLen, headDim);
             using var sin = randn(batch, 1, seqLen, headDim);
-            yield return new Line("RoPE, forward + backward", L(2 * layers), 2 * layers * Median(() => RotaryEmbedding.Apply(q, cos, sin).backward([g])), null);
+            yield return new Line("RoPE, forward + backward", L(2 * layers), 2 * layers * Backward(() => RotaryEmbedding.Apply(q, cos, sin).backward([g]), q), null);
         }
 
         using (var norm = new RmsNorm(d, c.NormEps))
         using (var x = randn(batch, seqLen, d).requires_grad_())
         using (var g = randn(batch, seqLen, d))
-            yield return new Line("RMSNorm, forward + backward", L(2 * layers + 1), (2 * layers + 1) * Median(() => norm.call(x).backward([g])), null);
+            yield return new Line("RMSNorm, forward + backward", L(2 * layers + 1), (2 * layers + 1) * Backward(() => norm.call(x).backward([g]), x), null);
 
         using (var gate = randn(batch, seqLen, c.IntermediateSize).requires_grad_())
         using (var up = randn(batch, seqLen, c.IntermediateSize).requires_grad_())
         using (var g = randn(batch, seqLen, c.IntermediateSize))
-            yield return new Line("SwiGLU (silu(gate) · up), forward + backward", L(layers), layers * Median(() => (nn.functional.silu(gate) * up).backward([g])), null);
+            yield return new Line("SwiGLU (silu(gate) · up), forward + backward", L(layers), layers * Backward(() => (nn.functional.silu(gate) * up).backward([g]), gate, up), null);
 
         using (var logits = randn(batch, seqLen, c.VocabSize).requires_grad_())
         using (var targets = randint(c.VocabSize, [batch, seqLen - 1], dtype: ScalarType.Int64))
-            yield return new Line("cross-entropy over the vocabulary, forward + backward", "1", Median(() => LossProbe.TokenNll(logits, targets).mean().backward()), null);
+            yield return new Line("cross-entropy over the vocabulary, forward + backward", "1", Backward(() => LossProbe.TokenNll(logits, targets).mean().backward(), logits), null);
 
         using (var table = new TokenEmbedding(c.VocabSize, d))
         using (var ids = randint(c.VocabSize, [batch, seqLen], dtype: ScalarType.Int64))
         using (var g = randn(batch, seqLen, d))
-            yield return new Line("embedding lookup, forward + backward", "1", Median(() => table.call(ids).backward([g])), null);
+            yield return new Line("embedding lookup, forward + backward", "1", Backward(() => table.call(ids).backward([g])), null);
     }
 
-    private static double Median(Action work, int repeats = 9) => Median(() => { work(); return null; }, repeats);
+    /// <summary>
+    /// Median seconds of a forward and backward. The gradients of <paramref name="activations"/> (inputs standing for a
+    /// step's activations) are dropped before each run: in a step they are made once, not added into.
+    /// </summary>
+    private static double Backward(Action work, params Tensor[] activations) => Median(() =>
+    {
+        foreach (var a in activations) a.grad = null;
+        work();
+        return null;
+    });
 
     /// <summary>Median seconds of <paramref name="work"/> (a tensor it returns is read, so the work is done) after one warm-up.</summary>
     private static double Median(Func<Tensor?> work, int repeats = 9)
