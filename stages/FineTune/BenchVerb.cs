@@ -39,7 +39,6 @@ public static class BenchVerb
         string? oneCase = cli.Option("case");
         bool memory = cli.Flag("memory");
         int rounds = ScoreVerb.IntOption(cli, "rounds", 2);
-        if (rounds < 1) throw new UsageException("bench: --rounds must be at least 1");
         // The pipeline file and overrides (Cake passes them to every verb): they place the cases (run.device), and every
         // child process gets them too.
         var pipeline = new List<string>();

@@ -45,6 +45,16 @@ public sealed class BadInputCliTests : IDisposable
     }
 
     [Fact]
+    public async Task Bench_names_an_unknown_model_and_a_bad_round_count_and_takes_the_pipeline_options_cake_passes()
+    {
+        ShouldBeNamedError(await Run("bench", "profile", "--model", "huge"), 2, "bench profile: unknown --model 'huge'; models: base 4L d256, large 8L d512");
+        ShouldBeNamedError(await Run("bench", "finetune", "--rounds", "0"), 2, "--rounds '0' is not a positive whole number");
+        // Cake passes --config and --set to every verb (the Benchmark target once stopped at "unknown option --config").
+        var scoring = await Run("bench", "scoring", "--config", "forgetless.json");
+        scoring.ExitCode.Should().Be(0, scoring.ToString());
+    }
+
+    [Fact]
     public async Task Score_refuses_to_write_its_output_over_its_input()
     {
         var input = Path.Combine(f.Root, "rows.jsonl");
