@@ -46,7 +46,16 @@ public static class TrainingTerms
         try
         {
             foreach (var name in regularizers)
-                terms.Add((Find(name) ?? throw new ConfigException(UnknownTerm(name))).Create(context(Find(name)!)));
+            {
+                var entry = Find(name) ?? throw new ConfigException(UnknownTerm(name));
+                var term = entry.Create(context(entry));
+                terms.Add(term);
+                // The entry says it before any term exists (the memory estimate), the term while training (the trainer):
+                // a term registered with one and built with the other would make the two disagree about the logits.
+                if (term.ReadsLogits != entry.ReadsLogits)
+                    throw new InvalidOperationException(
+                        $"term '{name}': its ReadsLogits ({term.ReadsLogits}) differs from its registry entry's ({entry.ReadsLogits}); set both alike");
+            }
             double share = terms.Sum(t => t.ReplayCrossEntropyShare);
             return [new TaskLoss(taskRowWeight: 1, replayRowWeight: 1 - share), .. terms];
         }
