@@ -118,7 +118,7 @@ public static class BenchVerb
         var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless");
         double peak = FineTuneBenchmark.MatmulPeakGflops();
         async Task<(double Training, double Scoring)> Both() =>
-            ((await RunChild("base 4L d256", "full", peak, steps, pipeline, ct)).SecondsPerStep,
+            ((await RunCase("base 4L d256", "full", peak, steps, memory: false, pipeline, ct)).SecondsPerStep,
              double.Parse((await RunSelf(["bench", "scoring"], ct)).Trim().Split('\n')[^1], CultureInfo.InvariantCulture));
         var alone = await Both();
         (double Training, double Scoring) beside;
@@ -161,14 +161,6 @@ public static class BenchVerb
         await child.WaitForExitAsync(ct);
         if (child.ExitCode != 0) throw new InvalidOperationException($"bench {string.Join(' ', arguments)} failed (exit {child.ExitCode}): {await stderr}");
         return await stdout;
-    }
-
-    /// <summary>A case's time from one child and its memory from another (see the class remarks).</summary>
-    private static async Task<BenchmarkResult> RunChild(string model, string method, double peak, int steps, IReadOnlyList<string> pipeline, CancellationToken ct)
-    {
-        var timed = await RunCase(model, method, peak, steps, memory: false, pipeline, ct);
-        var measured = await RunCase(model, method, peak, MemorySteps, memory: true, pipeline, ct);
-        return timed with { PeakRssBytes = measured.PeakRssBytes, TrainingPeakRssBytes = measured.TrainingPeakRssBytes };
     }
 
     /// <summary>Steps of a memory child: the first builds the optimizer state, the second is a step as every later one.</summary>
