@@ -70,8 +70,7 @@ public static class FineTuneBenchmark
                 _ = c.data<float>()[0];
                 times.Add(clock.Elapsed.TotalSeconds);
             }
-            times.Sort();
-            best = Math.Max(best, 2.0 * n * n * n / times[times.Count / 2] / 1e9);
+            best = Math.Max(best, 2.0 * n * n * n / Median(times) / 1e9);
         }
         return best;
     }
@@ -117,8 +116,7 @@ public static class FineTuneBenchmark
             nn.functional.log_softmax(model.Forward(ids), -1).sum().item<float>();
             if (i > 0) times.Add(clock.Elapsed.TotalSeconds);
         }
-        times.Sort();
-        return times[times.Count / 2];
+        return Median(times);
     }
 
     /// <summary>
@@ -135,9 +133,22 @@ public static class FineTuneBenchmark
     /// "method" or "method+term+…", on random tokens with half the rows marked replay (as KD, EWC and SI see them).
     /// The random base model is written to a temporary folder because the terms load it from there, as in a run.
     /// </summary>
-    public static BenchmarkResult Measure(string modelName, string caseName, double peakGflops, int batch = 0, int seqLen = 256, int steps = 2,
+    /// <summary>The upper median of timings (sorts them in place).</summary>
+    internal static double Median(List<double> seconds)
+    {
+        seconds.Sort();
+        return seconds[seconds.Count / 2];
+    }
+
+    /// <summary>Tokens per row of the benchmark's batches.</summary>
+    public const int SequenceLength = 256;
+
+    /// <summary>Rows per batch of a model of <see cref="Models"/>: 4 × 256 tokens on base, 2 × 256 on large.</summary>
+    public static int BatchOf(string modelName) => modelName.StartsWith("large", StringComparison.Ordinal) ? 2 : 4;
+
+    public static BenchmarkResult Measure(string modelName, string caseName, double peakGflops, int batch = 0, int seqLen = SequenceLength, int steps = 2,
         Placement? placement = null) =>
-        Measure(modelName, Models[modelName], caseName, peakGflops, batch > 0 ? batch : modelName.StartsWith("large", StringComparison.Ordinal) ? 2 : 4, seqLen, steps, placement);
+        Measure(modelName, Models[modelName], caseName, peakGflops, batch > 0 ? batch : BatchOf(modelName), seqLen, steps, placement);
 
     public static BenchmarkResult Measure(string modelName, ModelConfig config, string caseName, double peakGflops, int batch, int seqLen, int steps,
         Placement? placement = null)

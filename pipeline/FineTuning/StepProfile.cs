@@ -20,7 +20,7 @@ public static class StepProfile
 
     /// <summary>One of <see cref="FineTuneBenchmark.Models"/> with the benchmark's batch (4 × 256 tokens on base, 2 × 256 on large).</summary>
     public static IReadOnlyList<Line> Measure(string modelName, double peakGflops, int steps = 6) =>
-        Measure(FineTuneBenchmark.Models[modelName], modelName.StartsWith("large", StringComparison.Ordinal) ? 2 : 4, 256, peakGflops, steps);
+        Measure(FineTuneBenchmark.Models[modelName], FineTuneBenchmark.BatchOf(modelName), FineTuneBenchmark.SequenceLength, peakGflops, steps);
 
     public static IReadOnlyList<Line> Measure(ModelConfig config, int batch, int seqLen, double peakGflops, int steps)
     {
@@ -67,7 +67,7 @@ public static class StepProfile
             Time("zero gradients", optimizer.ZeroGrad);
             if (step == 0) times.Clear(); // the warm-up step allocates the optimizer state
         }
-        var phases = times.Select(t => new Line($"step: {t.Key}", "1", Median(t.Value), null)).ToList();
+        var phases = times.Select(t => new Line($"step: {t.Key}", "1", FineTuneBenchmark.Median(t.Value), null)).ToList();
         phases.Add(new Line("step: total", "1", phases.Sum(p => p.Seconds), FineTuneBenchmark.MatmulBoundFlops(config, batch, seqLen, 1) / (peakGflops * 1e9)));
         return phases;
     }
@@ -152,13 +152,7 @@ public static class StepProfile
             work()?.data<float>()[0].GetHashCode();
             if (i > 0) times.Add(clock.Elapsed.TotalSeconds);
         }
-        return Median(times);
-    }
-
-    private static double Median(List<double> values)
-    {
-        values.Sort();
-        return values[values.Count / 2];
+        return FineTuneBenchmark.Median(times);
     }
 
     /// <summary>The Markdown table of docs/benchmarks/finetune.md's profile section.</summary>
