@@ -36,7 +36,7 @@ public static class ChunkedCrossEntropy
         && (setting == ChunkedLoss.On || headWidens || 4 * tokens * vocab > AutoAboveBytes);
 
     /// <summary>Rows per chunk for a vocabulary of <paramref name="vocab"/>: as many as fit <see cref="ChunkBytes"/>, at least one.</summary>
-    public static long RowsPerChunk(long vocab) => Math.Max(1, ChunkBytes / (4 * vocab));
+    public static long RowsPerChunk(long vocab) => MixedPrecision.F32RowsWithin(ChunkBytes, vocab);
 
     /// <summary>
     /// The weighted loss (a scalar in the graph: gradients reach <paramref name="hidden"/>, and <paramref name="head"/>

@@ -55,7 +55,13 @@ public static class MixedPrecision
     public const long SliceBytes = 32L << 20;
 
     /// <summary>Rows of <paramref name="weight"/> [rows, columns] widened at a time: <see cref="SliceBytes"/> worth, at least one.</summary>
-    public static long SliceRows(Tensor weight) => Math.Max(1, SliceBytes / (4 * weight.shape[1]));
+    public static long SliceRows(Tensor weight) => F32RowsWithin(SliceBytes, weight.shape[1]);
+
+    /// <summary>
+    /// How many f32 rows of <paramref name="rowLength"/> values fit <paramref name="bytes"/>, at least one: the slice size
+    /// of every piece of work done a budget at a time (widened weight rows, loss chunks, scored positions' logits).
+    /// </summary>
+    public static long F32RowsWithin(long bytes, long rowLength) => Math.Max(1, bytes / (4 * rowLength));
 
     /// <summary><paramref name="t"/> in <paramref name="type"/> (itself when it already is).</summary>
     public static Tensor As(Tensor t, ScalarType type) => t.dtype == type ? t : t.to(type);

@@ -169,7 +169,7 @@ public sealed class Scorer(CausalLM model, ITokenizer tokenizer, int batchSize =
     private (Tensor LogProbs, Tensor Greedy) ScoreBySlices(Tensor hidden, Tensor positions, Tensor targetIds)
     {
         var flat = hidden.reshape(-1, hidden.shape[^1]);
-        long n = positions.shape[0], slice = Math.Max(1, logitsBudgetBytes / (4L * model.Config.VocabSize));
+        long n = positions.shape[0], slice = Devices.MixedPrecision.F32RowsWithin(logitsBudgetBytes, model.Config.VocabSize);
         var logProbs = new List<Tensor>();
         var greedy = new List<Tensor>();
         for (long first = 0; first < n; first += slice)
