@@ -30,7 +30,7 @@ public static class CpuIdle
     /// <summary>Ticks the machine spent busy: the first line of /proc/stat, every field but idle and iowait (guest time is already in user).</summary>
     public static long MachineBusyTicks(string procStat)
     {
-        var line = procStat.AsSpan(0, procStat.IndexOf('\n') is var end and >= 0 ? end : procStat.Length).ToString();
+        var line = procStat.Split('\n', 2)[0];
         var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         if (fields.Length < 5 || fields[0] != "cpu") throw new FormatException($"/proc/stat: expected a 'cpu' line first, got '{line}'");
         long busy = 0;
