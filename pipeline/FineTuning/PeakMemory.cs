@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 
 namespace Forgetless.FineTuning;
 
@@ -9,29 +8,6 @@ namespace Forgetless.FineTuning;
 /// </summary>
 public static class PeakMemory
 {
-    /// <summary>
-    /// Makes glibc hand every freed block of 128 KiB or more back to the OS, so that the resident set follows the live
-    /// tensors. (By default glibc raises its mmap threshold each time such a block is freed and keeps later ones in its
-    /// heap, so a peak depends on the order of earlier allocations more than on what a method holds.) Linux/glibc only;
-    /// elsewhere nothing happens.
-    /// </summary>
-    public static void ReturnFreedBlocks()
-    {
-        const int MmapThreshold = -3; // M_MMAP_THRESHOLD; setting it also turns off the dynamic adjustment
-        if (!OperatingSystem.IsLinux()) return;
-        try
-        {
-            MallOpt(MmapThreshold, 128 * 1024);
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-            // not glibc (e.g. musl): its allocator returns large blocks anyway
-        }
-    }
-
-    [DllImport("libc", EntryPoint = "mallopt")]
-    private static extern int MallOpt(int parameter, int value);
-
     /// <summary>Peak resident set since start or the last <see cref="Restart"/>, in bytes.</summary>
     public static long PeakRssBytes() => Process.GetCurrentProcess().PeakWorkingSet64;
 

@@ -109,6 +109,7 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
         string stop = "steps";
         double lastVal = double.NaN, lastHeldout = double.NaN, lastAccuracy = double.NaN;
         using (var progress = new ProgressBar(StageName, options.Steps, "steps", alreadyDone: state.Step))
+        using (NativeHeap.ReuseFreedBlocks()) // every step frees the tensors the next one makes again
         {
             var window = Stopwatch.StartNew();
             long windowTokens = 0;

@@ -69,6 +69,7 @@ public sealed class Pretrainer(PretrainOptions options, long seed, Func<string, 
         int tokensPerStep = options.Batch * options.SeqLen;
         double lastLoss = double.NaN, lastHeldout = double.NaN;
         using var progress = new ProgressBar("pretrain", options.Steps, "steps", alreadyDone: step);
+        using var heap = FineTuning.NativeHeap.ReuseFreedBlocks(); // every step frees the tensors the next one makes again
         while (step < options.Steps)
         {
             if (cancellationToken.IsCancellationRequested)

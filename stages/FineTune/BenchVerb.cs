@@ -16,7 +16,7 @@ namespace Forgetless.Stages.FineTune;
 /// training) of every method on the base model's shape and a larger one; each case's time is its fastest of
 /// <c>--rounds</c> (default 2) runs made one round after another. Each case runs in child processes of its
 /// own: timed ones with the allocator as every run has it, one measuring peak RSS with freed blocks handed back to the
-/// OS (<see cref="PeakMemory.ReturnFreedBlocks"/>), which makes peaks repeatable but costs every large allocation its
+/// OS (<see cref="NativeHeap.ReturnFreedBlocks"/>), which makes peaks repeatable but costs every large allocation its
 /// page faults again (measured: a large full step 0.8 s with glibc's default, 1.15 s with it), so it must not be timed.
 /// `forgetless bench contention [--steps N] [--output FILE]`: a training step and a scoring batch alone, then beside one busy process (a child spinning one core), and the ratio.
 /// </summary>
@@ -70,7 +70,7 @@ public static class BenchVerb
             {
                 // Measuring memory: the case has its process to itself, so let the resident set follow its live tensors
                 // (see PeakMemory). Timing: the allocator as a run has it.
-                if (memory) PeakMemory.ReturnFreedBlocks();
+                if (memory) NativeHeap.ReturnFreedBlocks();
                 var parts = oneCase.Split('|');
                 var placement = Forgetless.Configuration.DeviceSelector.Place(context.Run, sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless"));
                 Console.Out.WriteLine(FineTuneBenchmark.Measure(parts[0], parts[1], peak ?? FineTuneBenchmark.MatmulPeakGflops(), steps: steps, placement: placement).ToJson());
