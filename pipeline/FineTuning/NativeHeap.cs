@@ -9,9 +9,9 @@ namespace Forgetless.FineTuning;
 /// By default glibc serves every block of 32 MiB or more (less, until its threshold has risen) with a fresh
 /// <c>mmap</c> and unmaps it when it is freed, and it trims the top of its heap back to the OS. A training step makes
 /// and frees the same large tensors every step — the base shape's logits, their log-softmax and their gradients are
-/// exactly 32 MiB each — so every step faults all their pages in again and has the kernel zero them: 34,000 page
-/// faults a step on the base shape's LoRA step, against 9,000 with freed blocks kept (measured with
-/// <c>perf stat</c>).
+/// exactly 32 MiB each — so every step faults all their pages in again and has the kernel zero them: 35,000 page
+/// faults a step on the base shape's LoRA step, against 0–10,000 with freed blocks kept (<c>perf stat</c>; why it
+/// varies: <see cref="UseOneArena"/>).
 /// </para>
 /// </summary>
 public static class NativeHeap
@@ -92,28 +92,20 @@ public static class NativeHeap
         }
     }
 
-    private static void Set(int parameter, int value)
+    private static void Set(int parameter, int value) => OnGlibc(() => MallOpt(parameter, value));
+
+    private static void Trim() => OnGlibc(() => MallocTrim(0));
+
+    private static void OnGlibc(Action call)
     {
         if (!OperatingSystem.IsLinux()) return;
         try
         {
-            MallOpt(parameter, value);
+            call();
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
             // not glibc (e.g. musl): its allocator returns large blocks anyway
-        }
-    }
-
-    private static void Trim()
-    {
-        if (!OperatingSystem.IsLinux()) return;
-        try
-        {
-            MallocTrim(0);
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
         }
     }
 
