@@ -124,7 +124,10 @@ public sealed class TorchThreadsTests
     public void The_other_processes_busy_cores_are_within_the_machine()
     {
         if (!OperatingSystem.IsLinux()) return;
-        var busy = CpuIdle.OthersBusyCores(TimeSpan.FromMilliseconds(50));
-        busy.Should().NotBeNull().And.BeInRange(0, Environment.ProcessorCount + 0.5);
+        // The kernel counts both sides in whole clock ticks (10 ms), sampled: over a short window, with this test run's
+        // own threads busy on the same cores, the difference can exceed the machine by a few ticks. 200 ms and one core
+        // of slack keep that inside the bound without letting a wrong field (a count in ms, a missed own time) through.
+        var busy = CpuIdle.OthersBusyCores(TimeSpan.FromMilliseconds(200));
+        busy.Should().NotBeNull().And.BeInRange(0, Environment.ProcessorCount + 1);
     }
 }
