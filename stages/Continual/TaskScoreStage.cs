@@ -4,6 +4,7 @@ using Forgetless.Evaluation;
 using Forgetless.Model.Inference;
 using Forgetless.Peft;
 using Forgetless.Runs;
+using Forgetless.FineTuning;
 
 namespace Forgetless.Stages.Continual;
 
@@ -33,7 +34,7 @@ public sealed class TaskScoreStage(StageContext context, IReadOnlyList<ScoreJob>
         }
     }
 
-    public Task<StageOutcome> RunAsync(StageRun run, CancellationToken cancellationToken) => Task.Run(() =>
+    public Task<StageOutcome> RunAsync(StageRun run, CancellationToken cancellationToken) => NativeHeap.RunInMainArena(() =>
     {
         var results = new SortedDictionary<string, SuiteScores>(StringComparer.Ordinal);
         var placement = context.Placement(run.Logger);
@@ -58,7 +59,7 @@ public sealed class TaskScoreStage(StageContext context, IReadOnlyList<ScoreJob>
         }
         OutputJson.Write(Path.Combine(run.OutputDirectory, FileName), new StepScores(results));
         return StageOutcome.Done(results.ToDictionary(r => r.Key, r => (object?)r.Value.Metrics.ToDictionary(m => m.Key, m => (object?)m.Value)));
-    }, cancellationToken);
+    });
 }
 
 /// <summary>scores.json: each suite's metrics and per-item values.</summary>

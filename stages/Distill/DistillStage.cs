@@ -42,7 +42,7 @@ public sealed class DistillStage(StageContext context, DistillOptions options, F
     }
 
     public Task<StageOutcome> RunAsync(StageRun run, CancellationToken cancellationToken) =>
-        Task.Run(() => Run(run, cancellationToken), cancellationToken);
+        NativeHeap.RunInMainArena(() => Run(run, cancellationToken));
 
     private StageOutcome Run(StageRun run, CancellationToken cancellationToken)
     {

@@ -3,6 +3,7 @@ using Forgetless.Model;
 using Forgetless.Packaging;
 using Forgetless.Peft;
 using Forgetless.Runs;
+using Forgetless.FineTuning;
 
 namespace Forgetless.Stages.Evaluate;
 
@@ -66,7 +67,7 @@ public sealed class EvaluateStage(StageContext context, EvaluateOptions options,
                 ["fingerprint"] = run.Fingerprint,
             },
         };
-        var result = await Task.Run(() => evaluation.Run(cancellationToken), cancellationToken);
+        var result = await NativeHeap.RunInMainArena(() => evaluation.Run(cancellationToken));
         var after = JudgedWeights.Of(adapter, BaseModel);
         if (after.Adapter.Digest != judged.Adapter.Digest || after.BaseModel.Digest != judged.BaseModel.Digest)
             throw new UserInputException($"evaluate: {(after.Adapter.Digest != judged.Adapter.Digest ? "the adapter " + adapter : "the base model " + BaseModel)} " +

@@ -54,14 +54,14 @@ public static class BenchVerb
             TorchThreads.Apply(0);
             if (what == "scoring")
             {
-                Console.Out.WriteLine(FineTuneBenchmark.MeasureScoring("base 4L d256").ToString("R", CultureInfo.InvariantCulture));
+                Console.Out.WriteLine((await NativeHeap.RunInMainArena(() => FineTuneBenchmark.MeasureScoring("base 4L d256"))).ToString("R", CultureInfo.InvariantCulture));
                 return ExitCodes.Ok;
             }
             if (what == "contention") return await Contention(sp, steps, output, pipeline, ct);
             if (what == "profile")
             {
                 double measured = peak ?? FineTuneBenchmark.MatmulPeakGflops();
-                var profile = StepProfile.Table(profiled, measured, StepProfile.Measure(profiled, measured, Math.Max(steps, 4)));
+                var profile = StepProfile.Table(profiled, measured, await NativeHeap.RunInMainArena(() => StepProfile.Measure(profiled, measured, Math.Max(steps, 4))));
                 Console.Out.Write(profile);
                 if (output is not null) AtomicFile.WriteAllText(output, profile);
                 return ExitCodes.Ok;
@@ -73,7 +73,8 @@ public static class BenchVerb
                 if (memory) NativeHeap.ReturnFreedBlocks();
                 var parts = oneCase.Split('|');
                 var placement = Forgetless.Configuration.DeviceSelector.Place(context.Run, sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless"));
-                Console.Out.WriteLine(FineTuneBenchmark.Measure(parts[0], parts[1], peak ?? FineTuneBenchmark.MatmulPeakGflops(), steps: steps, placement: placement).ToJson());
+                var result = await NativeHeap.RunInMainArena(() => FineTuneBenchmark.Measure(parts[0], parts[1], peak ?? FineTuneBenchmark.MatmulPeakGflops(), steps: steps, placement: placement));
+                Console.Out.WriteLine(result.ToJson());
                 return ExitCodes.Ok;
             }
             var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless");

@@ -40,7 +40,7 @@ public sealed class FineTuneStage(StageContext context, FineTuneOptions options)
     }
 
     public Task<StageOutcome> RunAsync(StageRun run, CancellationToken cancellationToken) =>
-        Task.Run(() => Run(run, cancellationToken), cancellationToken);
+        NativeHeap.RunInMainArena(() => Run(run, cancellationToken));
 
     private StageOutcome Run(StageRun run, CancellationToken cancellationToken)
     {

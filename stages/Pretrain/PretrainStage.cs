@@ -3,6 +3,7 @@ using Forgetless.Model;
 using Forgetless.Pretraining;
 using Forgetless.Runs;
 using Microsoft.Extensions.Logging;
+using Forgetless.FineTuning;
 
 namespace Forgetless.Stages.Pretrain;
 
@@ -25,7 +26,10 @@ public sealed class PretrainStage(PipelineConfig config, PretrainOptions options
         .Value("config:pretrain", PipelineConfig.Canonical(options))
         .Value("seed", run.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
-    public Task<StageOutcome> RunAsync(StageRun stageRun, CancellationToken cancellationToken)
+    public Task<StageOutcome> RunAsync(StageRun stageRun, CancellationToken cancellationToken) =>
+        NativeHeap.RunInMainArena(() => Run(stageRun, cancellationToken));
+
+    private StageOutcome Run(StageRun stageRun, CancellationToken cancellationToken)
     {
         // Float sums depend on how work is split between threads: the curve is reproducible per thread count,
         // which is therefore part of the options (and so of the fingerprint).
@@ -42,7 +46,7 @@ public sealed class PretrainStage(PipelineConfig config, PretrainOptions options
             run.Seed, cancellationToken);
         File.WriteAllText(Path.Combine(stageRun.OutputDirectory, "eval.json"), report.ToJson());
         File.WriteAllText(Path.Combine(stageRun.OutputDirectory, "README.md"), BaseModelCard.Write(options, result, report, run.Seed));
-        return Task.FromResult(StageOutcome.Done(new Dictionary<string, object?>
+        return StageOutcome.Done(new Dictionary<string, object?>
         {
             ["steps"] = result.Steps,
             ["tokensSeen"] = result.TokensSeen,
@@ -51,6 +55,6 @@ public sealed class PretrainStage(PipelineConfig config, PretrainOptions options
             ["heldoutLoss"] = Math.Round(result.FinalHeldoutLoss, 4),
             ["trainSeconds"] = Math.Round(result.WallSeconds, 1),
             ["report"] = report.Numbers,
-        }));
+        });
     }
 }

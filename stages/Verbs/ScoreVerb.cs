@@ -8,6 +8,7 @@ using Forgetless.Runs;
 using Forgetless.Stages.Cli;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Forgetless.FineTuning;
 
 namespace Forgetless.Stages.Verbs;
 
@@ -35,7 +36,7 @@ public static class ScoreVerb
         if (task == "auto") throw new UsageException("score: --task auto routes one input; name the adapter with --task NAME (generate --task auto routes its prompt)");
         int batch = IntOption(context.Cli, "batch", 8);
         context.ConfigureTorchThreads();
-        context.AddCommand((sp, ct) =>
+        context.AddCommand((sp, ct) => NativeHeap.RunInMainArena(() =>
         {
             var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless");
             var loaded = LoadWithAdapter(model, adapter, logger, DeviceSelector.Place(context.Run, logger), task);
@@ -43,8 +44,8 @@ public static class ScoreVerb
             logger.LogInformation("score: {Rows} rows, {Tokens} tokens, mean log-prob {Mean:F4} per token, {Seconds:F1} s → {Output}",
                 summary.Rows, summary.ScoredTokens, summary.ScoredTokens > 0 ? summary.SumLogProb / summary.ScoredTokens : 0,
                 summary.Elapsed.TotalSeconds, output);
-            return Task.FromResult(ExitCodes.Ok);
-        });
+            return ExitCodes.Ok;
+        }));
     }
 
     /// <summary>--model, else run.baseModel from the pipeline file (--config and --set are accepted either way).</summary>
