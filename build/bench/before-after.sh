@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CPU before/after: the same training work on two builds, alternated so that both see the same machine load.
 # Usage: build/bench/before-after.sh [BASE_REF] [ROUNDS]   (default: main, 3 rounds). Alone on the machine for numbers
-# to publish (see /work/notes/common.md's measuring.lock); on a busy machine only the ratios mean something.
+# to publish (uptime below ~1.5 and nothing else started until it ends); on a busy machine only the ratios mean something.
 #   - bench cases: `forgetless bench finetune --case "MODEL|METHOD" --steps 6` in a child process each (tokens/s of
 #     the timed steps, the same code in both builds);
 #   - the finetune stage: the default pipeline's finetune, 12 steps, train_seconds from its summary.json.
