@@ -1,5 +1,6 @@
 using System.Globalization;
 using Forgetless.Continual;
+using Forgetless.FineTuning;
 using Forgetless.Runs;
 using Forgetless.Stages.Cli;
 using Forgetless.Stages.Verbs;
@@ -46,7 +47,7 @@ public static class ContinualVerb
                 var placement = pipeline.Placement(logger);
                 var setup = new ReptileSetup(() => StageContext.LoadWithTokenizer(pipeline.BaseModel, "the reptile experiment", placement), finetune, pipeline.Resolve,
                     pipeline.Resolve(finetune.Heldout), withSettings.Section<Data.PrepareOptions>("prepare").SeqLen, finetune.LearningRate, pipeline.Seed, placement);
-                var reptileResult = new ReptileExperiment(setup, options, logger, Path.Combine(runner.Root, "reptile")).Run(ct);
+                var reptileResult = await NativeHeap.RunInMainArena(() => new ReptileExperiment(setup, options, logger, Path.Combine(runner.Root, "reptile")).Run(ct));
                 Console.Out.Write(reptileResult.Describe());
                 OutputJson.Write(Path.Combine(runner.Root, "reptile.json"), reptileResult);
                 return ExitCodes.Ok;

@@ -1,10 +1,10 @@
 using System.Globalization;
 using Forgetless.Configuration;
 using Forgetless.Evaluation;
+using Forgetless.FineTuning;
 using Forgetless.Model.Inference;
 using Forgetless.Peft;
 using Forgetless.Runs;
-using Forgetless.FineTuning;
 
 namespace Forgetless.Stages.Continual;
 

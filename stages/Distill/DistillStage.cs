@@ -7,8 +7,8 @@ using Forgetless.Distill;
 using Forgetless.FineTuning;
 using Forgetless.Model;
 using Forgetless.Model.Tokenizers;
-using Forgetless.Training.Terms;
 using Forgetless.Runs;
+using Forgetless.Training.Terms;
 using Microsoft.Extensions.Logging;
 
 namespace Forgetless.Stages.Distill;

@@ -1,9 +1,9 @@
 using Forgetless.Evaluation;
+using Forgetless.FineTuning;
 using Forgetless.Model;
 using Forgetless.Packaging;
 using Forgetless.Peft;
 using Forgetless.Runs;
-using Forgetless.FineTuning;
 
 namespace Forgetless.Stages.Evaluate;
 

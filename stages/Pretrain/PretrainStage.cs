@@ -1,9 +1,9 @@
 using Forgetless.Configuration;
+using Forgetless.FineTuning;
 using Forgetless.Model;
 using Forgetless.Pretraining;
 using Forgetless.Runs;
 using Microsoft.Extensions.Logging;
-using Forgetless.FineTuning;
 
 namespace Forgetless.Stages.Pretrain;
 

@@ -1,4 +1,5 @@
 using Forgetless.Configuration;
+using Forgetless.FineTuning;
 using Forgetless.Model.Inference;
 using Forgetless.Runs;
 using Microsoft.Extensions.DependencyInjection;
@@ -33,14 +34,14 @@ public static class GenerateVerb
             Seed = ScoreVerb.LongOption(cli, "seed", 0),
         };
         context.ConfigureTorchThreads();
-        context.AddCommand((sp, ct) =>
+        context.AddCommand((sp, ct) => NativeHeap.RunInMainArena(() =>
         {
             var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless");
             var loaded = ScoreVerb.LoadWithAdapter(model, adapter, logger, DeviceSelector.Place(context.Run, logger), task, prompt);
             var result = new TextGenerator(loaded.Model, loaded.Tokenizer!).Generate(prompt, options, ct);
             Console.Out.WriteLine(prompt + result.Text);
             logger.LogInformation("generate: {Tokens} new tokens, finished by {Reason}", result.TokenIds.Count, result.FinishReason);
-            return Task.FromResult(ExitCodes.Ok);
-        });
+            return ExitCodes.Ok;
+        }));
     }
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Forgetless.Configuration;
+using Forgetless.FineTuning;
 using Forgetless.Model;
 using Forgetless.Model.Devices;
 using Forgetless.Model.Inference;
@@ -8,7 +9,6 @@ using Forgetless.Runs;
 using Forgetless.Stages.Cli;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Forgetless.FineTuning;
 
 namespace Forgetless.Stages.Verbs;
 
