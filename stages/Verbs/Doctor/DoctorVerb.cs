@@ -25,13 +25,22 @@ public static class DoctorVerb
     {
         string configFile = context.Cli.Option("config") ?? PipelineConfig.DefaultFileName;
         _ = context.Cli.Options("set"); // read when the pipeline file is
-        context.AddCommand((_, _) =>
+        context.AddCommand(async (_, _) =>
         {
             foreach (var (name, value) in SystemReport.Lines()) Console.Out.WriteLine($"{name,-16} {value}");
+            Console.Out.WriteLine($"{"allocator",-16} {await ComputeThreadHeap()}");
             if (File.Exists(configFile)) Console.Out.WriteLine($"{"estimate",-16} {Estimate(context)}");
-            return Task.FromResult(ExitCodes.Ok);
+            return ExitCodes.Ok;
         });
     }
+
+    /// <summary>Where the stages' tensor work allocates (<see cref="NativeHeap.RunInMainArena{T}"/>), asked on that very thread.</summary>
+    private static async Task<string> ComputeThreadHeap() => await NativeHeap.RunInMainArena(NativeHeap.AllocatesFromMainArena) switch
+    {
+        true => "tensor work on a thread in glibc's main arena (freed blocks kept for the next step)",
+        false => "tensor work outside glibc's main arena: its freed heaps go back to the OS at once, so steps fault their tensors in again (set MALLOC_ARENA_MAX=1)",
+        null => "not glibc: the C library's own allocator",
+    };
 
     /// <summary>The finetune stage's estimate for the pipeline file; on a machine without the configured GPU, as it would be there.</summary>
     private static string Estimate(VerbContext context)
