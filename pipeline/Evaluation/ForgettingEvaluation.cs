@@ -97,8 +97,6 @@ public sealed class ForgettingEvaluation
         if (Options.Suites.Count == 0) errors.Add("suites: at least one suite is required");
         if (errors.Count > 0) throw new Configuration.ConfigException(string.Join(Environment.NewLine, errors.Select(e => "evaluate." + e)));
         var cache = Options.CacheBase && CacheDirectory is not null ? new BaseResultCache(CacheDirectory) : null;
-        // Batch after batch frees logits and activations of the sizes the next one makes: keep them in the heap.
-        using var heap = FineTuning.NativeHeap.ReuseFreedBlocks();
         var (model, tokenizer) = LoadBase();
         try
         {

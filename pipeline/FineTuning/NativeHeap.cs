@@ -108,10 +108,9 @@ public static class NativeHeap
     {
         var result = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
         var triedThreads = new ManualResetEventSlim(false); // not disposed: waiting threads may still be waking from it
-        bool probe = AllocatesFromMainArena() is not null;
         for (int attempt = 1; ; attempt++)
         {
-            bool last = !probe || attempt == MaxThreadsTried;
+            bool last = !IsGlibc.Value || attempt == MaxThreadsTried;
             var inMainArena = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
             var thread = new Thread(() =>
             {
@@ -152,7 +151,7 @@ public static class NativeHeap
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
-            return false; // musl and others: no arenas to choose between
+            return false; // musl and others: no mallopt, no arenas to choose between, large blocks returned anyway
         }
     });
 
@@ -170,21 +169,14 @@ public static class NativeHeap
         return block != 0 && programBreak != -1 && (nuint)block < (nuint)programBreak;
     }
 
-    private static void Set(int parameter, int value) => OnGlibc(() => MallOpt(parameter, value));
-
-    private static void Trim() => OnGlibc(() => MallocTrim(0));
-
-    private static void OnGlibc(Action call)
+    private static void Set(int parameter, int value)
     {
-        if (!OperatingSystem.IsLinux()) return;
-        try
-        {
-            call();
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-            // not glibc (e.g. musl): its allocator returns large blocks anyway
-        }
+        if (IsGlibc.Value) MallOpt(parameter, value);
+    }
+
+    private static void Trim()
+    {
+        if (IsGlibc.Value) MallocTrim(0);
     }
 
     [DllImport("libc", EntryPoint = "mallopt")]

@@ -24,9 +24,6 @@ public static class StepProfile
 
     public static IReadOnlyList<Line> Measure(ModelConfig config, int batch, int seqLen, double peakGflops, int steps)
     {
-        // The heap as the trainer has it: without this every 32 MiB logits-sized tensor is mapped and faulted in afresh
-        // at each repetition, which on a freshly booted VM tripled the cross-entropy's time (232 against 39 ms).
-        using var heap = NativeHeap.ReuseFreedBlocks();
         var lines = new List<Line>();
         lines.AddRange(Phases(config, batch, seqLen, steps, peakGflops));
         lines.AddRange(Parts(config, batch, seqLen, peakGflops));

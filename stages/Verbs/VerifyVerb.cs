@@ -1,3 +1,4 @@
+using Forgetless.FineTuning;
 using Forgetless.Packaging;
 using Forgetless.Runs;
 using Forgetless.Stages.Cli;
@@ -43,14 +44,15 @@ public static class VerifyVerb
         string? configFile = cli.Option("config");
         _ = cli.Options("set"); // accepted like every verb; only the config file's folder is used (suite paths)
         string suiteDirectory = Path.GetDirectoryName(Path.GetFullPath(configFile ?? Configuration.PipelineConfig.DefaultFileName))!;
-        context.AddCommand((sp, ct) =>
+        context.AddCommand(async (sp, ct) =>
         {
             var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("forgetless");
-            var report = PackageVerifier.Verify(package, baseModel, rerun, suiteDirectory, logger, ct, publicKey);
+            // --rerun-gates scores the suites again, as Evaluate does
+            var report = await NativeHeap.RunInMainArena(() => PackageVerifier.Verify(package, baseModel, rerun, suiteDirectory, logger, ct, publicKey));
             foreach (var note in report.Notes) Console.Out.WriteLine("  ok   " + note);
             foreach (var problem in report.Problems) Console.Out.WriteLine("  FAIL " + problem);
             Console.Out.WriteLine(report.Ok ? $"verify: {cli.Positional[0]} is intact" : $"verify: {cli.Positional[0]}: {report.Problems.Count} problem(s)");
-            return Task.FromResult(report.Ok ? ExitCodes.Ok : ExitCodes.Error);
+            return report.Ok ? ExitCodes.Ok : ExitCodes.Error;
         });
     }
 }
