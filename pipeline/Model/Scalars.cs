@@ -21,4 +21,10 @@ public static class Scalars
     public static readonly Scalar MinusOne = (-1).ToScalar();
     public static readonly Scalar Two = 2.ToScalar();
     public static readonly Scalar Half = 0.5.ToScalar();
+
+    /// <summary>
+    /// x², the op of <c>x.square()</c>, which TorchSharp runs as <c>pow(2)</c> with a temporary Scalar (see the remarks:
+    /// seen as "Unknown scalar type" in the EWC Fisher's <c>g.square()</c>).
+    /// </summary>
+    public static torch.Tensor Squared(this torch.Tensor x) => x.pow(Two);
 }

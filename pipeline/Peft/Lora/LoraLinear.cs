@@ -1,3 +1,4 @@
+using Forgetless.Model;
 using Forgetless.Model.Devices;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -144,7 +145,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
         var w = frozen.DenseWeight();
         // In f32 where the base is (a fresh adapter is made on the CPU and placed with the rest afterwards).
         if (includeLora) w = w.to(ScalarType.Float32).add(DeltaWeight().to(w.device));
-        return w.square().sum(1).sqrt().MoveToOuterDisposeScope();
+        return w.Squared().sum(1).sqrt().MoveToOuterDisposeScope();
     }
 
     /// <summary>Folds the adapter into the base weight (W += s·BA; DoRA: W ← m/‖W + s·BA‖ · (W + s·BA)).</summary>
@@ -165,7 +166,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
         {
             var w = frozen.DenseWeight().clone();
             var combined = w.add(delta);
-            var norm = combined.square().sum(1).sqrt();
+            var norm = combined.Squared().sum(1).sqrt();
             var merged = combined.mul(lora_magnitude_vector.div(norm).unsqueeze(1));
             frozen.AddToWeight(merged.sub(w));
             mergedRowNorm = norm.DetachFromDisposeScope();

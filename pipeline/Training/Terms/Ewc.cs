@@ -133,7 +133,7 @@ public sealed class Ewc : TrainingTerm
     {
         using var scope = NewDisposeScope();
         Tensor total = zeros(1, device: Device).squeeze();
-        foreach (var (_, p, f, a) in terms) total = total.add(p.sub(a).square().mul(f).sum(), Scalars.One);
+        foreach (var (_, p, f, a) in terms) total = total.add(p.sub(a).Squared().mul(f).sum(), Scalars.One);
         return total.mul(Lambda / 2).MoveToOuterDisposeScope();
     }
 
@@ -204,7 +204,7 @@ public sealed class Ewc : TrainingTerm
                     var grads = TorchSharp.torch.autograd.grad([logProbs[t, label]], parameters, retain_graph: k + 1 < chosen.Length, allow_unused: true);
                     using (no_grad())
                         for (int i = 0; i < parameters.Count; i++)
-                            if (grads[i] is { IsInvalid: false } g) fisher[tuned.Trainable[i].name].add_(g.square(), Model.Scalars.One);
+                            if (grads[i] is { IsInvalid: false } g) fisher[tuned.Trainable[i].name].add_(g.Squared(), Model.Scalars.One);
                     samples++;
                 }
             }

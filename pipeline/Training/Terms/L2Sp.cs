@@ -68,7 +68,7 @@ public sealed class L2Sp : TrainingTerm
     {
         using var scope = NewDisposeScope();
         Tensor total = zeros(1, device: Device).squeeze();
-        foreach (var (p, a) in terms) total = total.add((a is null ? p.square() : p.sub(a).square()).sum(), Scalars.One);
+        foreach (var (p, a) in terms) total = total.add((a is null ? p.Squared() : p.sub(a).Squared()).sum(), Scalars.One);
         return total.mul(Lambda).MoveToOuterDisposeScope();
     }
 

@@ -41,7 +41,7 @@ public sealed class Orthogonality(IReadOnlyList<OLoraLinear> layers, double lamb
         using var scope = NewDisposeScope();
         Tensor total = zeros(1, device: layers[0].lora_A.weight.device).squeeze();
         foreach (var layer in layers)
-            if (layer.PreviousA.shape[0] > 0) total = total.add(layer.PreviousA.matmul(layer.lora_A.weight.t()).square().sum(), Scalars.One);
+            if (layer.PreviousA.shape[0] > 0) total = total.add(layer.PreviousA.matmul(layer.lora_A.weight.t()).Squared().sum(), Scalars.One);
         return total.mul(lambda).MoveToOuterDisposeScope();
     }
 

@@ -4,6 +4,7 @@ using Forgetless.Configuration;
 using Forgetless.FineTuning;
 using Forgetless.Peft;
 using Microsoft.Extensions.Logging;
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -145,7 +146,7 @@ public sealed class Si : TrainingTerm
         using var scope = NewDisposeScope();
         Tensor total = zeros(1, device: Device).squeeze();
         foreach (var (name, p) in parameters)
-            if (importance.TryGetValue(name, out var o)) total = total.add(p.sub(start[name]).square().mul(o).sum(), Scalars.One);
+            if (importance.TryGetValue(name, out var o)) total = total.add(p.sub(start[name]).Squared().mul(o).sum(), Scalars.One);
         var penalty = total.mul(c).MoveToOuterDisposeScope();
         return new TermValue(penalty, penalty.detach().MoveToOuterDisposeScope());
     }
@@ -195,7 +196,11 @@ public sealed class Si : TrainingTerm
     }
 
     /// <summary>relu(ω / (Δ² + ξ)): the importance a finished path adds.</summary>
-    public static Tensor Consolidate(Tensor omega, Tensor delta, double xi) => omega.div(delta.square().add(xi)).clamp_min(0);
+    public static Tensor Consolidate(Tensor omega, Tensor delta, double xi)
+    {
+        using var damping = xi.ToScalar(); // held through the call (Scalars' remarks)
+        return omega.div(delta.Squared().add(damping)).clamp_min(Scalars.Zero);
+    }
 
     /// <summary>
     /// Ω of a short path from the current values: <paramref name="steps"/> AdamW steps (no weight decay) on
