@@ -12,6 +12,7 @@ using Forgetless.Model.Tokenizers;
 using Forgetless.Peft;
 using Forgetless.Training.Terms;
 using Microsoft.Extensions.Logging;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Forgetless.Continual;
@@ -91,8 +92,9 @@ public sealed class ReptileExperiment(ReptileSetup setup, ContinualOptions optio
                 var before = Snapshot(tuned);
                 Train(tuned, metaRows[k], new LossProbe([], []), r.InnerSteps, r.InnerLearningRate, evalEvery: int.MaxValue, seed: setup.Seed + it, Path.Combine(work, $"meta-{it}"), cancellationToken);
                 using (no_grad())
+                using (var outerStep = r.OuterStepSize.ToScalar())
                     foreach (var (name, p) in tuned.Trainable)
-                        p.copy_(before[name].add(p.detach().sub(before[name]).mul(r.OuterStepSize)));
+                        p.copy_(before[name].add(p.detach().sub(before[name]).mul(outerStep), Scalars.One));
                 Dispose(before);
                 Directory.Delete(Path.Combine(work, $"meta-{it}"), recursive: true);
                 Model.Safetensors.SafetensorsWriter.Write(statePath, tuned.Trainable.Select(t => KeyValuePair.Create(t.name, (Tensor)t.parameter)),

@@ -2,6 +2,7 @@ using Forgetless.FineTuning;
 using Forgetless.Model;
 using Forgetless.Model.Tokenizers;
 using Forgetless.Training;
+using TorchSharp;
 
 namespace Forgetless.Distill;
 
@@ -19,7 +20,8 @@ public static class TeacherAgreement
             long width = batch.Targets.shape[1];
             var s = batch.Logits(student).narrow(1, 0, width);
             var t = batch.Logits(teacher).narrow(1, 0, width);
-            return Distillation.ForwardKl(s, t, batch.TargetMask).to(TorchSharp.torch.ScalarType.Float64).mul((double)batch.TargetTokens);
+            using var tokens = ((double)batch.TargetTokens).ToScalar();
+            return Distillation.ForwardKl(s, t, batch.TargetMask).to(TorchSharp.torch.ScalarType.Float64).mul(tokens);
         });
 
     /// <summary>

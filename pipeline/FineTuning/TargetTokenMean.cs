@@ -32,7 +32,7 @@ public static class TargetTokenMean
                 using var scope = NewDisposeScope();
                 using var batch = TokenBatch.Of(chunk, device);
                 // f32 widened to f64 exactly, then added in f64: the same sum the host made of read values.
-                sum.add_(sumOverTargets(batch).to(ScalarType.Float64).reshape(1));
+                sum.add_(sumOverTargets(batch).to(ScalarType.Float64).reshape(1), Model.Scalars.One);
                 count += batch.TargetTokens;
             }
             return count > 0 ? HostValues.Scalar(sum) / count : double.NaN;

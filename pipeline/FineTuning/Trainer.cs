@@ -221,7 +221,7 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
             }
             if (loss is null) throw new InvalidOperationException($"{StageName}: no training term applies to the batch (the objective has no task loss)");
             values.Add(("", "loss", loss.detach(), 1));
-            (scaler.Enabled ? loss.mul(scaler.Scale) : loss).backward();
+            using (var scale = scaler.Scale.ToScalar()) (scaler.Enabled ? loss.mul(scale) : loss).backward();
         }
         foreach (var term in terms) term.AfterBatchGradients();
         Tensor? penalty = null;
@@ -231,7 +231,8 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
             penalty = penalty is null ? value.Loss : penalty.add(value.Loss, Model.Scalars.One);
             values.Add((term.Name, $"{term.Name} penalty", value.Reported, value.Divisor));
         }
-        if (penalty is not null) (scaler.Enabled ? penalty.mul(scaler.Scale) : penalty).backward();
+        if (penalty is not null)
+            using (var scale = scaler.Scale.ToScalar()) (scaler.Enabled ? penalty.mul(scale) : penalty).backward();
         var parameters = optimizer.Parameters.Select(p => p.parameter).ToList();
         Gradients.Unscale(parameters, scaler.Scale);
         var norm = Gradients.GlobalNorm(parameters);

@@ -52,7 +52,8 @@ internal sealed class AttentionContext
         }
         else if (attentionMask is null && cache is null)
         {
-            positions = arange(t, ScalarType.Int64, device: device).unsqueeze(0).expand(b, t);
+            using var length = t.ToScalar();
+            positions = arange(length, ScalarType.Int64, device: device).unsqueeze(0).expand(b, t);
         }
         else
         {
@@ -63,8 +64,9 @@ internal sealed class AttentionContext
             // Positions count real tokens, so left padding (generation) and right padding (scoring) both
             // give each real token the position it would have alone.
             positions = fullMask.cumsum(1).sub_(Scalars.One).clamp_min_(Scalars.Zero).narrow(1, past, t);
-            var queryAbs = arange(past, past + t, ScalarType.Int64, device: device).unsqueeze(1);
-            var keyAbs = arange(0, s, ScalarType.Int64, device: device).unsqueeze(0);
+            using Scalar first = past, end = past + t, keys = s;
+            var queryAbs = arange(first, end, ScalarType.Int64, device: device).unsqueeze(1);
+            var keyAbs = arange(Scalars.Zero, keys, ScalarType.Int64, device: device).unsqueeze(0);
             allowed = keyAbs.le(queryAbs).view(1, 1, t, s).bitwise_and(fullMask.to(ScalarType.Bool).view(b, 1, 1, s));
             // A query with nothing to see (left padding before any real token) sees itself: its output is never used,
             // and a row with no key at all is NaN in some fused kernels.
@@ -76,7 +78,7 @@ internal sealed class AttentionContext
         if (prefixLength > 0)
         {
             using var p = prefixLength.ToScalar();
-            positions = positions.add(p);
+            positions = positions.add(p, Scalars.One);
             var own = allowed ?? TokenLayout.Causal(t, device).view(1, 1, t, t);
             allowed = cat([ones(b, 1, t, prefixLength, ScalarType.Bool, device: device), own.expand(b, 1, t, own.shape[3])], 3);
         }

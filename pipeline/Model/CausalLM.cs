@@ -259,7 +259,7 @@ public abstract class CausalLM : nn.Module
         using var generator = new Generator((ulong)seed);
         foreach (var (name, p) in named_parameters())
         {
-            if (IsNormParameter(name)) { if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_(); else p.fill_(1.0f); }
+            if (IsNormParameter(name)) { if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_(); else p.fill_(Scalars.One); }
             else if (name.EndsWith(".bias", StringComparison.Ordinal)) p.zero_();
             else p.normal_(0, InitStd(name), generator);
         }

@@ -54,6 +54,6 @@ internal sealed class RotaryEmbedding
     {
         var half = x.shape[3] / 2;
         var rotated = cat([-x.narrow(3, half, half), x.narrow(3, 0, half)], 3);
-        return x * cos + rotated * sin;
+        return (x * cos).add(rotated * sin, Scalars.One);
     }
 }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using TorchSharp;
 
 namespace Forgetless.Model;
@@ -27,4 +28,22 @@ public static class Scalars
     /// seen as "Unknown scalar type" in the EWC Fisher's <c>g.square()</c>).
     /// </summary>
     public static torch.Tensor Squared(this torch.Tensor x) => x.pow(Two);
+
+    /// <summary>
+    /// A held Scalar for a constant — a literal, a fixed setting: made on first use and kept for the life of the
+    /// process, one per distinct value and kind. Not for a value that changes from step to step (every distinct value
+    /// would stay): hold those in a <c>using var</c> local.
+    /// </summary>
+    public static Scalar Of(double value) => Doubles.GetOrAdd(value, MakeDouble);
+
+    /// <inheritdoc cref="Of(double)"/>
+    public static Scalar Of(long value) => Longs.GetOrAdd(value, MakeLong);
+
+    private static readonly ConcurrentDictionary<double, Scalar> Doubles = new();
+    private static readonly ConcurrentDictionary<long, Scalar> Longs = new();
+
+#pragma warning disable FL0001 // made here to be kept: the dictionaries hold every Scalar they hand out
+    private static Scalar MakeDouble(double value) => value.ToScalar();
+    private static Scalar MakeLong(long value) => value.ToScalar();
+#pragma warning restore FL0001
 }

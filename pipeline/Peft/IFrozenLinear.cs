@@ -1,3 +1,4 @@
+using Forgetless.Model;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -56,7 +57,7 @@ public static class FrozenLinear
         public void AddToWeight(Tensor delta)
         {
             using var _ = no_grad();
-            linear.weight.add_(delta);
+            linear.weight.add_(delta, Scalars.One);
         }
     }
 }

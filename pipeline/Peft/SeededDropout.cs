@@ -12,6 +12,7 @@ namespace Forgetless.Peft;
 public sealed class SeededDropout : nn.Module<Tensor, Tensor>, IOwnsGenerator
 {
     private readonly double p;
+    private readonly Scalar keepProbability; // 1 − p, held for every forward (Scalars.cs says why)
     private readonly ulong seed;
 
     public Generator Generator { get; private set; }
@@ -20,6 +21,7 @@ public sealed class SeededDropout : nn.Module<Tensor, Tensor>, IOwnsGenerator
     {
         if (p is < 0 or >= 1) throw new ArgumentException($"Dropout probability must be in [0, 1), got {p}.");
         this.p = p;
+        keepProbability = (1 - p).ToScalar();
         this.seed = seed;
         Generator = new Generator(seed);
     }
@@ -36,8 +38,8 @@ public sealed class SeededDropout : nn.Module<Tensor, Tensor>, IOwnsGenerator
     {
         if (!training || p == 0) return x.alias();
         using var scope = NewDisposeScope();
-        var keep = rand(x.shape, ScalarType.Float32, x.device, generator: Generator).lt(1 - p);
-        return x.mul(keep.to(x.dtype)).div(1 - p).MoveToOuterDisposeScope();
+        var keep = rand(x.shape, ScalarType.Float32, x.device, generator: Generator).lt(keepProbability);
+        return x.mul(keep.to(x.dtype)).div(keepProbability).MoveToOuterDisposeScope();
     }
 
     protected override void Dispose(bool disposing)

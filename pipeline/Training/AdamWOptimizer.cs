@@ -1,3 +1,4 @@
+using Forgetless.Model;
 using Forgetless.Peft;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -90,7 +91,7 @@ public sealed class AdamWOptimizer : IDisposable
                 if (group.WeightDecay != 0) p.mul_(decay);
                 s.m.mul_(beta1).add_(grad, alpha: rest1);
                 s.v.mul_(beta2).addcmul_(grad, grad, value: rest2);
-                var denom = s.v.sqrt().div_(bc2).add_(eps);
+                var denom = s.v.sqrt().div_(bc2).add_(eps, Scalars.One);
                 p.addcdiv_(s.m, denom, value: stepSize);
                 state[name] = (s.m, s.v, t);
             }

@@ -1,3 +1,4 @@
+using Forgetless.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -32,13 +33,17 @@ public sealed record KdOptions
 /// </summary>
 public static class Distillation
 {
+    // The large finite stand-in for −inf (float, as the logits) and the floor of a tail's mass; held (Scalars.cs says why).
+    private static readonly Scalar HugeNegative = (-1e30f).ToScalar(), TinyMass = 1e-30.ToScalar();
+
     public static Tensor Loss(Tensor studentLogits, Tensor teacherLogits, Tensor mask, KdOptions options)
     {
         using var scope = NewDisposeScope();
         var t = options.Temperature;
         if (t <= 0) throw new ArgumentException("Temperature must be positive.");
-        var logQ = nn.functional.log_softmax(studentLogits.div(t), -1);
-        var logP = nn.functional.log_softmax(teacherLogits.detach().div(t), -1);
+        using var temperature = t.ToScalar();
+        var logQ = nn.functional.log_softmax(studentLogits.div(temperature), -1);
+        var logP = nn.functional.log_softmax(teacherLogits.detach().div(temperature), -1);
         var perToken = options.Divergence switch
         {
             KdDivergence.ForwardKl => Kl(logP, logQ),
@@ -66,22 +71,26 @@ public static class Distillation
         if (beta is < 0 or > 1) throw new ArgumentException($"beta must be in [0, 1], got {beta}.");
         if (beta == 0) return Kl(logP, logQ);
         if (beta == 1) return Kl(logQ, logP);
-        var logM = logsumexp(stack(new[] { logP.add(Math.Log(beta)), logQ.add(Math.Log(1 - beta)) }), 0);
-        return Kl(logP, logM).mul(beta).add(Kl(logQ, logM).mul(1 - beta));
+        using Scalar logBeta = Math.Log(beta), logRest = Math.Log(1 - beta), betaScalar = beta, rest = 1 - beta;
+        var logM = logsumexp(stack(new[] { logP.add(logBeta, Scalars.One), logQ.add(logRest, Scalars.One) }), 0);
+        return Kl(logP, logM).mul(betaScalar).add(Kl(logQ, logM).mul(rest), Scalars.One);
     }
 
     private static Tensor Reduce(Tensor perToken, Tensor mask, KdOptions options)
     {
         var m = mask.to(ScalarType.Float32);
-        var loss = perToken.mul(m).sum().div(m.sum().clamp_min(1));
-        return options.ScaleByTemperatureSquared ? loss.mul(options.Temperature * options.Temperature) : loss;
+        var loss = perToken.mul(m).sum().div(m.sum().clamp_min(Scalars.One));
+        if (!options.ScaleByTemperatureSquared) return loss;
+        using var temperatureSquared = (options.Temperature * options.Temperature).ToScalar();
+        return loss.mul(temperatureSquared);
     }
 
     /// <summary>The teacher's top-k at temperature T: indices [..., k] and log-probabilities log softmax(teacher/T) [..., k].</summary>
     public static (Tensor indices, Tensor logProbs) TeacherTopK(Tensor teacherLogits, int k, double temperature = 1)
     {
         using var scope = NewDisposeScope();
-        var logP = nn.functional.log_softmax(teacherLogits.detach().div(temperature), -1);
+        using var t = temperature.ToScalar();
+        var logP = nn.functional.log_softmax(teacherLogits.detach().div(t), -1);
         var (values, indices) = logP.topk(k, -1);
         return (indices.MoveToOuterDisposeScope(), values.MoveToOuterDisposeScope());
     }
@@ -117,19 +126,20 @@ public static class Distillation
         using var scope = NewDisposeScope();
         var t = options.Temperature;
         if (t <= 0) throw new ArgumentException("Temperature must be positive.");
-        var scaled = studentLogits.div(t);
+        using var temperature = t.ToScalar();
+        var scaled = studentLogits.div(temperature);
         var logZ = scaled.logsumexp(-1);
         var logQk = scaled.gather(-1, teacherTopIndices).sub(logZ.unsqueeze(-1));
         var logPk = teacherTopLogProbs.detach().to(ScalarType.Float32);
-        var r = (teacherTailMass?.detach().to(ScalarType.Float32) ?? logPk.exp().sum(-1).neg().add(1)).clamp_min(0);
+        var r = (teacherTailMass?.detach().to(ScalarType.Float32) ?? logPk.exp().sum(-1).neg().add(Scalars.One, Scalars.One)).clamp_min(Scalars.Zero);
         // log q_rest as a log-sum-exp over the logits outside the top-k (no 1 − Σ cancellation when the student is sure);
         // a large finite fill instead of −inf keeps values and gradients finite when k = V (then both tails are empty).
-        var isTop = zeros_like(scaled).scatter(-1, teacherTopIndices, ones_like(teacherTopIndices, ScalarType.Float32)).gt(0);
-        var logQRest = scaled.masked_fill(isTop, -1e30f).logsumexp(-1).sub(logZ).clamp_min(-1e30f);
+        var isTop = zeros_like(scaled).scatter(-1, teacherTopIndices, ones_like(teacherTopIndices, ScalarType.Float32)).gt(Scalars.Zero);
+        var logQRest = scaled.masked_fill(isTop, HugeNegative).logsumexp(-1).sub(logZ).clamp_min(HugeNegative);
         var hasTail = isTop.logical_not().any(-1);
         // An empty tail on either side is an outcome of probability 0 for both: it contributes nothing.
-        var logPRest = where(hasTail, r.clamp_min(1e-30).log(), full_like(r, -1e30f));
-        logQRest = where(hasTail, logQRest, full_like(logQRest, -1e30f));
+        var logPRest = where(hasTail, r.clamp_min(TinyMass).log(), full_like(r, HugeNegative));
+        logQRest = where(hasTail, logQRest, full_like(logQRest, HugeNegative));
         var logP = cat([logPk, logPRest.unsqueeze(-1)], -1);
         var logQ = cat([logQk, logQRest.unsqueeze(-1)], -1);
         var perToken = options.Divergence switch
@@ -149,12 +159,13 @@ public static class Distillation
     public static (Tensor indices, Tensor logProbs, Tensor tailMass) TeacherTopKWithTail(Tensor teacherLogits, int k, double temperature = 1)
     {
         using var scope = NewDisposeScope();
-        var logP = nn.functional.log_softmax(teacherLogits.detach().div(temperature), -1);
+        using var t = temperature.ToScalar();
+        var logP = nn.functional.log_softmax(teacherLogits.detach().div(t), -1);
         var (values, indices) = logP.topk(k, -1);
         // 1 − Σ p_k in double: no full-vocabulary pass beyond the softmax and top-k, and the cancellation error
         // (~1e-16) is far below the float32 the tail is kept in.
         var tail = k >= logP.shape[^1] ? zeros_like(values.select(-1, 0))
-            : values.to(ScalarType.Float64).exp().sum(-1).neg().add(1).clamp_min(0).to(ScalarType.Float32);
+            : values.to(ScalarType.Float64).exp().sum(-1).neg().add(Scalars.One, Scalars.One).clamp_min(Scalars.Zero).to(ScalarType.Float32);
         return (indices.MoveToOuterDisposeScope(), values.MoveToOuterDisposeScope(), tail.MoveToOuterDisposeScope());
     }
 }

@@ -29,8 +29,10 @@ public static class Gradients
         using var scope = NewDisposeScope();
         var grads = parameters.Select(p => p.grad).Where(g => g is not null).Cast<Tensor>().ToList();
         if (grads.Count == 0) return null;
-        var norms = stack(grads.Select(g => linalg.vector_norm(g, 2)).ToArray());
-        return linalg.vector_norm(norms, 2).MoveToOuterDisposeScope();
+        // Tensor.norm passes its order to libtorch as a number (linalg.vector_norm makes a temporary Scalar of it);
+        // libtorch's norm is linalg.vector_norm, bit for bit (GradientsTests).
+        var norms = stack(grads.Select(g => g.norm(2f)).ToArray());
+        return norms.norm(2f).MoveToOuterDisposeScope();
     }
 
     /// <summary>The second half of <see cref="ClipGlobalNorm"/>, given the norm as read: scales the gradients when it exceeds <paramref name="maxNorm"/>.</summary>

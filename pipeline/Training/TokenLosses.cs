@@ -1,3 +1,4 @@
+using Forgetless.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -6,7 +7,11 @@ namespace Forgetless.Training;
 public static class TokenLosses
 {
     /// <summary>A float mask: 1 where <paramref name="labels"/> is not <paramref name="ignoreIndex"/> (HF's -100).</summary>
-    public static Tensor MaskFromLabels(Tensor labels, long ignoreIndex = -100) => labels.ne(ignoreIndex).to(ScalarType.Float32);
+    public static Tensor MaskFromLabels(Tensor labels, long ignoreIndex = -100)
+    {
+        using Scalar ignored = ignoreIndex;
+        return labels.ne(ignored).to(ScalarType.Float32);
+    }
 
     /// <summary>
     /// Token cross-entropy, mean over unmasked tokens (0 when none). <paramref name="logits"/> [..., V] at position t
@@ -17,9 +22,9 @@ public static class TokenLosses
     {
         using var scope = NewDisposeScope();
         var m = mask.to(ScalarType.Float32);
-        var safeTargets = targets.masked_fill(m.eq(0), 0).to(ScalarType.Int64);
+        var safeTargets = targets.masked_fill(m.eq(Scalars.Zero), Scalars.Zero).to(ScalarType.Int64);
         var logp = nn.functional.log_softmax(logits, -1);
         var nll = logp.gather(-1, safeTargets.unsqueeze(-1)).squeeze(-1).neg();
-        return nll.mul(m).sum().div(m.sum().clamp_min(1)).MoveToOuterDisposeScope();
+        return nll.mul(m).sum().div(m.sum().clamp_min(Scalars.One)).MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using Forgetless.Model;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -63,7 +64,7 @@ public sealed class ReleaseCliTests : IDisposable
         Directory.CreateDirectory(other);
         foreach (var file in Directory.GetFiles(adapter)) File.Copy(file, Path.Combine(other, Path.GetFileName(file)));
         var tensors = SafetensorsFile.Open(Path.Combine(other, AdapterTensors.WeightsFile)).ReadAll();
-        foreach (var (name, t) in tensors.Where(t => t.Key.Contains("lora_B")).ToList()) tensors[name] = t * 1000;
+        foreach (var (name, t) in tensors.Where(t => t.Key.Contains("lora_B")).ToList()) tensors[name] = t.mul(Scalars.Of(1000));
         SafetensorsWriter.Write(Path.Combine(other, AdapterTensors.WeightsFile), tensors);
         var bypass = await Run("package", "--set", "package.adapter=other-adapter");
         bypass.ExitCode.Should().Be(4, bypass.ToString());

@@ -45,17 +45,17 @@ public sealed class DistillLossTests
             double approx = KdLoss.TopKLoss(s, idx, lp, tail, mask, new KdOptions { Temperature = T }).item<float>();
 
             // Exact gap and the a-priori bound, per token, computed from the full distributions.
-            var logP = nn.functional.log_softmax(t.div(T), -1);
-            var logQ = nn.functional.log_softmax(s.div(T), -1);
-            var inTail = ones_like(logP).scatter(-1, idx, zeros_like(lp)).gt(0);
+            var logP = nn.functional.log_softmax(t.div(Scalars.Of(T)), -1);
+            var logQ = nn.functional.log_softmax(s.div(Scalars.Of(T)), -1);
+            var inTail = ones_like(logP).scatter(-1, idx, zeros_like(lp)).gt(Scalars.Zero);
             var r = tail;
             var qRest = logQ.exp().mul(inTail).sum(-1);
             var pTail = logP.exp().mul(inTail).div(r.unsqueeze(-1));
             var qTail = logQ.exp().mul(inTail).div(qRest.unsqueeze(-1));
-            var tailKl = where(inTail, pTail.mul(pTail.clamp_min(1e-30).log().sub(qTail.log())), zeros_like(pTail)).sum(-1);
+            var tailKl = where(inTail, pTail.mul(pTail.clamp_min(Scalars.Of(1e-30)).log().sub(qTail.log())), zeros_like(pTail)).sum(-1);
             double gap = r.mul(tailKl).mean().item<float>() * T * T;
             var pk = lp.select(-1, k - 1).exp();
-            var qMin = logQ.exp().masked_fill(inTail.logical_not(), 2).min(-1).values;
+            var qMin = logQ.exp().masked_fill(inTail.logical_not(), Scalars.Two).min(-1).values;
             double bound = r.mul(pk.mul(qRest).div(r.mul(qMin)).log()).mean().item<float>() * T * T;
 
             approx.Should().BeLessThanOrEqualTo(full + 1e-5, $"k = {k}: top-k KL is a lower bound");

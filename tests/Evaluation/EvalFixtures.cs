@@ -43,7 +43,7 @@ internal static class TinyModels
         foreach (var (name, p) in model.named_parameters())
         {
             if (name.EndsWith("o_proj.weight") || name.EndsWith("down_proj.weight")) p.zero_();
-            else if (name == "model.embed_tokens.weight") p.fill_(1.0);
+            else if (name == "model.embed_tokens.weight") p.fill_(Scalars.Of(1.0));
             else if (name == "lm_head.weight")
                 p.copy_(tensor(logits.Select(l => (float)(l / 32)).ToArray()).unsqueeze(1).expand(64, 32));
         }
@@ -56,7 +56,7 @@ internal static class TinyModels
         using var _ = no_grad();
         using var g = new TorchSharp.torch.Generator((ulong)seed);
         var head = model.named_parameters().First(p => p.name == "lm_head.weight").parameter;
-        head.add_(randn(head.shape, generator: g) * scale);
+        head.add_(randn(head.shape, generator: g).mul(Scalars.Of(scale)), Scalars.One);
     }
 }
 

@@ -32,7 +32,7 @@ public sealed class EvaluateStageTests
             {
                 using var g = new TorchSharp.torch.Generator(2);
                 foreach (var (_, layer) in AdapterLayers.Find(model))
-                    ((LoraLinear)layer).lora_B.weight.copy_(randn(((LoraLinear)layer).lora_B.weight.shape, generator: g) * loraScale);
+                    ((LoraLinear)layer).lora_B.weight.copy_(randn(((LoraLinear)layer).lora_B.weight.shape, generator: g).mul(Scalars.Of(loraScale)));
             }
             LoraMethod.Write(adapter, model, new LoraAdapterConfig { Targets = QV, Options = options });
         }

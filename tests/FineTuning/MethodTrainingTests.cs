@@ -121,7 +121,7 @@ public sealed class MethodTrainingTests
 
         var prefix = PrefixMethod.Encoder(tuned);
         prefix.embedding.shape.Should().Equal(4, 2 * 2 * 16); // [P, layers·2·kv_heads·head_dim]
-        using (no_grad()) prefix.embedding.add_(randn(prefix.embedding.shape).mul(0.5));
+        using (no_grad()) prefix.embedding.add_(randn(prefix.embedding.shape).mul(Scalars.Half), Scalars.One);
         using var trained = tuned.Model.Forward(ids);
         var folder = Path.Combine(f.Root, "prefix-adapter");
         tuned.Method.Save(tuned, folder, f.ModelDirectory);

@@ -54,13 +54,13 @@ public sealed class RegularizerIntegrationTests
 
         using (no_grad())
         using (var g = new Generator(5))
-            foreach (var (_, p) in tuned.Trainable) p.add_(randn(p.shape, generator: g).mul(0.1));
+            foreach (var (_, p) in tuned.Trainable) p.add_(randn(p.shape, generator: g).mul(Scalars.Of(0.1)), Scalars.One);
         foreach (var (_, p) in tuned.Trainable) p.grad?.zero_();
         using (var penalty = ewc.Penalty()) penalty.backward();
 
         foreach (var (name, p) in tuned.Trainable)
         {
-            using var expected = ewc.Fisher[name].mul(p.detach().sub(anchors[name])).mul(3.0); // d/dθ of λ/2·F(θ − θ*)²
+            using var expected = ewc.Fisher[name].mul(p.detach().sub(anchors[name])).mul(Scalars.Of(3.0)); // d/dθ of λ/2·F(θ − θ*)²
             p.grad!.allclose(expected, rtol: 1e-4, atol: 1e-7).Should().BeTrue(name);
         }
     }
@@ -85,14 +85,14 @@ public sealed class RegularizerIntegrationTests
         secondFisher.Keys.Should().BeEquivalentTo(firstFisher.Keys);
         foreach (var name in secondFisher.Keys)
         {
-            using var expected = firstFisher[name].mul(0.9).add(taskFisher[name]); // the default gamma 0.9
+            using var expected = firstFisher[name].mul(Scalars.Of(0.9)).add(taskFisher[name], Scalars.One); // the default gamma 0.9
             secondFisher[name].allclose(expected, rtol: 1e-6, atol: 0).Should().BeTrue(name);
         }
         // The first run, which continued nothing, left γ·F_replay + F_task1 (two Fishers in its cache).
         var firstCache = Directory.EnumerateFiles(Path.Combine(f.Root, "first", ".cache", "fisher")).Select(p => Ewc.Load(p).fisher).ToList();
         firstCache.Should().HaveCount(2);
         bool Matches(Dictionary<string, TorchSharp.torch.Tensor> replay, Dictionary<string, TorchSharp.torch.Tensor> task) =>
-            firstFisher.All(kv => kv.Value.allclose(replay[kv.Key].mul(0.9).add(task[kv.Key]), rtol: 1e-6, atol: 0));
+            firstFisher.All(kv => kv.Value.allclose(replay[kv.Key].mul(Scalars.Of(0.9)).add(task[kv.Key], Scalars.One), rtol: 1e-6, atol: 0));
         (Matches(firstCache[0], firstCache[1]) || Matches(firstCache[1], firstCache[0])).Should().BeTrue();
         // The second run's anchors are the values it ended with: its adapter's own tensors.
         secondAnchors.Keys.Should().BeEquivalentTo(secondFisher.Keys);

@@ -58,7 +58,7 @@ public sealed class ResumeTests
             {
                 if (step != 5) return;
                 using var _ = no_grad();
-                tuned.Trainable.First(t => t.name.EndsWith("lora_B.weight")).parameter.fill_(float.NaN);
+                tuned.Trainable.First(t => t.name.EndsWith("lora_B.weight")).parameter.fill_(Scalars.Of(double.NaN));
             },
         };
 

@@ -1,3 +1,4 @@
+using Forgetless.Model;
 using FluentAssertions;
 using Forgetless.FineTuning;
 using static TorchSharp.torch;
@@ -20,7 +21,7 @@ public sealed class TokenNllTests
     {
         using var scope = NewDisposeScope();
         var generator = new TorchSharp.torch.Generator(7);
-        var logits = (randn([batch, positions, vocab], generator: generator) * 4).requires_grad_();
+        var logits = randn([batch, positions, vocab], generator: generator).mul(Scalars.Of(4)).requires_grad_();
         var targets = randint(vocab, [batch, scored], generator: generator, dtype: ScalarType.Int64);
         var weights = rand([batch, scored], generator: generator);
 

@@ -19,7 +19,7 @@ public sealed class VerbTests
         {
             using (no_grad())
             using (var g = new Generator(4))
-                foreach (var (_, p) in tuned.Trainable) p.add_(randn(p.shape, generator: g).mul(0.3));
+                foreach (var (_, p) in tuned.Trainable) p.add_(randn(p.shape, generator: g).mul(Scalars.Of(0.3)), Scalars.One);
             tuned.Method.Save(tuned, Path.Combine(f.Root, "adapter"), f.ModelDirectory);
         }
         var input = Path.Combine(f.Root, "rows.jsonl");

@@ -44,8 +44,8 @@ internal static class PackageFixtures
         foreach (var (_, layer) in AdapterLayers.Find(model))
             foreach (var (_, p) in layer.AdapterParameters())
             {
-                using var noise = randn(p.shape, generator: g) * scale;
-                p.add_(noise);
+                using var noise = randn(p.shape, generator: g).mul(Scalars.Of(scale));
+                p.add_(noise, Scalars.One);
             }
     }
 

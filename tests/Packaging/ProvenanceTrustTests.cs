@@ -1,3 +1,4 @@
+using Forgetless.Model;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -63,7 +64,7 @@ public sealed class ProvenanceTrustTests : IDisposable
     {
         string weights = Path.Combine(package, AdapterTensors.WeightsFile);
         var tensors = SafetensorsFile.Open(weights).ReadAll();
-        foreach (var (name, t) in tensors.Where(t => t.Key.Contains("lora_B")).ToList()) tensors[name] = t * 1000;
+        foreach (var (name, t) in tensors.Where(t => t.Key.Contains("lora_B")).ToList()) tensors[name] = t.mul(Scalars.Of(1000));
         SafetensorsWriter.Write(weights, tensors);
         RewriteSums(package);
     }

@@ -1,3 +1,4 @@
+using Forgetless.Model;
 using Forgetless.Peft;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -29,7 +30,7 @@ internal sealed class ToyGpt2Block : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x) => x + attn.forward(x);
+    public override Tensor forward(Tensor x) => x.add(attn.forward(x), Scalars.One);
 }
 
 internal sealed class ToyGpt2Body : nn.Module<Tensor, Tensor>

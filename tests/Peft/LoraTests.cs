@@ -1,3 +1,4 @@
+using Forgetless.Model;
 using Forgetless.Peft;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -37,7 +38,7 @@ public sealed class LoraTests
     {
         using var model = new ToyLm();
         var q = (Linear)model.model.layers[0].self_attn.q_proj;
-        using var expected = q.weight.detach().square().sum(1).sqrt();
+        using var expected = q.weight.detach().Squared().sum(1).sqrt();
         Lora.Apply(model, QV, new LoraOptions { R = 2, UseDora = true });
         var lora = (LoraLinear)model.model.layers[0].self_attn.q_proj;
         lora.lora_magnitude_vector!.shape.Should().Equal(ToyLm.Dim);
@@ -59,9 +60,9 @@ public sealed class LoraTests
             foreach (var (_, layer) in AdapterLayers.Find(model))
             {
                 var l = (LoraLinear)layer;
-                using var b = randn(l.lora_B.weight.shape, generator: g) * 0.3;
+                using var b = randn(l.lora_B.weight.shape, generator: g).mul(Scalars.Of(0.3));
                 l.lora_B.weight.copy_(b);
-                if (l.lora_magnitude_vector is { } m) m.mul_(1.2);
+                if (l.lora_magnitude_vector is { } m) m.mul_(Scalars.Of(1.2));
             }
         }
         using var ids = ToyLm.SampleIds();

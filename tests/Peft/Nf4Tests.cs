@@ -1,3 +1,4 @@
+using Forgetless.Model;
 using Forgetless.Peft;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -117,7 +118,7 @@ public sealed class Nf4Tests
     public void Double_quantized_constants_are_within_half_a_map_step_of_the_absmax()
     {
         using var g = new Generator(3);
-        using var w = randn(new long[] { 600, 64 }, generator: g) * (rand(new long[] { 600, 1 }, generator: g) * 3 + 0.1); // 600 blocks, 3 groups of 256
+        using var w = randn(new long[] { 600, 64 }, generator: g).mul(rand(new long[] { 600, 1 }, generator: g).mul(Scalars.Of(3)).add(Scalars.Of(0.1), Scalars.One)); // 600 blocks, 3 groups of 256
         var exact = Nf4.Quantize(w, doubleQuant: false);
         var dq = Nf4.Quantize(w, doubleQuant: true);
         dq.AbsmaxScales!.Length.Should().Be(3);
@@ -178,7 +179,7 @@ public sealed class Nf4Tests
         TensorAssert.MaxAbsDiff(y, expectedY).Should().Be(0f);
 
         // Change the codes between forward and backward: a backward that kept the forward's f32 weight would not see it.
-        using (no_grad()) nf4.named_buffers().Single(b => b.name == "weight_packed").buffer.fill_(0x11);
+        using (no_grad()) nf4.named_buffers().Single(b => b.name == "weight_packed").buffer.fill_(Scalars.Of(0x11));
         using var changed = nf4.DenseWeight();
         using var g = randn(5, 32);
         y.backward([g]);

@@ -1,3 +1,4 @@
+using Forgetless.Model;
 using System.Text.Json;
 using Forgetless.Model.Safetensors;
 using Forgetless.Peft;
@@ -30,8 +31,8 @@ public sealed class PeftAdapterTests : IDisposable
         foreach (var (_, layer) in AdapterLayers.Find(model))
             foreach (var (_, p) in layer.AdapterParameters())
             {
-                using var noise = randn(p.shape, generator: g) * 0.1;
-                p.add_(noise);
+                using var noise = randn(p.shape, generator: g).mul(Scalars.Of(0.1));
+                p.add_(noise, Scalars.One);
             }
     }
 

@@ -1,3 +1,4 @@
+using Forgetless.Model;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -22,7 +23,7 @@ internal sealed class ToyAttention : nn.Module<Tensor, Tensor>
     }
 
     public override Tensor forward(Tensor x) =>
-        o_proj.forward(nn.functional.silu(q_proj.forward(x)) * k_proj.forward(x) + v_proj.forward(x));
+        o_proj.forward((nn.functional.silu(q_proj.forward(x)) * k_proj.forward(x)).add(v_proj.forward(x), Scalars.One));
 }
 
 internal sealed class ToyMlp : nn.Module<Tensor, Tensor>
@@ -56,8 +57,8 @@ internal sealed class ToyLayer : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        var h = x + self_attn.forward(input_layernorm.forward(x));
-        return h + mlp.forward(h);
+        var h = x.add(self_attn.forward(input_layernorm.forward(x)), Scalars.One);
+        return h.add(mlp.forward(h), Scalars.One);
     }
 }
 

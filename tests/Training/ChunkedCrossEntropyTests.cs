@@ -1,3 +1,4 @@
+using Forgetless.Model;
 using FluentAssertions;
 using Forgetless.FineTuning;
 using Forgetless.Tests.FineTuning;
@@ -31,8 +32,8 @@ public sealed class ChunkedCrossEntropyTests
         var hidden = randn(new[] { n, d }, generator: g).requires_grad_(true);
         var head = randn(new[] { vocab, d }, generator: g).requires_grad_(headTrains);
         var targets = randint(0, vocab, new[] { n }, generator: g);
-        var mask = rand(new[] { n }, generator: g).gt(0.3).to(ScalarType.Float32);
-        var weights = mask.mul(rand(new[] { n }, generator: g).add(0.5)).div(29.0);
+        var mask = rand(new[] { n }, generator: g).gt(Scalars.Of(0.3)).to(ScalarType.Float32);
+        var weights = mask.mul(rand(new[] { n }, generator: g).add(Scalars.Half, Scalars.One)).div(Scalars.Of(29.0));
 
         var (loss, maskedSum) = ChunkedCrossEntropy.Of(hidden, head, targets, weights, mask, rowsPerChunk);
         loss.backward();
@@ -65,7 +66,7 @@ public sealed class ChunkedCrossEntropyTests
         var head = randn(new[] { vocab, d }, generator: g).to(ScalarType.BFloat16);
         var targets = randint(0, vocab, new[] { n }, generator: g);
         var mask = ones(n);
-        var weights = mask.div(n);
+        var weights = mask.div(Scalars.Of(n));
 
         var (loss, _) = ChunkedCrossEntropy.Of(hidden, head, targets, weights, mask, rowsPerChunk: 4, headSliceRows: 7);
         loss.backward();

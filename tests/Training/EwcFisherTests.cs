@@ -27,7 +27,7 @@ public sealed class EwcFisherTests
         var logProbs = nn.functional.log_softmax(tuned.Model.Forward(ids)[0, t], -1);
         var parameters = tuned.Trainable.Select(p => (Tensor)p.parameter).ToList();
         var grads = TorchSharp.torch.autograd.grad([logProbs[label(logProbs)]], parameters);
-        return tuned.Trainable.Select((p, i) => (p.name, grads[i].square().data<float>().Select(v => (double)v).ToArray()))
+        return tuned.Trainable.Select((p, i) => (p.name, grads[i].Squared().data<float>().Select(v => (double)v).ToArray()))
             .ToDictionary(x => x.name, x => x.Item2);
     }
 
@@ -36,7 +36,7 @@ public sealed class EwcFisherTests
         var tuned = f.Options("finetune.method=lora").Apply(ModelFolder.LoadModel(f.ModelDirectory), seed: 3);
         using (no_grad())
         using (var g = new Generator(2))
-            foreach (var (_, p) in tuned.Trainable) p.add_(randn(p.shape, generator: g).mul(0.3)); // lora_B ≠ 0: every tensor gets a gradient
+            foreach (var (_, p) in tuned.Trainable) p.add_(randn(p.shape, generator: g).mul(Scalars.Of(0.3)), Scalars.One); // lora_B ≠ 0: every tensor gets a gradient
         tuned.Model.eval();
         return tuned;
     }

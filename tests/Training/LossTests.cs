@@ -1,3 +1,4 @@
+using Forgetless.Model;
 using Forgetless.Tests.Peft;
 using Forgetless.Training;
 using TorchSharp;
@@ -70,8 +71,8 @@ public sealed class LossTests
         var o = new KdOptions { Divergence = kind, Temperature = 2 };
         Distillation.Loss(logits, logits, mask, o).item<float>().Should().BeApproximately(0f, 1e-6f);
         // Logits doubled at T = 2 are the T = 1 distributions; the loss is then T² = 4 times the T = 1 loss.
-        using var scaledS = logits * 2;
-        using var scaledT = other * 2;
+        using var scaledS = logits.mul(Scalars.Two);
+        using var scaledT = other.mul(Scalars.Two);
         var atT2 = Distillation.Loss(scaledS, scaledT, mask, o).item<float>();
         var atT1 = Distillation.Loss(logits, other, mask, o with { Temperature = 1 }).item<float>();
         atT1.Should().BeGreaterThan(0);
@@ -95,7 +96,7 @@ public sealed class LossTests
     {
         using var g = new Generator(9);
         const int V = 50, K = 8;
-        using var teacher = randn(new long[] { 3, 4, V }, generator: g) * 2.5;
+        using var teacher = randn(new long[] { 3, 4, V }, generator: g).mul(Scalars.Of(2.5));
         using var student = randn(new long[] { 3, 4, V }, generator: g);
         using var mask = ones(3, 4);
         const double T = 1.5;
@@ -107,8 +108,8 @@ public sealed class LossTests
         topk.Should().BeLessThanOrEqualTo(full + 1e-5f);
 
         // Gap = mean over tokens of r · KL(p_tail/r ‖ q_tail/q_rest), times T², computed here in double.
-        using var p = nn.functional.softmax(teacher / T, -1);
-        using var q = nn.functional.softmax(student / T, -1);
+        using var p = nn.functional.softmax(teacher.div(Scalars.Of(T)), -1);
+        using var q = nn.functional.softmax(student.div(Scalars.Of(T)), -1);
         var pv = p.data<float>().ToArray();
         var qv = q.data<float>().ToArray();
         var iv = idx.data<long>().ToArray();

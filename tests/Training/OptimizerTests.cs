@@ -1,3 +1,4 @@
+using Forgetless.Model;
 using Forgetless.Peft;
 using Forgetless.Tests.Peft;
 using Forgetless.Training;
@@ -26,7 +27,7 @@ public sealed class OptimizerTests : IDisposable
         opt.Groups.Single(g => g.Name == "decay").Parameters.Should().BeEmpty(); // both are 1-D here
         using var q = new Parameter(tensor(new[] { 1f, 1f }).reshape(1, 2));
         using var opt2 = AdamWOptimizer.ForParameters([("m.weight", q)], new AdamWOptions { LearningRate = 0.1, WeightDecay = 0.1 });
-        using (var loss = q.sum() * 0.5) loss.backward(); // g = 0.5
+        using (var loss = q.sum().mul(Scalars.Half)) loss.backward(); // g = 0.5
         opt2.Step();
         // p = 1·(1 − 0.01) = 0.99; m = 0.05, v = 0.00025; m̂ = 0.5, v̂ = 0.25 → p −= 0.1·0.5/(0.5 + 1e-8)
         TensorAssert.Values(q).Should().AllSatisfy(v => v.Should().BeApproximately(0.89f, 1e-6f));
@@ -34,7 +35,7 @@ public sealed class OptimizerTests : IDisposable
         // Step 2, g = 2: decay 0.89·0.99 = 0.8811; m = 0.9·0.05 + 0.1·2 = 0.245, v = 0.999·0.00025 + 0.001·4 = 0.00424975;
         // bias corrections for t = 2: m̂ = 0.245/(1 − 0.9²) = 1.2894737, v̂ = 0.00424975/(1 − 0.999²) = 2.1259380;
         // p = 0.8811 − 0.1·1.2894737/(√2.1259380 + 1e-8) = 0.7926624 (PyTorch's AdamW gives 0.79266238).
-        using (var loss = q.sum() * 2) { q.grad!.zero_(); loss.backward(); }
+        using (var loss = q.sum().mul(Scalars.Two)) { q.grad!.zero_(); loss.backward(); }
         opt2.Step();
         double m2 = 0.9 * 0.05 + 0.1 * 2, v2 = 0.999 * 0.00025 + 0.001 * 4;
         double expected2 = 0.89 * 0.99 - 0.1 * (m2 / (1 - 0.81)) / (Math.Sqrt(v2 / (1 - 0.999 * 0.999)) + 1e-8);
@@ -42,7 +43,7 @@ public sealed class OptimizerTests : IDisposable
         TensorAssert.Values(q).Should().AllSatisfy(v => v.Should().BeApproximately((float)expected2, 1e-6f));
 
         // Step 3 at half the rate (lrFactor 0.5), g = −1: the factor scales both the decay and the update.
-        using (var loss = q.sum() * -1) { q.grad!.zero_(); loss.backward(); }
+        using (var loss = q.sum().mul(Scalars.MinusOne)) { q.grad!.zero_(); loss.backward(); }
         opt2.Step(lrFactor: 0.5);
         double m3 = 0.9 * m2 - 0.1, v3 = 0.999 * v2 + 0.001;
         double expected3 = expected2 * (1 - 0.05 * 0.1) - 0.05 * (m3 / (1 - 0.729)) / (Math.Sqrt(v3 / (1 - Math.Pow(0.999, 3))) + 1e-8);
@@ -68,14 +69,14 @@ public sealed class OptimizerTests : IDisposable
     {
         using var a = new Parameter(tensor(new[] { 1f }));
         using var b = new Parameter(tensor(new[] { 1f }));
-        using (var loss = a.sum() * 3 + b.sum() * 4) loss.backward();
+        using (var loss = a.sum().mul(Scalars.Of(3)).add(b.sum().mul(Scalars.Of(4)), Scalars.One)) loss.backward();
         Gradients.ClipGlobalNorm([a, b], 1.0).Should().BeApproximately(5.0, 1e-6);
         a.grad!.item<float>().Should().BeApproximately(0.6f, 1e-5f);
         b.grad!.item<float>().Should().BeApproximately(0.8f, 1e-5f);
         Gradients.ClipGlobalNorm([a, b], 10.0).Should().BeApproximately(1.0, 1e-5);
         a.grad!.item<float>().Should().BeApproximately(0.6f, 1e-5f);
         Gradients.NonFinite([("a", a), ("b", b)]).Should().BeEmpty();
-        b.grad!.fill_(float.NaN);
+        b.grad!.fill_(Scalars.Of(double.NaN));
         Gradients.NonFinite([("a", a), ("b", b)]).Should().Equal("b");
         double.IsFinite(Gradients.ClipGlobalNorm([a, b], 1.0)).Should().BeFalse();
     }
@@ -185,5 +186,21 @@ public sealed class OptimizerTests : IDisposable
         saved.Should().Be(new SamplerState(7, 42, 1, 3));
         var b = SeededSampler.Restore(saved);
         b.NextBatch(9).Should().Equal(a.NextBatch(9));
+    }
+    [Fact]
+    public void The_global_norm_is_linalg_vector_norm_bit_for_bit()
+    {
+        // Gradients.GlobalNorm uses Tensor.norm(2), which takes its order as a number, instead of linalg.vector_norm,
+        // which makes a temporary Scalar of it (FL0001): the two must be the same kernel.
+        using var g = new Generator(11);
+        var grads = new[] { randn(new long[] { 257, 33 }, generator: g), randn(new long[] { 4097 }, generator: g).mul(Scalars.Of(1e-3)), randn(new long[] { 3, 5, 7 }, generator: g) };
+        var parameters = grads.Select(t => new TorchSharp.Modules.Parameter(zeros_like(t))).ToList();
+        for (int i = 0; i < grads.Length; i++) parameters[i].grad = grads[i];
+#pragma warning disable FL0001 // the reference: linalg.vector_norm as torch.nn.utils.clip_grad_norm_ computes the norm
+        using var expected = linalg.vector_norm(stack(grads.Select(t => linalg.vector_norm(t, 2)).ToArray()), 2);
+        foreach (var t in grads) t.norm(2f).item<float>().Should().Be(linalg.vector_norm(t, 2).item<float>());
+#pragma warning restore FL0001
+        using var norm = Gradients.GlobalNorm(parameters)!;
+        norm.item<float>().Should().Be(expected.item<float>());
     }
 }

@@ -1,3 +1,4 @@
+using Forgetless.Model;
 using Forgetless.Tests.Peft;
 using Forgetless.Training.Terms;
 using TorchSharp.Modules;
@@ -22,7 +23,7 @@ public sealed class SiTests
     {
         using var _ = no_grad();
         using var d = tensor(by);
-        w.add_(d);
+        w.add_(d, Scalars.One);
     }
 
     [Fact]
@@ -72,15 +73,15 @@ public sealed class SiTests
         // L(θ) = ½ Σ h_k θ_k², h = [1, 4, 0.5], θ_start = [1, −1, 2]; SGD with lr 0.01 for 100 steps.
         using var w = new Parameter(tensor(new[] { 1f, -1f, 2f }));
         using var h = tensor(new[] { 1f, 4f, 0.5f });
-        double Loss() { using var l = w.detach().square().mul(h).sum().mul(0.5); return l.item<float>(); }
+        double Loss() { using var l = w.detach().Squared().mul(h).sum().mul(Scalars.Half); return l.item<float>(); }
         using var si = new Si([("w", w)], importance: null, c: 1, xi: 1e-3);
         double start = Loss();
         for (int i = 0; i < 100; i++)
         {
             w.grad?.zero_();
-            using (var l = w.square().mul(h).sum().mul(0.5)) l.backward();
+            using (var l = w.Squared().mul(h).sum().mul(Scalars.Half)) l.backward();
             si.AfterBatchGradients();
-            using (no_grad()) w.sub_(w.grad!.mul(0.01));
+            using (no_grad()) w.sub_(w.grad!.mul(Scalars.Of(0.01)));
             si.AfterOptimizerStep();
         }
         double fall = start - Loss();

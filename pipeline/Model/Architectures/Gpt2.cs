@@ -80,7 +80,7 @@ internal sealed class Gpt2Model : nn.Module
 
     public Tensor Forward(Tensor inputIds, AttentionContext context, ScalarType computeType, LayerCheckpoint? checkpoint)
     {
-        var x = MixedPrecision.As(wte.forward(inputIds) + wpe.forward(context.Positions), computeType);
+        var x = MixedPrecision.As(wte.forward(inputIds).add(wpe.forward(context.Positions), Scalars.One), computeType);
         foreach (var block in h)
         {
             // Frees each block's intermediates when it is done (see LlamaModel.Forward).
@@ -118,8 +118,8 @@ internal sealed class Gpt2Block : nn.Module
 
     public Tensor Forward(Tensor x, AttentionContext context)
     {
-        x = x + attn.Forward(Gpt2Model.Norm(ln_1, x), context);
-        return x + mlp.call(Gpt2Model.Norm(ln_2, x));
+        x = x.add(attn.Forward(Gpt2Model.Norm(ln_1, x), context), Scalars.One);
+        return x.add(mlp.call(Gpt2Model.Norm(ln_2, x)), Scalars.One);
     }
 }
 
@@ -161,7 +161,10 @@ internal sealed class Gpt2Mlp : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x) => MixedPrecision.Project(c_proj, GeluNew(MixedPrecision.Project(c_fc, x)));
 
-    /// <summary>GPT-2's tanh approximation of GELU ("gelu_new").</summary>
+    /// <summary>GPT-2's tanh approximation of GELU ("gelu_new"): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).</summary>
     private static Tensor GeluNew(Tensor x) =>
-        0.5 * x * (1.0 + tanh(Math.Sqrt(2.0 / Math.PI) * (x + 0.044715 * x.pow(3))));
+        x.mul(Scalars.Half).mul(tanh(x.add(x.pow(Three).mul(CubeWeight), Scalars.One).mul(RootTwoOverPi)).add(OneD, Scalars.One));
+
+    // Held for every call (Scalars.cs says why); doubles, as the formula's literals are.
+    private static readonly Scalar Three = 3.ToScalar(), CubeWeight = 0.044715.ToScalar(), RootTwoOverPi = Math.Sqrt(2.0 / Math.PI).ToScalar(), OneD = 1.0.ToScalar();
 }

@@ -91,8 +91,8 @@ internal sealed class LlamaDecoderLayer : nn.Module
 
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, AttentionContext context)
     {
-        x = x + self_attn.Forward(input_layernorm.call(x), cos, sin, context);
-        return x + mlp.call(post_attention_layernorm.call(x));
+        x = x.add(self_attn.Forward(input_layernorm.call(x), cos, sin, context), Scalars.One);
+        return x.add(mlp.call(post_attention_layernorm.call(x)), Scalars.One);
     }
 }
 

@@ -215,13 +215,15 @@ public sealed class TextGenerator(CausalLM model, ITokenizer tokenizer)
     private static int Pick(Tensor logits, GenerationOptions options, torch.Generator? generator)
     {
         if (generator is null) return (int)HostValues.Longs(logits.argmax())[0];
-        var probs = nn.functional.softmax(logits / options.Temperature, -1);
+        using var temperature = options.Temperature.ToScalar();
+        var probs = nn.functional.softmax(logits.div(temperature), -1);
         if (options.TopP < 1)
         {
             // Keep the smallest set of most likely tokens whose probability reaches top_p (at least one).
             var (sorted, indices) = probs.sort(descending: true);
             var before = sorted.cumsum(0) - sorted;
-            var kept = sorted.masked_fill(before.ge(options.TopP), 0);
+            using var topP = options.TopP.ToScalar();
+            var kept = sorted.masked_fill(before.ge(topP), Scalars.Zero);
             probs = zeros_like(probs).scatter(0, indices, kept);
             probs = probs / probs.sum();
         }

@@ -1,3 +1,4 @@
+using Forgetless.Model;
 using Forgetless.Model.Devices;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -69,7 +70,7 @@ public sealed class BottleneckAdapter : nn.Module<Tensor, Tensor>, IAdapterLayer
             AdapterActivation.Silu => nn.functional.silu(down),
             _ => nn.functional.gelu(down),
         };
-        return h.add(MixedPrecision.As(adapter_up.forward(act), h.dtype)).MoveToOuterDisposeScope();
+        return h.add(MixedPrecision.As(adapter_up.forward(act), h.dtype), Scalars.One).MoveToOuterDisposeScope();
     }
 }
 

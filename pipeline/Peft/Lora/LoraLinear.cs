@@ -53,6 +53,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
 
     public LoraOptions Options { get; }
     public double Scaling { get; }
+    private readonly Scalar scaling; // held for every forward (Scalars.cs says why)
     public bool Merged { get; private set; }
     public bool UsesDora => lora_magnitude_vector is not null;
 
@@ -81,6 +82,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
         options.Validate();
         Options = options;
         Scaling = options.Scaling;
+        scaling = Scaling.ToScalar();
         base_layer = baseLayer;
         _ = FrozenLinear.Of(baseLayer); // throws for a base that is neither Linear nor IFrozenLinear
         foreach (var p in baseLayer.parameters()) p.requires_grad = false;
@@ -121,7 +123,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
         var dropped = lora_dropout.forward(MixedPrecision.As(x, lora_A.weight.dtype));
         var lora = MixedPrecision.As(lora_B.forward(lora_A.forward(dropped)), result.dtype);
         if (lora_magnitude_vector is null)
-            return result.add(lora, alpha: Scaling).MoveToOuterDisposeScope();
+            return result.add(lora, alpha: scaling).MoveToOuterDisposeScope();
 
         Tensor norm;
         using (no_grad()) norm = RowNorm(includeLora: true); // detached, as in the DoRA paper (section 4.3) and PEFT
@@ -131,12 +133,12 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
             baseNoBias = frozen.Bias is { } b ? result.sub(MixedPrecision.As(b, result.dtype)) : result;
         else
             baseNoBias = frozen.Project(MixedPrecision.As(dropped, result.dtype));
-        var dora = magScale.sub(1).mul(baseNoBias).add(magScale.mul(lora).mul(Scaling));
-        return result.add(MixedPrecision.As(dora, result.dtype)).MoveToOuterDisposeScope();
+        var dora = magScale.sub(Scalars.One).mul(baseNoBias).add(magScale.mul(lora).mul(scaling), Scalars.One);
+        return result.add(MixedPrecision.As(dora, result.dtype), Scalars.One).MoveToOuterDisposeScope();
     }
 
     /// <summary>s·B·A, shape [out, in].</summary>
-    public Tensor DeltaWeight() => lora_B.weight.matmul(lora_A.weight).mul(Scaling);
+    public Tensor DeltaWeight() => lora_B.weight.matmul(lora_A.weight).mul(scaling);
 
     /// <summary>L2 norm of each output row of W (+ s·BA).</summary>
     private Tensor RowNorm(bool includeLora)
@@ -144,7 +146,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
         using var scope = NewDisposeScope();
         var w = frozen.DenseWeight();
         // In f32 where the base is (a fresh adapter is made on the CPU and placed with the rest afterwards).
-        if (includeLora) w = w.to(ScalarType.Float32).add(DeltaWeight().to(w.device));
+        if (includeLora) w = w.to(ScalarType.Float32).add(DeltaWeight().to(w.device), Scalars.One);
         return w.Squared().sum(1).sqrt().MoveToOuterDisposeScope();
     }
 
@@ -165,7 +167,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
         else
         {
             var w = frozen.DenseWeight().clone();
-            var combined = w.add(delta);
+            var combined = w.add(delta, Scalars.One);
             var norm = combined.Squared().sum(1).sqrt();
             var merged = combined.mul(lora_magnitude_vector.div(norm).unsqueeze(1));
             frozen.AddToWeight(merged.sub(w));

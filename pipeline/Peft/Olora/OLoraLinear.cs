@@ -1,3 +1,4 @@
+using Forgetless.Model;
 using Forgetless.Model.Devices;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -43,6 +44,7 @@ public sealed class OLoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
     private IFrozenLinear frozen => FrozenLinear.Of(base_layer);
 
     public double Scaling { get; }
+    private readonly Scalar scaling; // held for every forward (Scalars.cs says why)
 
     public OLoraLinear(nn.Module<Tensor, Tensor> baseLayer, LoraOptions options, string modulePath = "") : base(nameof(OLoraLinear))
     {
@@ -51,6 +53,7 @@ public sealed class OLoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
         foreach (var p in baseLayer.parameters()) p.requires_grad = false;
         long inF = frozen.InFeatures, outF = frozen.OutFeatures;
         Scaling = options.Scaling;
+        scaling = Scaling.ToScalar();
         (lora_A, lora_B) = LoraLinear.NewBlock(inF, outF, options, modulePath);
         previous = new Previous(zeros(new long[] { 0, inF }).DetachFromDisposeScope(), zeros(new long[] { outF, 0 }).DetachFromDisposeScope());
         RegisterComponents();
@@ -84,9 +87,9 @@ public sealed class OLoraLinear : nn.Module<Tensor, Tensor>, IAdapterLayer
         // The blocks compute in their own (f32) type, as LoraLinear's; their sum joins the base's output in the
         // activations' type.
         var input = MixedPrecision.As(x, lora_A.weight.dtype);
-        var update = lora_B.forward(lora_A.forward(input)).mul(Scaling);
-        if (PreviousA.shape[0] > 0) update = update.add(input.matmul(PreviousA.t()).matmul(PreviousB.t()));
-        return result.add(MixedPrecision.As(update, result.dtype)).MoveToOuterDisposeScope();
+        var update = lora_B.forward(lora_A.forward(input)).mul(scaling);
+        if (PreviousA.shape[0] > 0) update = update.add(input.matmul(PreviousA.t()).matmul(PreviousB.t()), Scalars.One);
+        return result.add(MixedPrecision.As(update, result.dtype), Scalars.One).MoveToOuterDisposeScope();
     }
 
     protected override void Dispose(bool disposing)

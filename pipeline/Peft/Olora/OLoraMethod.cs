@@ -1,6 +1,7 @@
 using Forgetless.Configuration;
 using Forgetless.Model;
 using Forgetless.Model.Safetensors;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Forgetless.Peft;
@@ -48,7 +49,8 @@ public sealed class OLoraMethod : LoraMethod
             {
                 if (layer is not OLoraLinear o) continue;
                 if (!byName.TryGetValue(path + ".lora_A.weight", out var a) || !byName.TryGetValue(path + ".lora_B.weight", out var b)) continue;
-                using var scaled = b.mul(config.Options.Scaling);
+                using var scaling = config.Options.Scaling.ToScalar();
+                using var scaled = b.mul(scaling);
                 o.SetPrevious(a, scaled);
             }
         }
@@ -67,13 +69,14 @@ public sealed class OLoraMethod : LoraMethod
         if (layers.Any(l => l.Layer.PreviousA.shape[0] + lora.R != rank))
             throw new InvalidOperationException("O-LoRA: every adapted layer must carry the same earlier rank to be saved as one LoRA");
         double s = layers[0].Layer.Scaling;
+        using var scaling = s.ToScalar();
         Directory.CreateDirectory(folder);
         var tensors = new SortedDictionary<string, Tensor>(StringComparer.Ordinal);
         using (no_grad())
             foreach (var (path, layer) in layers)
             {
                 tensors[AdapterTensors.KeyPrefix + path + ".lora_A.weight"] = cat([layer.PreviousA, layer.lora_A.weight.detach()], 0);
-                tensors[AdapterTensors.KeyPrefix + path + ".lora_B.weight"] = cat([layer.PreviousB.div(s), layer.lora_B.weight.detach()], 1);
+                tensors[AdapterTensors.KeyPrefix + path + ".lora_B.weight"] = cat([layer.PreviousB.div(scaling), layer.lora_B.weight.detach()], 1);
             }
         try
         {

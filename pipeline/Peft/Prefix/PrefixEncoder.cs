@@ -34,6 +34,8 @@ public sealed record PrefixOptions
 /// </summary>
 public sealed class PrefixEncoder : nn.Module, IPrefixKeyValues, IAdapterLayer, IComputesIn
 {
+    private static readonly Scalar InitStd = 0.02f.ToScalar(); // the keys start N(0, 0.02²); held (Scalars.cs says why)
+
     public readonly Parameter embedding;
     private readonly Linear? transform_0;
     private readonly Linear? transform_2;
@@ -64,7 +66,7 @@ public sealed class PrefixEncoder : nn.Module, IPrefixKeyValues, IAdapterLayer, 
             if (options.Projection)
             {
                 // PEFT: embedding [P, token_dim] → Linear(token_dim, h) → tanh → Linear(h, L·2·token_dim).
-                embedding = new Parameter(randn(new long[] { options.VirtualTokens, TokenDim }, generator: g).mul_(0.02f), requires_grad: true);
+                embedding = new Parameter(randn(new long[] { options.VirtualTokens, TokenDim }, generator: g).mul_(InitStd), requires_grad: true);
                 transform_0 = nn.Linear(TokenDim, options.EncoderHiddenSize);
                 transform_2 = nn.Linear(options.EncoderHiddenSize, width);
                 using var w0 = ModuleSeed.KaimingUniformA5(options.EncoderHiddenSize, TokenDim, g);
@@ -102,7 +104,7 @@ public sealed class PrefixEncoder : nn.Module, IPrefixKeyValues, IAdapterLayer, 
     {
         using var scope = NewDisposeScope();
         var t = zeros(p, layers, 2, TokenDim);
-        t.select(2, 0).copy_(randn(new long[] { p, layers, TokenDim }, generator: g).mul_(0.02f));
+        t.select(2, 0).copy_(randn(new long[] { p, layers, TokenDim }, generator: g).mul_(InitStd));
         return t.reshape(p, layers * 2 * TokenDim).MoveToOuterDisposeScope();
     }
 

@@ -1,3 +1,4 @@
+using Forgetless.Model;
 using Forgetless.Model.Devices;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -106,7 +107,7 @@ public sealed class Nf4Linear : nn.Module<Tensor, Tensor>, IFrozenLinear
         {
             // bitsandbytes: dequantize_blockwise (map[q] × the group's absmax), then + offset.
             var perBlock = weight_absmax_scales!.repeat_interleave(Nf4.ConstantBlockSize).narrow(0, 0, blocks);
-            absmax = DeviceOps.Rows(On(ConstantCodeBooks, DynamicMap.Codes, weight_packed.device), weight_absmax.to(ScalarType.Int64)).mul(perBlock).add(weight_absmax_offset!);
+            absmax = DeviceOps.Rows(On(ConstantCodeBooks, DynamicMap.Codes, weight_packed.device), weight_absmax.to(ScalarType.Int64)).mul(perBlock).add(weight_absmax_offset!, Scalars.One);
         }
         else
         {
@@ -127,7 +128,7 @@ public sealed class Nf4Linear : nn.Module<Tensor, Tensor>, IFrozenLinear
     {
         using var scope = NewDisposeScope();
         var y = Project(x);
-        if (bias is not null) y = y.add(bias.dtype == y.dtype ? bias : bias.to(y.dtype));
+        if (bias is not null) y = y.add(bias.dtype == y.dtype ? bias : bias.to(y.dtype), Scalars.One);
         return y.MoveToOuterDisposeScope();
     }
 

@@ -1,5 +1,6 @@
 using Forgetless.Model.Devices;
 using Forgetless.FineTuning;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Forgetless.Training.Terms;
@@ -29,6 +30,7 @@ public sealed class CachedKd(ITeacherTargets teacher, KdOptions options, double 
         var replay = batch.ReplayIndices();
         var width = batch.Tokens.Targets.shape[1];
         var kd = teacher.Loss(batch.Rows.Where(r => r.IsReplay).ToList(), DeviceOps.Rows(batch.Logits, replay).narrow(1, 0, width), options);
-        return new TermValue(kd.mul(weight / batch.MicroBatches), kd.detach(), batch.MicroBatches);
+        using var share = (weight / batch.MicroBatches).ToScalar();
+        return new TermValue(kd.mul(share), kd.detach(), batch.MicroBatches);
     }
 }

@@ -134,7 +134,8 @@ public sealed class Ewc : TrainingTerm
         using var scope = NewDisposeScope();
         Tensor total = zeros(1, device: Device).squeeze();
         foreach (var (_, p, f, a) in terms) total = total.add(p.sub(a).Squared().mul(f).sum(), Scalars.One);
-        return total.mul(Lambda / 2).MoveToOuterDisposeScope();
+        using var halfLambda = (Lambda / 2).ToScalar();
+        return total.mul(halfLambda).MoveToOuterDisposeScope();
     }
 
     public override TermValue? StepLoss()
@@ -214,7 +215,8 @@ public sealed class Ewc : TrainingTerm
             if (wasTraining) model.train();
         }
         if (samples == 0) throw new InvalidOperationException("EWC: the rows have no scored tokens to estimate the Fisher from");
-        foreach (var f in fisher.Values) f.div_(samples);
+        using Scalar sampleCount = samples;
+        foreach (var f in fisher.Values) f.div_(sampleCount);
         return fisher;
     }
 

@@ -3,6 +3,7 @@ using System.Globalization;
 using Forgetless.Configuration;
 using Forgetless.Model;
 using Microsoft.Extensions.Logging;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Forgetless.Training.Terms;
@@ -87,7 +88,8 @@ public sealed class Kd : TrainingTerm
         }
         var kd = Distillation.Loss(DeviceOps.Rows(batch.Logits, replay).narrow(1, 0, width), teacherLogits.narrow(1, 0, width),
             DeviceOps.Rows(tokens.TargetMask, replay), options);
-        return new TermValue(kd.mul(weight / batch.MicroBatches), kd.detach(), batch.MicroBatches);
+        using var share = (weight / batch.MicroBatches).ToScalar();
+        return new TermValue(kd.mul(share), kd.detach(), batch.MicroBatches);
     }
 
     public override void Dispose() => teacher.Dispose();

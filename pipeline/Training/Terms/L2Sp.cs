@@ -3,6 +3,7 @@ using System.Globalization;
 using Forgetless.Configuration;
 using Forgetless.Peft;
 using TorchSharp.Modules;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Forgetless.Training.Terms;
@@ -69,7 +70,8 @@ public sealed class L2Sp : TrainingTerm
         using var scope = NewDisposeScope();
         Tensor total = zeros(1, device: Device).squeeze();
         foreach (var (p, a) in terms) total = total.add((a is null ? p.Squared() : p.sub(a).Squared()).sum(), Scalars.One);
-        return total.mul(Lambda).MoveToOuterDisposeScope();
+        using var lambda = Lambda.ToScalar();
+        return total.mul(lambda).MoveToOuterDisposeScope();
     }
 
     public override TermValue? StepLoss()

@@ -2,6 +2,7 @@ using Forgetless.Model;
 using System.Globalization;
 using Forgetless.Configuration;
 using Forgetless.Peft;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Forgetless.Training.Terms;
@@ -42,7 +43,8 @@ public sealed class Orthogonality(IReadOnlyList<OLoraLinear> layers, double lamb
         Tensor total = zeros(1, device: layers[0].lora_A.weight.device).squeeze();
         foreach (var layer in layers)
             if (layer.PreviousA.shape[0] > 0) total = total.add(layer.PreviousA.matmul(layer.lora_A.weight.t()).Squared().sum(), Scalars.One);
-        return total.mul(lambda).MoveToOuterDisposeScope();
+        using var strength = lambda.ToScalar();
+        return total.mul(strength).MoveToOuterDisposeScope();
     }
 
     public override TermValue? StepLoss()

@@ -147,7 +147,8 @@ public sealed class Si : TrainingTerm
         Tensor total = zeros(1, device: Device).squeeze();
         foreach (var (name, p) in parameters)
             if (importance.TryGetValue(name, out var o)) total = total.add(p.sub(start[name]).Squared().mul(o).sum(), Scalars.One);
-        var penalty = total.mul(c).MoveToOuterDisposeScope();
+        using var strength = c.ToScalar();
+        var penalty = total.mul(strength).MoveToOuterDisposeScope();
         return new TermValue(penalty, penalty.detach().MoveToOuterDisposeScope());
     }
 
@@ -199,7 +200,7 @@ public sealed class Si : TrainingTerm
     public static Tensor Consolidate(Tensor omega, Tensor delta, double xi)
     {
         using var damping = xi.ToScalar(); // held through the call (Scalars' remarks)
-        return omega.div(delta.Squared().add(damping)).clamp_min(Scalars.Zero);
+        return omega.div(delta.Squared().add(damping, Scalars.One)).clamp_min(Scalars.Zero);
     }
 
     /// <summary>
@@ -227,7 +228,7 @@ public sealed class Si : TrainingTerm
                 using var batch = TokenBatch.Of(chunk, model.Device);
                 optimizer.ZeroGrad();
                 var nll = LossProbe.TokenNll(batch.Logits(model), batch.Targets);
-                nll.mul(batch.TargetMask).sum().div(batch.TargetMask.sum().clamp_min(1)).backward();
+                nll.mul(batch.TargetMask).sum().div(batch.TargetMask.sum().clamp_min(Scalars.One)).backward();
                 var grads = trainable.Where(t => t.parameter.grad is not null)
                     .ToDictionary(t => t.name, t => (grad: t.parameter.grad!.detach().clone(), before: t.parameter.detach().clone()));
                 optimizer.Step();

@@ -1,5 +1,7 @@
 using Forgetless.FineTuning;
+using Forgetless.Model;
 using Forgetless.Training;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Forgetless.Training.Terms;
@@ -17,6 +19,7 @@ public sealed class TaskLoss(double taskRowWeight = 1, double replayRowWeight = 
     public override string Name => LoggedName;
     public double TaskRowWeight { get; } = taskRowWeight;
     public double ReplayRowWeight { get; } = replayRowWeight;
+    private readonly Scalar taskWeight = taskRowWeight.ToScalar(), replayWeight = replayRowWeight.ToScalar(); // held (Scalars.cs)
 
     public override bool ReadsLogits => false;
 
@@ -26,18 +29,19 @@ public sealed class TaskLoss(double taskRowWeight = 1, double replayRowWeight = 
         if (!batch.HasLogits && batch.Hidden is { } hidden && batch.OutputWeight is { } head) return Chunked(batch, hidden, head);
         var nll = LossProbe.TokenNll(batch.Logits, tokens.Targets);
         var plain = nll.mul(tokens.TargetMask).sum();
+        using Scalar stepTokens = batch.StepTargetTokens;
         Tensor loss;
         if (TaskRowWeight == 1 && ReplayRowWeight == 1)
         {
-            loss = plain.div(batch.StepTargetTokens);
+            loss = plain.div(stepTokens);
         }
         else if (batch.HasReplay)
         {
-            loss = nll.mul(tokens.TargetMask).mul(RowWeights(batch)).sum().div(batch.StepTargetTokens);
+            loss = nll.mul(tokens.TargetMask).mul(RowWeights(batch)).sum().div(stepTokens);
         }
         else
         {
-            loss = TaskRowWeight == 1 ? plain.div(batch.StepTargetTokens) : plain.mul(TaskRowWeight).div(batch.StepTargetTokens);
+            loss = TaskRowWeight == 1 ? plain.div(stepTokens) : plain.mul(taskWeight).div(stepTokens);
         }
         return new TermValue(loss, plain.detach(), batch.StepTargetTokens);
     }
@@ -47,9 +51,10 @@ public sealed class TaskLoss(double taskRowWeight = 1, double replayRowWeight = 
     {
         var tokens = batch.Tokens;
         var mask = tokens.TargetMask;                                                  // [B, W − 1]
-        var weights = mask.div(batch.StepTargetTokens);
+        using Scalar stepTokens = batch.StepTargetTokens;
+        var weights = mask.div(stepTokens);
         if (batch.HasReplay && !(TaskRowWeight == 1 && ReplayRowWeight == 1)) weights = weights.mul(RowWeights(batch));
-        else if (TaskRowWeight != 1) weights = weights.mul(TaskRowWeight);
+        else if (TaskRowWeight != 1) weights = weights.mul(taskWeight);
         var scored = hidden.narrow(1, 0, tokens.Targets.shape[1]);                     // position t predicts t + 1
         var (loss, plain) = ChunkedCrossEntropy.Of(scored.reshape(-1, scored.shape[^1]), head, tokens.Targets.reshape(-1),
             weights.reshape(-1), mask.reshape(-1));
@@ -60,6 +65,6 @@ public sealed class TaskLoss(double taskRowWeight = 1, double replayRowWeight = 
     private Tensor RowWeights(TermBatch batch)
     {
         var replay = batch.Tokens.IsReplay.to(ScalarType.Float64);
-        return replay.mul(ReplayRowWeight).add(replay.neg().add(1).mul(TaskRowWeight)).to(ScalarType.Float32).unsqueeze(1);
+        return replay.mul(replayWeight).add(replay.neg().add(Scalars.One, Scalars.One).mul(taskWeight), Scalars.One).to(ScalarType.Float32).unsqueeze(1);
     }
 }
