@@ -1,4 +1,7 @@
+using System;
+using System.Collections.Generic;
 using System.Collections.Immutable;
+using System.IO;
 using System.Linq;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.Diagnostics;
@@ -38,6 +41,39 @@ public sealed class TemporaryScalarAnalyzer : DiagnosticAnalyzer
 
     private const string HoldIt = "hold it in a field (Forgetless.Model.Scalars, a module's field) or a 'using var' local";
 
+    private const string ResourceName = "TorchSharpTemporaries.txt";
+
+    private readonly ImmutableHashSet<string> knownMembers;
+
+    /// <summary>With the TorchSharp members this build knows to make a temporary inside (TorchSharpTemporaries.txt).</summary>
+    public TemporaryScalarAnalyzer() : this(LoadKnownMembers()) { }
+
+    /// <param name="knownMembers"><see cref="MemberKey"/>s of TorchSharp members that make a temporary Scalar inside.</param>
+    public TemporaryScalarAnalyzer(IEnumerable<string> knownMembers) => this.knownMembers = knownMembers.ToImmutableHashSet();
+
+    /// <summary>How a member is named in TorchSharpTemporaries.txt: full type and parameter types, no nullability.</summary>
+    public static string MemberKey(ISymbol member) => (member is IMethodSymbol { AssociatedSymbol: IPropertySymbol property } ? property : member)
+        .OriginalDefinition.ToDisplayString(KeyFormat);
+
+    private static readonly SymbolDisplayFormat KeyFormat = new(
+        globalNamespaceStyle: SymbolDisplayGlobalNamespaceStyle.Omitted,
+        typeQualificationStyle: SymbolDisplayTypeQualificationStyle.NameAndContainingTypesAndNamespaces,
+        genericsOptions: SymbolDisplayGenericsOptions.IncludeTypeParameters,
+        memberOptions: SymbolDisplayMemberOptions.IncludeContainingType | SymbolDisplayMemberOptions.IncludeParameters,
+        parameterOptions: SymbolDisplayParameterOptions.IncludeType | SymbolDisplayParameterOptions.IncludeParamsRefOut,
+        miscellaneousOptions: SymbolDisplayMiscellaneousOptions.UseSpecialTypes);
+
+    private static IEnumerable<string> LoadKnownMembers()
+    {
+        using var stream = typeof(TemporaryScalarAnalyzer).Assembly.GetManifestResourceStream(ResourceName)
+            ?? throw new InvalidOperationException($"the analyzer lacks its resource {ResourceName}");
+        using var reader = new StreamReader(stream);
+        var members = new List<string>();
+        for (string? line; (line = reader.ReadLine()) != null;)
+            if (line.Length > 0 && line[0] != '#') members.Add(line);
+        return members;
+    }
+
     public override ImmutableArray<DiagnosticDescriptor> SupportedDiagnostics => ImmutableArray.Create(Rule);
 
     public override void Initialize(AnalysisContext context)
@@ -51,6 +87,7 @@ public sealed class TemporaryScalarAnalyzer : DiagnosticAnalyzer
             start.RegisterOperationAction(c => Conversion(c, types), OperationKind.Conversion);
             start.RegisterOperationAction(c => Invocation(c, types), OperationKind.Invocation);
             start.RegisterOperationAction(c => Operator(c, types), OperationKind.Binary, OperationKind.CompoundAssignment);
+            start.RegisterOperationAction(KnownMember, OperationKind.ObjectCreation, OperationKind.PropertyReference);
         });
     }
 
@@ -85,7 +122,7 @@ public sealed class TemporaryScalarAnalyzer : DiagnosticAnalyzer
         Report(context, conversion, $"'{conversion.Operand.Syntax}' made into a Scalar here", HoldIt);
     }
 
-    private static void Invocation(OperationAnalysisContext context, TorchTypes types)
+    private void Invocation(OperationAnalysisContext context, TorchTypes types)
     {
         var invocation = (IInvocationOperation)context.Operation;
         var method = invocation.TargetMethod;
@@ -126,14 +163,31 @@ public sealed class TemporaryScalarAnalyzer : DiagnosticAnalyzer
             advice = $"TorchSharp reads the value through a temporary Scalar; read it with item<T>()";
         }
 
+        if (advice == null && method.Name != "ToScalar" && knownMembers.Contains(MemberKey(method))) advice = InsideTorchSharp;
         if (advice != null) Report(context, invocation, $"'{method.ContainingType.Name}.{method.Name}'", advice);
+    }
+
+    private const string InsideTorchSharp =
+        "TorchSharp makes a temporary Scalar inside it (TorchSharpTemporaries.txt); call an overload that takes every Scalar from you, held";
+
+    /// <summary>A constructor or property getter of TorchSharp that makes a temporary inside.</summary>
+    private void KnownMember(OperationAnalysisContext context)
+    {
+        ISymbol? member = context.Operation switch
+        {
+            IObjectCreationOperation creation => creation.Constructor,
+            IPropertyReferenceOperation property => property.Property,
+            _ => null,
+        };
+        if (member != null && knownMembers.Contains(MemberKey(member)))
+            Report(context, context.Operation, $"'{member.ContainingType.Name}.{member.Name}'", InsideTorchSharp);
     }
 
     /// <summary>
     /// Tensor operators that make a temporary inside TorchSharp: every <c>+</c> (it calls <c>add(other)</c>, alpha 1),
     /// any operator with a number as an operand (converted inside), and <c>scalar - tensor</c> (<c>neg().add(s)</c>).
     /// </summary>
-    private static void Operator(OperationAnalysisContext context, TorchTypes types)
+    private void Operator(OperationAnalysisContext context, TorchTypes types)
     {
         var (method, kind) = context.Operation switch
         {
@@ -144,7 +198,11 @@ public sealed class TemporaryScalarAnalyzer : DiagnosticAnalyzer
         if (method is null || !SymbolEqualityComparer.Default.Equals(method.ContainingType, types.Tensor)) return;
         bool numberOperand = method.Parameters.Any(p => IsNumber(p.Type));
         bool scalarMinusTensor = kind == BinaryOperatorKind.Subtract && types.IsScalar(method.Parameters[0].Type);
-        if (kind != BinaryOperatorKind.Add && !numberOperand && !scalarMinusTensor) return;
+        if (kind != BinaryOperatorKind.Add && !numberOperand && !scalarMinusTensor)
+        {
+            if (knownMembers.Contains(MemberKey(method))) Report(context, context.Operation, $"the tensor operator '{method.Name}'", InsideTorchSharp);
+            return;
+        }
         string advice = kind == BinaryOperatorKind.Add
             ? "write a.add(b, Scalars.One) (a Scalar operand: a.add(s, Scalars.One))"
             : numberOperand ? "call the method with a held Scalar, e.g. x.mul(Scalars.Half)" : "write x.neg().add(s, Scalars.One)";

@@ -53,7 +53,7 @@ internal sealed class AttentionContext
         else if (attentionMask is null && cache is null)
         {
             using var length = t.ToScalar();
-            positions = arange(length, ScalarType.Int64, device: device).unsqueeze(0).expand(b, t);
+            positions = arange(Scalars.Zero, length, Scalars.One, ScalarType.Int64, device: device).unsqueeze(0).expand(b, t);
         }
         else
         {
@@ -65,8 +65,8 @@ internal sealed class AttentionContext
             // give each real token the position it would have alone.
             positions = fullMask.cumsum(1).sub_(Scalars.One).clamp_min_(Scalars.Zero).narrow(1, past, t);
             using Scalar first = past, end = past + t, keys = s;
-            var queryAbs = arange(first, end, ScalarType.Int64, device: device).unsqueeze(1);
-            var keyAbs = arange(Scalars.Zero, keys, ScalarType.Int64, device: device).unsqueeze(0);
+            var queryAbs = arange(first, end, Scalars.One, ScalarType.Int64, device: device).unsqueeze(1);
+            var keyAbs = arange(Scalars.Zero, keys, Scalars.One, ScalarType.Int64, device: device).unsqueeze(0);
             allowed = keyAbs.le(queryAbs).view(1, 1, t, s).bitwise_and(fullMask.to(ScalarType.Bool).view(b, 1, 1, s));
             // A query with nothing to see (left padding before any real token) sees itself: its output is never used,
             // and a row with no key at all is NaN in some fused kernels.

@@ -13,7 +13,7 @@ public sealed class TemporaryScalarAnalyzerTests
         using System;
         using TorchSharp;
         using static TorchSharp.torch;
-        static class Held { public static readonly Scalar Half = 0.5.ToScalar(), One = 1.ToScalar(); }
+        static class Held { public static readonly Scalar Zero = 0.ToScalar(), Half = 0.5.ToScalar(), One = 1.ToScalar(); }
         sealed class Module { private readonly Scalar scale; public Module(double s) { scale = s.ToScalar(); } public Tensor Run(Tensor x) => x.mul(scale); }
         static class Code
         {
@@ -57,6 +57,8 @@ public sealed class TemporaryScalarAnalyzerTests
     [InlineData("x = x.square();")]
     [InlineData("x = linalg.vector_norm(x, 2);")]
     [InlineData("double d = x.ToDouble();")]
+    [InlineData("using Scalar stop = 10; x = arange(stop, ScalarType.Int64);")]   // from the list: arange(0, stop, 1) inside
+    [InlineData("x = x - 1.5;")]
     public async Task A_scalar_that_lives_for_one_call_is_reported(string body)
     {
         var diagnostics = await Analyze(body);
@@ -74,6 +76,7 @@ public sealed class TemporaryScalarAnalyzerTests
     [InlineData("x = x * y; x = x - y; x = x / y;")]                 // tensor-tensor operators other than + make no Scalar
     [InlineData("x = x.pow(Held.Half).norm(2f);")]                   // norm hands libtorch the number itself
     [InlineData("float f = x.item<float>();")]
+    [InlineData("using Scalar stop = 10; x = arange(Held.Zero, stop, Held.One, ScalarType.Int64);")]
     public async Task A_held_scalar_or_an_op_without_one_passes(string body) =>
         (await Analyze(body)).Should().BeEmpty();
 
@@ -84,5 +87,18 @@ public sealed class TemporaryScalarAnalyzerTests
         diagnostics.Select(d => d.GetMessage()).Should().SatisfyRespectively(
             m => m.Should().Contain("op_Addition").And.Contain("a.add(b, Scalars.One)"),
             m => m.Should().Contain("'lr' made into a Scalar").And.Contain("using var"));
+    }
+
+    [Fact]
+    public void The_list_of_members_that_make_a_temporary_inside_is_for_the_TorchSharp_the_project_uses()
+    {
+        using var stream = typeof(TemporaryScalarAnalyzer).Assembly.GetManifestResourceStream("TorchSharpTemporaries.txt")!;
+        var lines = new StreamReader(stream).ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        string version = typeof(TorchSharp.torch).Assembly.GetName().Version!.ToString(3);
+        lines.Should().Contain(l => l.StartsWith('#') && l.Contains($"NuGet Version {version} "),
+            "after a TorchSharp upgrade, run build/torchsharp-temporaries on that version's source");
+        lines.Should().Contain("TorchSharp.torch.Tensor.add(TorchSharp.torch.Tensor)")
+            .And.Contain("TorchSharp.torch.Tensor.operator +(TorchSharp.torch.Tensor, TorchSharp.torch.Tensor)")
+            .And.NotContain("TorchSharp.torch.Tensor.add(TorchSharp.torch.Tensor, TorchSharp.Scalar)");
     }
 }
