@@ -31,6 +31,8 @@ Task("Test")
                 NoRestore = true,
                 Loggers = new[] { "trx", "console;verbosity=normal" },
                 ResultsDirectory = results,
+                // If the test host dies (a native crash), vstest names the tests that were running when it did.
+                ArgumentCustomization = args => args.Append("--blame"),
             });
         }
         catch (Exception e)
