@@ -12,8 +12,10 @@ namespace Forgetless.Model;
 /// keeps the temporary reachable during the native call, so the GC may finalize it — freeing the native value — while
 /// libtorch still reads it: seen as rare "Scalar::toFloat: Expected false to be true" and "Unknown scalar type"
 /// crashes. A Scalar that is a static field (here), a module's field (RmsNorm's eps) or a <c>using</c> local
-/// disposed after the call stays reachable for the whole call. TorchSharp functions that build such a temporary
-/// themselves (<c>linalg.vector_norm(x, 2)</c>) are avoided on hot paths.
+/// disposed after the call stays reachable for the whole call. TorchSharp members that build such a temporary
+/// themselves (<c>x.add(y)</c> is <c>add(y, alpha: 1)</c>, <c>a + b</c>, <c>x.square()</c>,
+/// <c>linalg.vector_norm(x, 2)</c>) are not called. The build enforces both: analyzer FL0001
+/// (analyzers/TemporaryScalarAnalyzer.cs; docs/extending.md lists what to write instead).
 /// </remarks>
 public static class Scalars
 {
