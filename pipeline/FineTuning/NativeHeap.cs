@@ -101,8 +101,9 @@ public static class NativeHeap
     /// started until one allocates below the program break, where only the main arena's heap lies; the others wait
     /// and end once it is found. Elsewhere, or if none is found after a few tries, the work runs on the last thread
     /// started. The work runs inside <see cref="ReuseFreedBlocks"/>, since all of it makes and frees tensors batch after
-    /// batch (a scoring batch alone: 0.59 s with its 64 MiB of logits mapped afresh each time). Exceptions, cancellation
-    /// included, reach the awaiter as they were thrown.
+    /// batch (a scoring batch alone: 0.59 s with its 64 MiB of logits mapped afresh each time), and inside
+    /// <see cref="Model.TemporaryTensors.HeldDuring{T}"/>, so that no tensor it makes is finalized mid-call. Exceptions,
+    /// cancellation included, reach the awaiter as they were thrown.
     /// </summary>
     public static Task<T> RunInMainArena<T>(Func<T> work)
     {
@@ -124,7 +125,7 @@ public static class NativeHeap
                 T value;
                 try
                 {
-                    using (ReuseFreedBlocks()) value = work();
+                    using (ReuseFreedBlocks()) value = Model.TemporaryTensors.HeldDuring(work);
                 }
                 catch (Exception e)
                 {
