@@ -221,7 +221,7 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
             }
             if (loss is null) throw new InvalidOperationException($"{StageName}: no training term applies to the batch (the objective has no task loss)");
             values.Add(("", "loss", loss.detach(), 1));
-            using (var scale = scaler.Scale.ToScalar()) (scaler.Enabled ? loss.mul(scale) : loss).backward();
+            scaler.Scaled(loss).backward();
         }
         foreach (var term in terms) term.AfterBatchGradients();
         Tensor? penalty = null;
@@ -231,8 +231,7 @@ public sealed class Trainer(TrainingOptions options, TunedModel tuned, PreparedB
             penalty = penalty is null ? value.Loss : penalty.add(value.Loss, Model.Scalars.One);
             values.Add((term.Name, $"{term.Name} penalty", value.Reported, value.Divisor));
         }
-        if (penalty is not null)
-            using (var scale = scaler.Scale.ToScalar()) (scaler.Enabled ? penalty.mul(scale) : penalty).backward();
+        if (penalty is not null) scaler.Scaled(penalty).backward();
         var parameters = optimizer.Parameters.Select(p => p.parameter).ToList();
         Gradients.Unscale(parameters, scaler.Scale);
         var norm = Gradients.GlobalNorm(parameters);

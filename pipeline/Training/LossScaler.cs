@@ -1,4 +1,6 @@
 using System.Globalization;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace Forgetless.Training;
 
@@ -27,6 +29,14 @@ public sealed class LossScaler
     public bool Enabled { get; }
     public double Scale { get; private set; }
     public int GoodSteps { get; private set; }
+
+    /// <summary>The loss to back-propagate: <paramref name="loss"/> × S when scaling, else <paramref name="loss"/> itself.</summary>
+    public Tensor Scaled(Tensor loss)
+    {
+        if (!Enabled) return loss;
+        using var scale = Scale.ToScalar(); // held for the call (Forgetless.Model.Scalars)
+        return loss.mul(scale);
+    }
 
     /// <summary>After a step's gradients were read: true when the optimizer may step (gradients finite).</summary>
     public bool Update(bool gradientsFinite)
