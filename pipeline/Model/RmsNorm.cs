@@ -22,7 +22,7 @@ public sealed class RmsNorm : SingleWeightModule
     {
         using var scope = NewDisposeScope();
         var h = x.dtype == ScalarType.Float32 ? x : x.to(ScalarType.Float32);
-        // square() and an explicit alpha: pow(2) and add(Scalar) would make temporary Scalars (the exponent, alpha = 1).
+        // Squared() and an explicit alpha: square() and add(Scalar) would make temporary Scalars (the exponent, alpha = 1).
         var variance = h.Squared().mean([-1], keepdim: true);
         var normed = h * rsqrt(variance.add(eps, Scalars.One));
         if (x.dtype == ScalarType.Float32 && weight.dtype == ScalarType.Float32) return (normed * weight).MoveToOuterDisposeScope();

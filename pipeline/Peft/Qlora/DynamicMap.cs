@@ -1,5 +1,4 @@
 using Forgetless.Model;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Forgetless.Peft;
@@ -31,12 +30,9 @@ public static class DynamicMap
         {
             var boundaries = linspace(0.1, 1, (1 << i) + 1, ScalarType.Float32);
             long k = boundaries.shape[0] - 1;
-            using var two = 2.0.ToScalar();
-            using var scale = scales[i].ToScalar();
-            using var negativeScale = (-scales[i]).ToScalar();
-            var means = boundaries.narrow(0, 0, k).add(boundaries.narrow(0, 1, k), Scalars.One).div(two);
-            data.AddRange(means.mul(scale).data<float>().ToArray());
-            data.AddRange(means.mul(negativeScale).data<float>().ToArray());
+            var means = boundaries.narrow(0, 0, k).add(boundaries.narrow(0, 1, k), Scalars.One).div(Scalars.Of(2.0));
+            data.AddRange(means.mul(Scalars.Of(scales[i])).data<float>().ToArray());
+            data.AddRange(means.mul(Scalars.Of(-scales[i])).data<float>().ToArray());
         }
         data.Add(0f);
         data.Add(1f);
