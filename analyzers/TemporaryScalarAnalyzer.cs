@@ -20,7 +20,8 @@ namespace Forgetless.Analyzers;
 /// type tag: seen in this project's CI as "Unknown scalar type", "Scalar::toFloat: Expected false to be true" and as a
 /// test host that died without a word. Some TorchSharp members build such a temporary themselves
 /// (<c>x.add(y)</c> is <c>add(y, alpha: 1)</c>, <c>a + b</c> calls it, <c>x * 0.5</c> converts inside,
-/// <c>square()</c> is <c>pow(2)</c>); those are reported too, with the call that passes a held Scalar instead.
+/// <c>square()</c> is <c>pow(2)</c>); those, listed in TorchSharpTemporaries.txt, are reported too, with the call that
+/// passes a held Scalar instead where there is a usual one.
 /// A Scalar is held when it is a field or property (<c>Forgetless.Model.Scalars</c>, a module's field) or a
 /// <c>using</c> local, which stays reachable until it is disposed after the call.
 /// </remarks>
@@ -82,90 +83,47 @@ public sealed class TemporaryScalarAnalyzer : DiagnosticAnalyzer
         context.EnableConcurrentExecution();
         context.RegisterCompilationStartAction(start =>
         {
-            var types = TorchTypes.Find(start.Compilation);
-            if (types is null) return; // the project does not use TorchSharp
-            start.RegisterOperationAction(c => Conversion(c, types), OperationKind.Conversion);
-            start.RegisterOperationAction(c => Invocation(c, types), OperationKind.Invocation);
-            start.RegisterOperationAction(c => Operator(c, types), OperationKind.Binary, OperationKind.CompoundAssignment);
+            if (start.Compilation.GetTypeByMetadataName("TorchSharp.Scalar") is not { } scalar) return; // no TorchSharp here
+            start.RegisterOperationAction(c => Conversion(c, scalar), OperationKind.Conversion);
+            start.RegisterOperationAction(c => Invocation(c, scalar), OperationKind.Invocation);
+            start.RegisterOperationAction(c => Operator(c, scalar), OperationKind.Binary, OperationKind.CompoundAssignment);
             start.RegisterOperationAction(KnownMember, OperationKind.ObjectCreation, OperationKind.PropertyReference);
         });
     }
 
-    private sealed class TorchTypes
-    {
-        public INamedTypeSymbol Scalar = null!, Tensor = null!, Torch = null!, Extensions = null!;
-        public INamedTypeSymbol? Linalg;
-
-        public static TorchTypes? Find(Compilation compilation)
-        {
-            var scalar = compilation.GetTypeByMetadataName("TorchSharp.Scalar");
-            var torch = compilation.GetTypeByMetadataName("TorchSharp.torch");
-            var tensor = compilation.GetTypeByMetadataName("TorchSharp.torch+Tensor");
-            var extensions = compilation.GetTypeByMetadataName("TorchSharp.TensorExtensionMethods");
-            if (scalar is null || torch is null || tensor is null || extensions is null) return null;
-            return new TorchTypes
-            {
-                Scalar = scalar, Tensor = tensor, Torch = torch, Extensions = extensions,
-                Linalg = compilation.GetTypeByMetadataName("TorchSharp.torch+linalg"),
-            };
-        }
-
-        public bool IsScalar(ITypeSymbol? type) => SymbolEqualityComparer.Default.Equals(type, Scalar);
-    }
+    private static bool IsScalar(ITypeSymbol? type, INamedTypeSymbol scalar) => SymbolEqualityComparer.Default.Equals(type, scalar);
 
     /// <summary>A number made into a Scalar where it is used: <c>x.mul(0.5)</c>, <c>x.clamp_min(eps)</c>.</summary>
-    private static void Conversion(OperationAnalysisContext context, TorchTypes types)
+    private static void Conversion(OperationAnalysisContext context, INamedTypeSymbol scalar)
     {
         var conversion = (IConversionOperation)context.Operation;
-        if (conversion.OperatorMethod is null || !types.IsScalar(conversion.Type) || types.IsScalar(conversion.Operand.Type)) return;
+        if (conversion.OperatorMethod is null || !IsScalar(conversion.Type, scalar) || IsScalar(conversion.Operand.Type, scalar)) return;
         if (IsHeld(conversion)) return;
         Report(context, conversion, $"'{conversion.Operand.Syntax}' made into a Scalar here", HoldIt);
     }
 
-    private void Invocation(OperationAnalysisContext context, TorchTypes types)
+    /// <summary>A <c>ToScalar()</c> whose result is not held, or a call of a TorchSharp member that makes a temporary inside.</summary>
+    private void Invocation(OperationAnalysisContext context, INamedTypeSymbol scalar)
     {
         var invocation = (IInvocationOperation)context.Operation;
         var method = invocation.TargetMethod;
-        var owner = method.ContainingType;
-        int arity = method.Parameters.Length;
-        string? advice = null;
-
-        if (method.Name == "ToScalar" && types.IsScalar(method.ReturnType))
-        {
-            if (!IsHeld(invocation)) advice = HoldIt;
-        }
-        else if (SymbolEqualityComparer.Default.Equals(owner, types.Tensor))
-        {
-            advice = (method.Name, arity) switch
-            {
-                ("add" or "add_", 1) => $"TorchSharp calls {method.Name}(other, alpha: 1) with a temporary; pass the alpha: {method.Name}(other, Scalars.One)",
-                ("addcdiv" or "addcdiv_", 2) => $"TorchSharp calls {method.Name}(a, b, value: 1) with a temporary; pass the value: {method.Name}(a, b, Scalars.One)",
-                ("square" or "square_", 0) => "TorchSharp runs it as pow(2) with a temporary; use Squared() (Forgetless.Model.Scalars)",
-                _ => null,
-            };
-        }
-        else if (SymbolEqualityComparer.Default.Equals(owner, types.Torch))
-        {
-            advice = (method.Name, arity) switch
-            {
-                ("add" or "add_", 2) => "TorchSharp calls add(other, alpha: 1) with a temporary; call left.add(right, Scalars.One)",
-                ("square", 1) => "TorchSharp runs it as pow(2) with a temporary; use Squared() (Forgetless.Model.Scalars)",
-                _ => null,
-            };
-        }
-        else if (SymbolEqualityComparer.Default.Equals(owner, types.Linalg) && method.Name is "vector_norm" or "matrix_norm")
-        {
-            advice = "TorchSharp makes the order a temporary Scalar; compute the norm from held Scalars (x.Squared().sum().sqrt())";
-        }
-        else if (SymbolEqualityComparer.Default.Equals(owner, types.Extensions) && method.Name.StartsWith("To", System.StringComparison.Ordinal)
-                 && arity == 1 && SymbolEqualityComparer.Default.Equals(method.Parameters[0].Type, types.Tensor) && method.ReturnType.IsValueType)
-        {
-            advice = $"TorchSharp reads the value through a temporary Scalar; read it with item<T>()";
-        }
-
-        if (advice == null && method.Name != "ToScalar" && knownMembers.Contains(MemberKey(method))) advice = InsideTorchSharp;
+        string? advice = method.Name == "ToScalar" && IsScalar(method.ReturnType, scalar)
+            ? (IsHeld(invocation) ? null : HoldIt)
+            : knownMembers.Contains(MemberKey(method)) ? InsideAdvice(method) : null;
         if (advice != null) Report(context, invocation, $"'{method.ContainingType.Name}.{method.Name}'", advice);
     }
+
+    /// <summary>The way out for the members met most, else the general one.</summary>
+    private static string InsideAdvice(IMethodSymbol method) => method.Name switch
+    {
+        "add" or "add_" => $"TorchSharp calls {method.Name}(other, alpha: 1) with a temporary; pass the alpha: {method.Name}(other, Scalars.One)",
+        "addcdiv" or "addcdiv_" => $"TorchSharp calls {method.Name}(a, b, value: 1) with a temporary; pass the value: {method.Name}(a, b, Scalars.One)",
+        "square" => "TorchSharp runs it as pow(2) with a temporary; use Squared() (Forgetless.Model.Scalars)",
+        "vector_norm" or "matrix_norm" => "TorchSharp makes the order a temporary Scalar; use Tensor.norm(2f), which hands libtorch the number",
+        _ when method.IsExtensionMethod && method.Name.StartsWith("To", StringComparison.Ordinal) && method.ReturnType.IsValueType =>
+            "TorchSharp reads the value through a temporary Scalar; read it with item<T>()",
+        _ => InsideTorchSharp,
+    };
 
     private const string InsideTorchSharp =
         "TorchSharp makes a temporary Scalar inside it (TorchSharpTemporaries.txt); call an overload that takes every Scalar from you, held";
@@ -184,10 +142,10 @@ public sealed class TemporaryScalarAnalyzer : DiagnosticAnalyzer
     }
 
     /// <summary>
-    /// Tensor operators that make a temporary inside TorchSharp: every <c>+</c> (it calls <c>add(other)</c>, alpha 1),
-    /// any operator with a number as an operand (converted inside), and <c>scalar - tensor</c> (<c>neg().add(s)</c>).
+    /// A tensor operator that makes a temporary inside TorchSharp: every <c>+</c> (it calls <c>add(other)</c>, alpha 1),
+    /// any operator with a number as an operand (converted inside), <c>scalar - tensor</c> (<c>neg().add(s)</c>).
     /// </summary>
-    private void Operator(OperationAnalysisContext context, TorchTypes types)
+    private void Operator(OperationAnalysisContext context, INamedTypeSymbol scalar)
     {
         var (method, kind) = context.Operation switch
         {
@@ -195,17 +153,11 @@ public sealed class TemporaryScalarAnalyzer : DiagnosticAnalyzer
             ICompoundAssignmentOperation c => (c.OperatorMethod, c.OperatorKind),
             _ => (null, default),
         };
-        if (method is null || !SymbolEqualityComparer.Default.Equals(method.ContainingType, types.Tensor)) return;
-        bool numberOperand = method.Parameters.Any(p => IsNumber(p.Type));
-        bool scalarMinusTensor = kind == BinaryOperatorKind.Subtract && types.IsScalar(method.Parameters[0].Type);
-        if (kind != BinaryOperatorKind.Add && !numberOperand && !scalarMinusTensor)
-        {
-            if (knownMembers.Contains(MemberKey(method))) Report(context, context.Operation, $"the tensor operator '{method.Name}'", InsideTorchSharp);
-            return;
-        }
-        string advice = kind == BinaryOperatorKind.Add
-            ? "write a.add(b, Scalars.One) (a Scalar operand: a.add(s, Scalars.One))"
-            : numberOperand ? "call the method with a held Scalar, e.g. x.mul(Scalars.Half)" : "write x.neg().add(s, Scalars.One)";
+        if (method is null || !knownMembers.Contains(MemberKey(method))) return;
+        string advice = kind == BinaryOperatorKind.Add ? "write a.add(b, Scalars.One) (a Scalar operand: a.add(s, Scalars.One))"
+            : method.Parameters.Any(p => IsNumber(p.Type)) ? "call the method with a held Scalar, e.g. x.mul(Scalars.Half)"
+            : kind == BinaryOperatorKind.Subtract && IsScalar(method.Parameters[0].Type, scalar) ? "write x.neg().add(s, Scalars.One)"
+            : InsideTorchSharp;
         Report(context, context.Operation, $"the tensor operator '{method.Name}'", advice);
     }
 
